@@ -1,0 +1,33 @@
+/* The `freshet` command-line tool's commands. Each returns a process exit code: 0 success,
+ * 1 the server or the input refused (message on stderr), 2 usage error. */
+#ifndef FR_CLI_CLI_H
+#define FR_CLI_CLI_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+typedef struct {
+    const char *server; /* HOST:PORT */
+    int argc;           /* arguments after the command name */
+    char **argv;
+} fr_cli_ctx_t;
+
+int fr_cli_apply(fr_cli_ctx_t *ctx);
+int fr_cli_put(fr_cli_ctx_t *ctx);
+int fr_cli_get(fr_cli_ctx_t *ctx);
+int fr_cli_status(fr_cli_ctx_t *ctx);
+int fr_cli_sources(fr_cli_ctx_t *ctx);
+
+/* Helpers shared by the commands. */
+/* Prints "freshet: NAME: sentence" to stderr and returns 1 (or 2 for usage errors). */
+int fr_cli_fail(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Parses a timestamp for --as-of: RFC 3339, integer microseconds, "now", or "-90s"/"-1h" relative
+ * to now. Returns 0 or -1. */
+int fr_cli_parse_time(const char *s, int64_t now_us, int64_t *out_us);
+/* Returns argv[i+1] for flag argv[i] or prints a usage error. */
+const char *fr_cli_flag_value(fr_cli_ctx_t *ctx, int *i);
+/* Connects or prints the error. */
+struct fr_client;
+int fr_cli_connect(fr_cli_ctx_t *ctx, struct fr_client **out);
+
+#endif

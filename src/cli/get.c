@@ -1,0 +1,226 @@
+/* `freshet get`: one consistent read of entities × features, printed as a table or JSON lines. */
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "cli.h"
+#include "common/clock.h"
+#include "common/timefmt.h"
+#include "freshet/client.h"
+
+/* Splits "a,b,c" in place into out[]; returns the count. */
+static size_t split_list(char *s, const char **out, size_t max)
+{
+    size_t n = 0;
+    char *save = NULL;
+    for (char *tok = strtok_r(s, ",", &save); tok && n < max; tok = strtok_r(NULL, ",", &save))
+        out[n++] = tok;
+    return n;
+}
+
+static json_t *value_json(const fr_value_t *v)
+{
+    switch (v->type) {
+    case FR_TYPE_INT64:
+        return json_integer(v->u.i64);
+    case FR_TYPE_DOUBLE:
+        return json_real(v->u.f64);
+    case FR_TYPE_FLOAT:
+        return json_real(v->u.f32);
+    case FR_TYPE_BOOL:
+        return json_boolean(v->u.b);
+    case FR_TYPE_STRING:
+    case FR_TYPE_BYTES:
+        return json_stringn_nocheck(v->u.str, v->len);
+    case FR_TYPE_FLOAT_LIST: {
+        json_t *a = json_array();
+        for (uint32_t i = 0; i < v->len; i++)
+            json_array_append_new(a, json_real(v->u.floats[i]));
+        return a;
+    }
+    default:
+        return json_null();
+    }
+}
+
+static void value_text(const fr_value_t *v, char *out, size_t n)
+{
+    switch (v->type) {
+    case FR_TYPE_NONE:
+        snprintf(out, n, "-");
+        break;
+    case FR_TYPE_INT64:
+        snprintf(out, n, "%lld", (long long)v->u.i64);
+        break;
+    case FR_TYPE_DOUBLE:
+        snprintf(out, n, "%.6g", v->u.f64);
+        break;
+    case FR_TYPE_FLOAT:
+        snprintf(out, n, "%.6g", (double)v->u.f32);
+        break;
+    case FR_TYPE_BOOL:
+        snprintf(out, n, "%s", v->u.b ? "true" : "false");
+        break;
+    case FR_TYPE_STRING:
+    case FR_TYPE_BYTES:
+        snprintf(out, n, "%.*s", (int)(v->len > 40 ? 40 : v->len), v->u.str);
+        break;
+    case FR_TYPE_FLOAT_LIST: {
+        size_t off = (size_t)snprintf(out, n, "[");
+        for (uint32_t i = 0; i < v->len && off < n; i++)
+            off += (size_t)snprintf(out + off, n - off, "%s%.3g", i ? "," : "", (double)v->u.floats[i]);
+        if (off < n)
+            snprintf(out + off, n - off, "]");
+        break;
+    }
+    }
+}
+
+int fr_cli_get(fr_cli_ctx_t *ctx)
+{
+    enum { MAXN = 100000, MAXCOLS = 8 };
+    const char *view = NULL, *format = "table", *as_of_s = NULL;
+    char *features_arg = NULL;
+    fr_entity_col_t cols[MAXCOLS];
+    char *col_text[MAXCOLS];
+    size_t ncols = 0;
+    fr_get_req_t req = {0};
+    const char **feats = calloc(MAXN, sizeof *feats);
+    if (!feats)
+        return fr_cli_fail(FR_E_NOMEM, "no memory");
+    int ex = 0;
+    for (int i = 0; i < ctx->argc; i++) {
+        const char *a = ctx->argv[i], *v;
+        if (!strcmp(a, "--include-expired")) {
+            req.include_expired = true;
+            continue;
+        }
+        if (!strcmp(a, "--served")) {
+            req.served = true;
+            continue;
+        }
+        if (!(v = fr_cli_flag_value(ctx, &i))) {
+            ex = 2;
+            goto out;
+        }
+        if (!strcmp(a, "--entities") || !strcmp(a, "--entity")) {
+            /* "a,b,c" for every view, or "card_id=a,b" for one join key */
+            if (ncols == MAXCOLS) {
+                ex = fr_cli_fail(2, "at most %d entity lists", MAXCOLS);
+                goto out;
+            }
+            char *copy = strdup(v), *eq = strchr(copy, '=');
+            const char **vals = calloc(MAXN, sizeof *vals);
+            cols[ncols].join_key = NULL;
+            if (eq) {
+                *eq = 0;
+                cols[ncols].join_key = copy;
+            }
+            cols[ncols].count = split_list(eq ? eq + 1 : copy, vals, MAXN);
+            cols[ncols].values = vals;
+            cols[ncols].lens = NULL;
+            col_text[ncols] = copy;
+            ncols++;
+        } else if (!strcmp(a, "--view")) {
+            view = v;
+        } else if (!strcmp(a, "--features")) {
+            features_arg = strdup(v);
+        } else if (!strcmp(a, "--as-of")) {
+            as_of_s = v;
+        } else if (!strcmp(a, "--format")) {
+            format = v;
+        } else {
+            ex = fr_cli_fail(2, "get: unknown flag %s", a);
+            goto out;
+        }
+    }
+    if (!ncols || (!view && !features_arg) || (view && features_arg) ||
+        (strcmp(format, "table") && strcmp(format, "json"))) {
+        ex = fr_cli_fail(2, "usage: freshet get --entities a,b,c (--view V | --features view:f1,view:f2) "
+                            "[--as-of T] [--include-expired] [--served] [--format table|json]");
+        goto out;
+    }
+    if (view) {
+        feats[0] = view;
+        req.feature_count = 1;
+    } else {
+        req.feature_count = split_list(features_arg, feats, MAXN);
+    }
+    req.features = feats;
+    req.entities = cols;
+    req.entity_col_count = ncols;
+    if (as_of_s) {
+        if (fr_cli_parse_time(as_of_s, fr_clock_now(fr_clock_system()), &req.as_of_us)) {
+            ex = fr_cli_fail(2, "--as-of: \"%s\" is not RFC 3339, microseconds, now or -DURATION", as_of_s);
+            goto out;
+        }
+        req.has_as_of = true;
+    }
+    fr_client_t *c;
+    if ((ex = fr_cli_connect(ctx, &c)))
+        goto out;
+    fr_result_t *r;
+    int rc = fr_client_get(c, &req, &r);
+    if (rc != FR_OK) {
+        ex = fr_cli_fail(rc, "%s", fr_client_error(c));
+        fr_client_free(c);
+        goto out;
+    }
+    size_t ne = fr_result_entity_count(r), nf = fr_result_feature_count(r);
+    char asof[32];
+    fr_time_format(fr_result_as_of(r), asof);
+    if (!strcmp(format, "table"))
+        printf("as of %s (snapshot %llu)\n%-16s %-36s %-10s %-28s %s\n", asof,
+               (unsigned long long)fr_result_snapshot(r), "entity", "feature", "status",
+               "event_timestamp", "value");
+    for (size_t e = 0; e < ne; e++) {
+        /* the entity shown is the first column's id (the one the first view used) */
+        const char *ent = cols[0].values[e];
+        json_t *obj = NULL, *fobj = NULL;
+        if (!strcmp(format, "json")) {
+            obj = json_object();
+            fobj = json_object();
+            json_object_set_new(obj, "entity", json_string(ent));
+            json_object_set_new(obj, "features", fobj);
+        }
+        for (size_t j = 0; j < nf; j++) {
+            fr_value_t v;
+            int st;
+            int64_t ts;
+            fr_result_cell(r, e, j, &v, &st, &ts);
+            char tsbuf[32] = "-";
+            if (st != FR_STATUS_NOT_FOUND)
+                fr_time_format(ts, tsbuf);
+            if (obj) {
+                json_t *cell = json_object();
+                json_object_set_new(cell, "value", value_json(&v));
+                json_object_set_new(cell, "status", json_string(fr_status_name(st)));
+                json_object_set_new(cell, "event_timestamp",
+                                    st == FR_STATUS_NOT_FOUND ? json_null() : json_string(tsbuf));
+                json_object_set_new(fobj, fr_result_feature_name(r, j), cell);
+            } else {
+                char vbuf[128];
+                value_text(&v, vbuf, sizeof vbuf);
+                printf("%-16s %-36s %-10s %-28s %s\n", ent, fr_result_feature_name(r, j),
+                       fr_status_name(st), tsbuf, vbuf);
+            }
+        }
+        if (obj) {
+            char *s = json_dumps(obj, JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(9));
+            puts(s);
+            free(s);
+            json_decref(obj);
+        }
+    }
+    fr_result_free(r);
+    fr_client_free(c);
+out:
+    for (size_t k = 0; k < ncols; k++) {
+        free((void *)cols[k].values);
+        free(col_text[k]);
+    }
+    free(features_arg);
+    free(feats);
+    return ex;
+}

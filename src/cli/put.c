@@ -1,0 +1,560 @@
+/* `freshet put`: JSON lines or CSV rows → batched, pipelined Put requests. The whole input is
+ * validated first (spooling stdin to a temporary file), so by default one bad line writes nothing. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <jansson.h>
+
+#include "cli.h"
+#include "common/clock.h"
+#include "common/timefmt.h"
+#include "freshet/client.h"
+
+typedef struct block {
+    struct block *next;
+    size_t used, cap;
+    max_align_t data[];
+} block_t;
+
+typedef struct {
+    block_t *head;
+} arena_t;
+
+static void *arena_alloc(arena_t *a, size_t n)
+{
+    n = (n + 15) & ~(size_t)15;
+    if (!a->head || a->head->cap - a->head->used < n) {
+        size_t cap = n > 65536 ? n : 65536;
+        block_t *b = malloc(sizeof *b + cap);
+        if (!b)
+            return NULL;
+        b->next = a->head;
+        b->used = 0;
+        b->cap = cap;
+        a->head = b;
+    }
+    void *p = (char *)a->head->data + a->head->used;
+    a->head->used += n;
+    return p;
+}
+
+static void arena_free(arena_t *a)
+{
+    while (a->head) {
+        block_t *n = a->head->next;
+        free(a->head);
+        a->head = n;
+    }
+}
+
+typedef struct {
+    const char *view;
+    const char *join_key;
+    size_t nfeat;
+    const char *const *names;
+    const fr_type_t *types;
+    int csv;
+    bool with_source;
+    /* CSV header: column i → feature index, or -1 entity, -2 event time, -3 offset */
+    int *csv_cols;
+    size_t ncsv;
+} schema_t;
+
+static int feature_index(const schema_t *s, const char *name)
+{
+    for (size_t i = 0; i < s->nfeat; i++)
+        if (strcmp(s->names[i], name) == 0)
+            return (int)i;
+    return -1;
+}
+
+static char *dup_arena(arena_t *a, const char *s, size_t n)
+{
+    char *p = arena_alloc(a, n + 1);
+    if (p) {
+        memcpy(p, s, n);
+        p[n] = 0;
+    }
+    return p;
+}
+
+/* Converts text to a value of type t (CSV fields). Returns NULL or a reason. */
+static const char *value_from_text(arena_t *a, fr_type_t t, const char *s, fr_value_t *v)
+{
+    char *end;
+    errno = 0;
+    v->type = t;
+    switch (t) {
+    case FR_TYPE_INT64:
+        v->u.i64 = strtoll(s, &end, 10);
+        return *end || errno ? "expected int64" : NULL;
+    case FR_TYPE_DOUBLE:
+        v->u.f64 = strtod(s, &end);
+        return *end ? "expected double" : NULL;
+    case FR_TYPE_FLOAT:
+        v->u.f32 = strtof(s, &end);
+        return *end ? "expected float" : NULL;
+    case FR_TYPE_BOOL:
+        if (!strcmp(s, "true") || !strcmp(s, "1"))
+            v->u.b = 1;
+        else if (!strcmp(s, "false") || !strcmp(s, "0"))
+            v->u.b = 0;
+        else
+            return "expected bool (true/false)";
+        return NULL;
+    case FR_TYPE_STRING:
+    case FR_TYPE_BYTES:
+        v->len = (uint32_t)strlen(s);
+        v->u.str = dup_arena(a, s, v->len);
+        return v->u.str ? NULL : "out of memory";
+    case FR_TYPE_FLOAT_LIST: {
+        json_error_t err;
+        json_t *arr = json_loads(s, 0, &err);
+        if (!json_is_array(arr)) {
+            json_decref(arr);
+            return "expected a JSON array of numbers";
+        }
+        size_t n = json_array_size(arr);
+        float *fs = arena_alloc(a, (n ? n : 1) * sizeof *fs);
+        for (size_t i = 0; fs && i < n; i++) {
+            json_t *x = json_array_get(arr, i);
+            if (!json_is_number(x)) {
+                json_decref(arr);
+                return "expected a JSON array of numbers";
+            }
+            fs[i] = (float)json_number_value(x);
+        }
+        json_decref(arr);
+        v->len = (uint32_t)n;
+        v->u.floats = fs;
+        return fs ? NULL : "out of memory";
+    }
+    default:
+        return "unsupported type";
+    }
+}
+
+static const char *value_from_json(arena_t *a, fr_type_t t, json_t *j, fr_value_t *v)
+{
+    v->type = t;
+    switch (t) {
+    case FR_TYPE_INT64:
+        if (!json_is_integer(j))
+            return "expected int64";
+        v->u.i64 = json_integer_value(j);
+        return NULL;
+    case FR_TYPE_DOUBLE:
+        if (!json_is_number(j))
+            return "expected double";
+        v->u.f64 = json_number_value(j);
+        return NULL;
+    case FR_TYPE_FLOAT:
+        if (!json_is_number(j))
+            return "expected float";
+        v->u.f32 = (float)json_number_value(j);
+        return NULL;
+    case FR_TYPE_BOOL:
+        if (!json_is_boolean(j))
+            return "expected bool";
+        v->u.b = json_is_true(j);
+        return NULL;
+    case FR_TYPE_STRING:
+    case FR_TYPE_BYTES:
+        if (!json_is_string(j))
+            return "expected a string";
+        v->len = (uint32_t)json_string_length(j);
+        v->u.str = dup_arena(a, json_string_value(j), v->len);
+        return v->u.str ? NULL : "out of memory";
+    case FR_TYPE_FLOAT_LIST: {
+        if (!json_is_array(j))
+            return "expected an array of numbers";
+        size_t n = json_array_size(j);
+        float *fs = arena_alloc(a, (n ? n : 1) * sizeof *fs);
+        for (size_t i = 0; fs && i < n; i++) {
+            json_t *x = json_array_get(j, i);
+            if (!json_is_number(x))
+                return "expected an array of numbers";
+            fs[i] = (float)json_number_value(x);
+        }
+        v->len = (uint32_t)n;
+        v->u.floats = fs;
+        return fs ? NULL : "out of memory";
+    }
+    default:
+        return "unsupported type";
+    }
+}
+
+static int parse_ts_text(const char *s, size_t n, int64_t *out) { return fr_time_parse(s, n, out); }
+
+/* Splits one CSV line (RFC 4180 quoting) into fields, in place. Returns the count or -1. */
+static int csv_split(char *line, char **fields, int max)
+{
+    int n = 0;
+    char *p = line;
+    for (;;) {
+        if (n == max)
+            return -1;
+        if (*p == '"') {
+            char *out = ++p;
+            fields[n++] = out;
+            for (;;) {
+                if (!*p)
+                    return -1;
+                if (*p == '"' && p[1] == '"') {
+                    *out++ = '"';
+                    p += 2;
+                } else if (*p == '"') {
+                    p++;
+                    break;
+                } else {
+                    *out++ = *p++;
+                }
+            }
+            *out = 0;
+            if (*p == ',') {
+                p++;
+                continue;
+            }
+            return *p ? -1 : n;
+        }
+        fields[n++] = p;
+        char *comma = strchr(p, ',');
+        if (!comma)
+            return n;
+        *comma = 0;
+        p = comma + 1;
+    }
+}
+
+static void chomp(char *s)
+{
+    size_t n = strlen(s);
+    while (n && (s[n - 1] == '\n' || s[n - 1] == '\r'))
+        s[--n] = 0;
+}
+
+static int csv_header(schema_t *s, char *line, char *why, size_t wlen)
+{
+    char *fields[4096];
+    chomp(line);
+    int n = csv_split(line, fields, 4096);
+    if (n <= 0) {
+        snprintf(why, wlen, "malformed CSV header");
+        return -1;
+    }
+    s->csv_cols = calloc((size_t)n, sizeof *s->csv_cols);
+    s->ncsv = (size_t)n;
+    for (int i = 0; i < n; i++) {
+        if (!strcmp(fields[i], s->join_key))
+            s->csv_cols[i] = -1;
+        else if (!strcmp(fields[i], "event_timestamp"))
+            s->csv_cols[i] = -2;
+        else if (!strcmp(fields[i], "offset"))
+            s->csv_cols[i] = -3;
+        else if ((s->csv_cols[i] = feature_index(s, fields[i])) < 0) {
+            snprintf(why, wlen, "column \"%s\": not a feature of view %s", fields[i], s->view);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int parse_line(const schema_t *s, char *line, arena_t *a, fr_put_row_t *row, char *why,
+                      size_t wlen)
+{
+    fr_value_t *vals = arena_alloc(a, (s->nfeat ? s->nfeat : 1) * sizeof *vals);
+    if (!vals)
+        return snprintf(why, wlen, "out of memory"), -1;
+    memset(vals, 0, (s->nfeat ? s->nfeat : 1) * sizeof *vals);
+    memset(row, 0, sizeof *row);
+    row->view = s->view;
+    row->values = vals;
+    row->value_count = s->nfeat;
+    bool have_ts = false, have_off = false;
+    const char *err = NULL;
+    char colname[128] = "";
+    if (s->csv) {
+        char *fields[4096];
+        chomp(line);
+        int n = csv_split(line, fields, 4096);
+        if (n != (int)s->ncsv)
+            return snprintf(why, wlen, "expected %zu CSV fields, found %d", s->ncsv, n), -1;
+        for (int i = 0; i < n && !err; i++) {
+            int col = s->csv_cols[i];
+            if (col == -1) {
+                row->entity = dup_arena(a, fields[i], strlen(fields[i]));
+                row->entity_len = strlen(fields[i]);
+            } else if (col == -2) {
+                have_ts = parse_ts_text(fields[i], strlen(fields[i]), &row->event_ts_us) == 0;
+                if (!have_ts)
+                    err = "unparseable timestamp (RFC 3339 or integer microseconds)";
+                snprintf(colname, sizeof colname, "event_timestamp");
+            } else if (col == -3) {
+                char *end;
+                row->offset = strtoll(fields[i], &end, 10);
+                have_off = *fields[i] && !*end;
+                if (!have_off)
+                    err = "expected an integer offset";
+                snprintf(colname, sizeof colname, "offset");
+            } else if (fields[i][0]) {
+                err = value_from_text(a, s->types[col], fields[i], &vals[col]);
+                snprintf(colname, sizeof colname, "%.120s", s->names[col]);
+            }
+        }
+    } else {
+        json_error_t jerr;
+        json_t *obj = json_loads(line, JSON_REJECT_DUPLICATES, &jerr);
+        if (!json_is_object(obj)) {
+            snprintf(why, wlen, "not a JSON object (%s)", obj ? "wrong type" : jerr.text);
+            json_decref(obj);
+            return -1;
+        }
+        const char *key;
+        json_t *val;
+        json_object_foreach(obj, key, val)
+        {
+            if (err)
+                break;
+            snprintf(colname, sizeof colname, "%.120s", key);
+            if (!strcmp(key, s->join_key)) {
+                if (json_is_string(val)) {
+                    row->entity_len = json_string_length(val);
+                    row->entity = dup_arena(a, json_string_value(val), row->entity_len);
+                } else if (json_is_integer(val)) {
+                    char buf[32];
+                    int n = snprintf(buf, sizeof buf, "%lld", (long long)json_integer_value(val));
+                    row->entity = dup_arena(a, buf, (size_t)n);
+                    row->entity_len = (size_t)n;
+                } else {
+                    err = "entity key must be a string or an integer";
+                }
+            } else if (!strcmp(key, "event_timestamp")) {
+                if (json_is_integer(val)) {
+                    row->event_ts_us = json_integer_value(val);
+                    have_ts = true;
+                } else if (json_is_string(val)) {
+                    have_ts = parse_ts_text(json_string_value(val), json_string_length(val),
+                                            &row->event_ts_us) == 0;
+                }
+                if (!have_ts)
+                    err = "unparseable timestamp (RFC 3339 or integer microseconds)";
+            } else if (!strcmp(key, "offset")) {
+                have_off = json_is_integer(val);
+                row->offset = have_off ? json_integer_value(val) : 0;
+                if (!have_off)
+                    err = "expected an integer offset";
+            } else {
+                int idx = feature_index(s, key);
+                if (idx < 0)
+                    err = "not a feature of the view";
+                else if (!json_is_null(val))
+                    err = value_from_json(a, s->types[idx], val, &vals[idx]);
+            }
+        }
+        json_decref(obj);
+    }
+    if (err)
+        return snprintf(why, wlen, "column \"%s\": %s", colname, err), -1;
+    if (!row->entity || row->entity_len == 0)
+        return snprintf(why, wlen, "column \"%s\": missing entity key", s->join_key), -1;
+    if (!have_ts)
+        return snprintf(why, wlen, "column \"event_timestamp\": missing"), -1;
+    if (s->with_source && !have_off)
+        return snprintf(why, wlen, "column \"offset\": required with --source"), -1;
+    return 0;
+}
+
+typedef struct {
+    const char *view, *source, *file, *format;
+    uint32_t partition;
+    bool skip_invalid, quiet;
+    size_t batch;
+} put_opts_t;
+
+static int send_chunk(fr_client_t *c, const put_opts_t *o, fr_put_row_t *rows, size_t n,
+                      fr_put_result_t *total, const size_t *lines)
+{
+    fr_put_result_t r;
+    int rc;
+    for (int attempt = 0;; attempt++) {
+        rc = fr_client_put(c, o->source, o->partition, rows, n, &r);
+        /* Re-sending a chunk is safe: rows already stored come back as unchanged/duplicates. */
+        if (rc != FR_E_BUSY || attempt == 10)
+            break;
+        struct timespec ts = {0, (long)(1000000L << (attempt < 8 ? attempt : 8))};
+        nanosleep(&ts, NULL);
+    }
+    if (rc != FR_OK) {
+        size_t line = r.failed_row < n ? lines[r.failed_row] : 0;
+        fr_cli_fail(rc, "line %zu: %s", line, fr_client_error(c));
+        return -1;
+    }
+    total->rows_written += r.rows_written;
+    total->duplicates += r.duplicates;
+    total->unchanged += r.unchanged;
+    total->high_water = r.high_water;
+    return 0;
+}
+
+int fr_cli_put(fr_cli_ctx_t *ctx)
+{
+    put_opts_t o = {.format = "json", .batch = 1000};
+    for (int i = 0; i < ctx->argc; i++) {
+        const char *a = ctx->argv[i], *v;
+        if (!strcmp(a, "--skip-invalid")) {
+            o.skip_invalid = true;
+            continue;
+        }
+        if (!strcmp(a, "--quiet")) {
+            o.quiet = true;
+            continue;
+        }
+        if (!(v = fr_cli_flag_value(ctx, &i)))
+            return 2;
+        if (!strcmp(a, "--view"))
+            o.view = v;
+        else if (!strcmp(a, "--source"))
+            o.source = v;
+        else if (!strcmp(a, "--partition"))
+            o.partition = (uint32_t)strtoul(v, NULL, 10);
+        else if (!strcmp(a, "--file"))
+            o.file = v;
+        else if (!strcmp(a, "--format"))
+            o.format = v;
+        else if (!strcmp(a, "--batch"))
+            o.batch = (size_t)strtoul(v, NULL, 10);
+        else
+            return fr_cli_fail(2, "put: unknown flag %s", a);
+    }
+    if (!o.view)
+        return fr_cli_fail(2, "usage: freshet put --view V [--source S --partition P] [--format json|csv] [--file F] [--skip-invalid]");
+    if (strcmp(o.format, "json") && strcmp(o.format, "csv"))
+        return fr_cli_fail(2, "--format must be json or csv");
+    if (!o.batch)
+        o.batch = 1000;
+    fr_client_t *c;
+    int rc = fr_cli_connect(ctx, &c);
+    if (rc)
+        return rc;
+    fr_client_set_batch(c, o.batch);
+    schema_t s = {.view = o.view, .csv = !strcmp(o.format, "csv"), .with_source = o.source != NULL};
+    rc = fr_client_view_features(c, o.view, &s.nfeat, &s.names, &s.types);
+    if (rc == FR_OK)
+        rc = fr_client_view_join_key(c, o.view, &s.join_key);
+    if (rc != FR_OK) {
+        int ex = fr_cli_fail(rc, "%s", fr_client_error(c));
+        fr_client_free(c);
+        return ex;
+    }
+    FILE *in = o.file && strcmp(o.file, "-") ? fopen(o.file, "r") : stdin;
+    if (!in) {
+        fr_client_free(c);
+        return fr_cli_fail(FR_E_IO, "cannot open %s: %s", o.file, strerror(errno));
+    }
+    FILE *spool = in == stdin ? tmpfile() : NULL;
+    /* pass 1: validate everything */
+    char *line = NULL;
+    size_t cap = 0, lineno = 0, invalid = 0, valid = 0;
+    size_t *bad = NULL, nbad = 0, badcap = 0;
+    char why[512];
+    arena_t arena = {0};
+    int exit_code = 0;
+    bool header_done = !s.csv;
+    while (getline(&line, &cap, in) >= 0) {
+        lineno++;
+        if (spool)
+            fputs(line, spool);
+        if (!header_done) {
+            if (csv_header(&s, line, why, sizeof why)) {
+                exit_code = fr_cli_fail(FR_E_BAD_ARG, "line %zu: %s", lineno, why);
+                goto out;
+            }
+            header_done = true;
+            continue;
+        }
+        if (strspn(line, " \t\r\n") == strlen(line))
+            continue;
+        fr_put_row_t row;
+        if (parse_line(&s, line, &arena, &row, why, sizeof why) == 0) {
+            valid++;
+        } else {
+            invalid++;
+            fprintf(stderr, "freshet: line %zu: %s\n", lineno, why);
+            if (nbad == badcap) {
+                badcap = badcap ? badcap * 2 : 64;
+                bad = realloc(bad, badcap * sizeof *bad);
+            }
+            if (bad)
+                bad[nbad++] = lineno;
+        }
+        arena_free(&arena);
+    }
+    if (invalid && !o.skip_invalid) {
+        exit_code = fr_cli_fail(FR_E_BAD_REQUEST,
+                                "%zu invalid line(s); nothing was written (use --skip-invalid to write the valid rows)",
+                                invalid);
+        goto out;
+    }
+    /* pass 2: send */
+    FILE *src = spool ? spool : in;
+    rewind(src);
+    size_t chunk = o.batch * 8, n = 0, b = 0;
+    fr_put_row_t *rows = calloc(chunk, sizeof *rows);
+    size_t *lines = calloc(chunk, sizeof *lines);
+    fr_put_result_t total = {0, 0, 0, -1, 0};
+    int64_t t0 = fr_mono_us();
+    lineno = 0;
+    header_done = !s.csv;
+    while (rows && lines && getline(&line, &cap, src) >= 0) {
+        lineno++;
+        if (!header_done) {
+            header_done = true;
+            continue;
+        }
+        if (strspn(line, " \t\r\n") == strlen(line))
+            continue;
+        if (b < nbad && bad[b] == lineno) {
+            b++;
+            continue;
+        }
+        if (parse_line(&s, line, &arena, &rows[n], why, sizeof why) != 0)
+            continue; /* reported in pass 1 */
+        lines[n++] = lineno;
+        if (n == chunk) {
+            if (send_chunk(c, &o, rows, n, &total, lines)) {
+                exit_code = 1;
+                break;
+            }
+            n = 0;
+            arena_free(&arena);
+        }
+    }
+    if (!exit_code && n && send_chunk(c, &o, rows, n, &total, lines))
+        exit_code = 1;
+    double secs = (double)(fr_mono_us() - t0) / 1e6;
+    if (!o.quiet || exit_code)
+        printf("rows written: %llu, duplicates skipped: %llu, unchanged: %llu, invalid skipped: %zu, "
+               "%.3f s, %.0f rows/s%s\n",
+               (unsigned long long)total.rows_written, (unsigned long long)total.duplicates,
+               (unsigned long long)total.unchanged, invalid, secs,
+               secs > 0 ? (double)valid / secs : 0.0, exit_code ? " (stopped by an error)" : "");
+    if (o.source && total.high_water >= 0 && !o.quiet)
+        printf("source %s partition %u position: %lld\n", o.source, o.partition,
+               (long long)total.high_water);
+    free(rows);
+    free(lines);
+out:
+    arena_free(&arena);
+    free(line);
+    free(bad);
+    free(s.csv_cols);
+    if (spool)
+        fclose(spool);
+    if (in != stdin)
+        fclose(in);
+    fr_client_free(c);
+    return exit_code;
+}

@@ -1,0 +1,37 @@
+/* Private to src/client: the connection object and the request/reply plumbing shared by the
+ * client's modules (client.c: transport; rw.c: put/get; admin.c: status, sources, schema). */
+#ifndef FR_CLIENT_INT_H
+#define FR_CLIENT_INT_H
+
+#include "common/buf.h"
+#include "freshet/client.h"
+#include "proto/frame.h"
+#include "registry/registry.h"
+
+struct fr_client {
+    int fd;
+    int timeout_ms;
+    size_t batch_rows;
+    uint32_t next_id;
+    fr_buf_t wbuf; /* frames queued for sending */
+    fr_buf_t rbuf; /* body of the last reply */
+    char err[512];
+    fr_registry_t *registry; /* cached schema; NULL until needed */
+    const char **feat_names; /* for fr_client_view_features */
+    fr_type_t *feat_types;
+};
+
+int fr_client_failf(fr_client_t *c, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* Encodes a request frame into wbuf; returns its id. */
+uint32_t fr_client_queue(fr_client_t *c, uint16_t op, const pb_msgdesc_t *fields, const void *msg,
+                         int *rc);
+int fr_client_flush(fr_client_t *c);
+/* Reads one reply frame into rbuf. */
+int fr_client_recv(fr_client_t *c, fr_frame_t *f);
+int fr_client_decode(fr_client_t *c, const pb_msgdesc_t *fields, void *resp);
+int fr_client_call(fr_client_t *c, uint16_t op, const pb_msgdesc_t *req_fields, const void *req,
+                   const pb_msgdesc_t *resp_fields, void *resp);
+int fr_client_check(fr_client_t *c, bool has_code, int32_t code, const char *message);
+void fr_client_schema_clear(fr_client_t *c);
+
+#endif

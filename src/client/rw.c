@@ -1,0 +1,582 @@
+/* libfreshet reads and writes: Put frames with msgpack row payloads, Get replies decoded into
+ * typed cells. */
+#include <stdlib.h>
+#include <string.h>
+
+#include <msgpack.h>
+
+#include "client_int.h"
+#include "proto/mp.h"
+
+/* ---- Put ---- */
+
+typedef struct {
+    const fr_put_row_t *rows;
+    size_t count;
+    const size_t *val_off; /* offsets of each row's msgpack in packed */
+    const char *packed;
+    bool with_offset;
+} put_enc_t;
+
+static bool enc_rows_cb(pb_ostream_t *stream, const pb_field_t *field, void *const *arg)
+{
+    const put_enc_t *pe = *arg;
+    for (size_t i = 0; i < pe->count; i++) {
+        const fr_put_row_t *r = &pe->rows[i];
+        freshet_Row row = freshet_Row_init_zero;
+        row.has_view = true;
+        snprintf(row.view, sizeof row.view, "%s", r->view ? r->view : "");
+        fr_pb_bytes_t ent = {r->entity, r->entity_len ? r->entity_len : strlen(r->entity)};
+        fr_pb_bytes_t vals = {pe->packed + pe->val_off[i], pe->val_off[i + 1] - pe->val_off[i]};
+        row.entity.funcs.encode = fr_pb_encode_bytes;
+        row.entity.arg = &ent;
+        row.values.funcs.encode = fr_pb_encode_bytes;
+        row.values.arg = &vals;
+        row.has_event_ts_us = true;
+        row.event_ts_us = r->event_ts_us;
+        row.has_offset = pe->with_offset;
+        row.offset = r->offset;
+        if (!pb_encode_tag_for_field(stream, field) ||
+            !pb_encode_submessage(stream, freshet_Row_fields, &row))
+            return false;
+    }
+    return true;
+}
+
+static int queue_put(fr_client_t *c, const char *source, uint32_t partition,
+                     const fr_put_row_t *rows, size_t count, msgpack_sbuffer *sb, size_t **offs,
+                     uint32_t *id)
+{
+    msgpack_sbuffer_clear(sb);
+    size_t *o = realloc(*offs, (count + 1) * sizeof *o);
+    if (!o)
+        return fr_client_failf(c, FR_E_NOMEM, "no memory");
+    *offs = o;
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+    for (size_t i = 0; i < count; i++) {
+        o[i] = sb->size;
+        int bad = msgpack_pack_array(&pk, rows[i].value_count);
+        for (size_t k = 0; k < rows[i].value_count && !bad; k++)
+            bad = fr_mp_pack_value(&pk, &rows[i].values[k]);
+        if (bad)
+            return fr_client_failf(c, FR_E_BAD_ARG, "row %zu: cannot pack values", i);
+    }
+    o[count] = sb->size;
+    put_enc_t pe = {rows, count, o, sb->data, source != NULL};
+    freshet_PutRequest req = freshet_PutRequest_init_zero;
+    req.rows.funcs.encode = enc_rows_cb;
+    req.rows.arg = &pe;
+    if (source) {
+        if (strlen(source) >= sizeof req.source)
+            return fr_client_failf(c, FR_E_BAD_ARG, "source: longer than %zu bytes", sizeof req.source - 1);
+        req.has_source = req.has_partition = true;
+        strcpy(req.source, source);
+        req.partition = partition;
+    }
+    int rc;
+    *id = fr_client_queue(c, freshet_Op_OP_PUT, freshet_PutRequest_fields, &req, &rc);
+    return rc;
+}
+
+#define PUT_WINDOW 8
+
+int fr_client_put(fr_client_t *c, const char *source, uint32_t partition, const fr_put_row_t *rows,
+                  size_t count, fr_put_result_t *out)
+{
+    fr_put_result_t res = {0, 0, 0, -1, 0};
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    size_t *offs = NULL;
+    size_t starts[PUT_WINDOW];
+    uint32_t ids[PUT_WINDOW];
+    size_t inflight = 0, head = 0, sent = 0;
+    int rc = FR_OK, first_err = FR_OK;
+    char first_msg[512] = "";
+    while ((sent < count || inflight > 0) && rc == FR_OK) {
+        /* fill the window */
+        while (sent < count && inflight < PUT_WINDOW && first_err == FR_OK) {
+            size_t n = count - sent < c->batch_rows ? count - sent : c->batch_rows;
+            size_t slot = (head + inflight) % PUT_WINDOW;
+            rc = queue_put(c, source, partition, rows + sent, n, &sb, &offs, &ids[slot]);
+            if (rc != FR_OK)
+                break;
+            starts[slot] = sent;
+            sent += n;
+            inflight++;
+            rc = fr_client_flush(c);
+            if (rc != FR_OK)
+                break;
+        }
+        if (rc != FR_OK || inflight == 0)
+            break;
+        fr_frame_t f;
+        rc = fr_client_recv(c, &f);
+        if (rc != FR_OK)
+            break;
+        if (f.request_id != ids[head]) {
+            rc = fr_client_failf(c, FR_E_INTERNAL, "reply for request %u, expected %u",
+                                 f.request_id, ids[head]);
+            break;
+        }
+        freshet_PutResponse resp = freshet_PutResponse_init_zero;
+        rc = fr_client_decode(c, freshet_PutResponse_fields, &resp);
+        if (rc != FR_OK)
+            break;
+        if (resp.has_code && resp.code != 0) {
+            if (first_err == FR_OK) {
+                first_err = resp.code;
+                snprintf(first_msg, sizeof first_msg, "%s", resp.message);
+                res.failed_row = starts[head] + resp.row_index;
+            }
+        } else {
+            res.rows_written += resp.rows_written;
+            res.duplicates += resp.duplicates;
+            res.unchanged += resp.unchanged;
+            if (resp.has_high_water)
+                res.high_water = resp.high_water;
+        }
+        head = (head + 1) % PUT_WINDOW;
+        inflight--;
+    }
+    msgpack_sbuffer_destroy(&sb);
+    free(offs);
+    if (out)
+        *out = res;
+    if (rc != FR_OK)
+        return rc;
+    if (first_err != FR_OK)
+        return fr_client_failf(c, first_err, "%s", first_msg);
+    c->err[0] = 0;
+    return FR_OK;
+}
+
+/* ---- Get ---- */
+
+typedef struct {
+    fr_value_t value;
+    int64_t event_ts_us;
+    uint8_t status;
+} cell_t;
+
+typedef struct fblock {
+    struct fblock *next;
+    size_t used, cap;
+    float data[];
+} fblock_t;
+
+struct fr_result {
+    uint8_t *body; /* reply bytes: strings and bytes values point here */
+    size_t entity_count, col_count;
+    char **col_names;
+    fr_type_t *col_types;
+    cell_t *cells;
+    int64_t as_of_us;
+    uint64_t snapshot;
+    fblock_t *floats;
+};
+
+typedef struct {
+    const uint8_t *ptr;
+    size_t len;
+    uint32_t status;
+    int64_t event_ts_us;
+} rowspan_t;
+
+typedef struct {
+    size_t nviews, ncols, nrows, cap_cols, cap_rows;
+    freshet_Column *cols;
+    rowspan_t *rows;
+    int oom;
+} get_dec_t;
+
+static bool dec_view_cb(pb_istream_t *stream, const pb_field_t *field, void **arg)
+{
+    (void)field;
+    get_dec_t *d = *arg;
+    d->nviews++;
+    return pb_read(stream, NULL, stream->bytes_left);
+}
+
+static bool dec_col_cb(pb_istream_t *stream, const pb_field_t *field, void **arg)
+{
+    (void)field;
+    get_dec_t *d = *arg;
+    if (d->ncols == d->cap_cols) {
+        size_t cap = d->cap_cols ? d->cap_cols * 2 : 64;
+        freshet_Column *p = realloc(d->cols, cap * sizeof *p);
+        if (!p)
+            return d->oom = 1, false;
+        d->cols = p;
+        d->cap_cols = cap;
+    }
+    freshet_Column *col = &d->cols[d->ncols];
+    *col = (freshet_Column)freshet_Column_init_zero;
+    if (!pb_decode(stream, freshet_Column_fields, col))
+        return false;
+    d->ncols++;
+    return true;
+}
+
+static bool take_span_cb(pb_istream_t *stream, const pb_field_t *field, void **arg)
+{
+    (void)field;
+    rowspan_t *rs = *arg;
+    return fr_pb_take_bytes(stream, &rs->ptr, &rs->len);
+}
+
+static bool dec_row_cb(pb_istream_t *stream, const pb_field_t *field, void **arg)
+{
+    (void)field;
+    get_dec_t *d = *arg;
+    if (d->nrows == d->cap_rows) {
+        size_t cap = d->cap_rows ? d->cap_rows * 2 : 256;
+        rowspan_t *p = realloc(d->rows, cap * sizeof *p);
+        if (!p)
+            return d->oom = 1, false;
+        d->rows = p;
+        d->cap_rows = cap;
+    }
+    rowspan_t *rs = &d->rows[d->nrows];
+    memset(rs, 0, sizeof *rs);
+    freshet_RowResult rr = freshet_RowResult_init_zero;
+    rr.values.funcs.decode = take_span_cb;
+    rr.values.arg = rs;
+    if (!pb_decode(stream, freshet_RowResult_fields, &rr))
+        return false;
+    rs->status = rr.status;
+    rs->event_ts_us = rr.event_ts_us;
+    d->nrows++;
+    return true;
+}
+
+static float *float_alloc(fr_result_t *r, size_t n)
+{
+    fblock_t *b = r->floats;
+    if (!b || b->cap - b->used < n) {
+        size_t cap = n > 4096 ? n : 4096;
+        b = malloc(sizeof *b + cap * sizeof(float));
+        if (!b)
+            return NULL;
+        b->next = r->floats;
+        b->used = 0;
+        b->cap = cap;
+        r->floats = b;
+    }
+    float *p = b->data + b->used;
+    b->used += n;
+    return p;
+}
+
+/* Converts one msgpack item into a value of the column's type. Returns 0, or -1 (malformed). */
+static int to_value(fr_result_t *r, fr_mp_reader_t *rd, const fr_mp_item_t *it, fr_type_t type,
+                    fr_value_t *v)
+{
+    memset(v, 0, sizeof *v);
+    switch (it->kind) {
+    case FR_MP_NIL:
+        return 0;
+    case FR_MP_BOOL:
+        v->type = FR_TYPE_BOOL;
+        v->u.b = it->v.b;
+        return 0;
+    case FR_MP_INT:
+        v->type = type;
+        if (type == FR_TYPE_DOUBLE)
+            v->u.f64 = (double)it->v.i;
+        else if (type == FR_TYPE_FLOAT)
+            v->u.f32 = (float)it->v.i;
+        else {
+            v->type = FR_TYPE_INT64;
+            v->u.i64 = it->v.i;
+        }
+        return 0;
+    case FR_MP_F32:
+    case FR_MP_F64: {
+        double x = it->kind == FR_MP_F32 ? it->v.f32 : it->v.f64;
+        v->type = type == FR_TYPE_FLOAT ? FR_TYPE_FLOAT : FR_TYPE_DOUBLE;
+        if (v->type == FR_TYPE_FLOAT)
+            v->u.f32 = it->kind == FR_MP_F32 ? it->v.f32 : (float)x;
+        else
+            v->u.f64 = x;
+        return 0;
+    }
+    case FR_MP_STR:
+    case FR_MP_BIN:
+        v->type = type == FR_TYPE_BYTES || it->kind == FR_MP_BIN ? FR_TYPE_BYTES : FR_TYPE_STRING;
+        v->len = it->count;
+        v->u.bytes = it->v.ptr;
+        return 0;
+    case FR_MP_ARRAY: {
+        float *fs = float_alloc(r, it->count ? it->count : 1);
+        if (!fs)
+            return -1;
+        for (uint32_t i = 0; i < it->count; i++)
+            if (fr_mp_next_float(rd, &fs[i]))
+                return -1;
+        v->type = FR_TYPE_FLOAT_LIST;
+        v->len = it->count;
+        v->u.floats = fs;
+        return 0;
+    }
+    default:
+        return -1;
+    }
+}
+
+static int build_result(fr_client_t *c, get_dec_t *d, const freshet_GetResponse *resp,
+                        fr_result_t **out)
+{
+    size_t ne = resp->entity_count;
+    if (d->nviews == 0 || d->nrows != ne * d->nviews)
+        return fr_client_failf(c, FR_E_BAD_REQUEST, "malformed reply: %zu rows for %zu x %zu",
+                               d->nrows, ne, d->nviews);
+    fr_result_t *r = calloc(1, sizeof *r);
+    if (!r)
+        return FR_E_NOMEM;
+    r->entity_count = ne;
+    r->col_count = d->ncols;
+    r->as_of_us = resp->as_of_us;
+    r->snapshot = resp->snapshot_txn;
+    r->body = c->rbuf.data; /* take the reply buffer: values point into it */
+    fr_buf_init(&c->rbuf, 0);
+    r->col_names = calloc(d->ncols ? d->ncols : 1, sizeof *r->col_names);
+    r->col_types = calloc(d->ncols ? d->ncols : 1, sizeof *r->col_types);
+    r->cells = calloc((ne * d->ncols) > 0 ? ne * d->ncols : 1, sizeof *r->cells);
+    if (!r->col_names || !r->col_types || !r->cells)
+        goto oom;
+    for (size_t j = 0; j < d->ncols; j++) {
+        r->col_names[j] = strdup(d->cols[j].name);
+        r->col_types[j] = (fr_type_t)d->cols[j].type;
+        if (!r->col_names[j])
+            goto oom;
+        if (d->cols[j].view >= d->nviews)
+            goto bad;
+    }
+    /* decode each row's array once; map its items onto the columns of that view */
+    enum { MAXI = 1024 };
+    fr_mp_reader_t pos[MAXI];
+    fr_mp_item_t items[MAXI];
+    for (size_t e = 0; e < ne; e++)
+        for (size_t v = 0; v < d->nviews; v++) {
+            const rowspan_t *rs = &d->rows[e * d->nviews + v];
+            uint32_t n = 0;
+            if (rs->ptr) {
+                fr_mp_reader_t rd;
+                fr_mp_reader_init(&rd, rs->ptr, rs->len);
+                fr_mp_item_t arr;
+                if (fr_mp_next(&rd, &arr) || arr.kind != FR_MP_ARRAY || arr.count > MAXI)
+                    goto bad;
+                for (n = 0; n < arr.count; n++) {
+                    if (fr_mp_next(&rd, &items[n]))
+                        goto bad;
+                    pos[n] = rd;
+                    if (items[n].kind == FR_MP_ARRAY) { /* skip the elements */
+                        for (uint32_t k = 0; k < items[n].count; k++) {
+                            float tmp;
+                            if (fr_mp_next_float(&rd, &tmp))
+                                goto bad;
+                        }
+                    }
+                }
+            }
+            for (size_t j = 0; j < d->ncols; j++) {
+                if (d->cols[j].view != v)
+                    continue;
+                cell_t *cell = &r->cells[e * d->ncols + j];
+                cell->status = (uint8_t)rs->status;
+                cell->event_ts_us = rs->event_ts_us;
+                uint32_t k = d->cols[j].index;
+                if (!rs->ptr)
+                    continue;
+                if (k >= n || items[k].kind == FR_MP_NIL) {
+                    if (rs->status == FR_STATUS_PRESENT)
+                        cell->status = FR_STATUS_NULL;
+                    continue;
+                }
+                fr_mp_reader_t rd = pos[k];
+                if (to_value(r, &rd, &items[k], r->col_types[j], &cell->value))
+                    goto bad;
+            }
+        }
+    *out = r;
+    return FR_OK;
+bad:
+    fr_result_free(r);
+    return fr_client_failf(c, FR_E_BAD_REQUEST, "malformed row values in the reply");
+oom:
+    fr_result_free(r);
+    return fr_client_failf(c, FR_E_NOMEM, "no memory for the result");
+}
+
+typedef struct {
+    const fr_entity_col_t *col;
+} ent_enc_t;
+
+static bool enc_strings_cb(pb_ostream_t *stream, const pb_field_t *field, void *const *arg)
+{
+    const fr_get_req_t *req = *arg;
+    for (size_t i = 0; i < req->feature_count; i++)
+        if (!pb_encode_tag_for_field(stream, field) ||
+            !pb_encode_string(stream, (const pb_byte_t *)req->features[i], strlen(req->features[i])))
+            return false;
+    return true;
+}
+
+static bool enc_values_cb(pb_ostream_t *stream, const pb_field_t *field, void *const *arg)
+{
+    const fr_entity_col_t *col = *arg;
+    for (size_t i = 0; i < col->count; i++) {
+        size_t n = col->lens ? col->lens[i] : strlen(col->values[i]);
+        if (!pb_encode_tag_for_field(stream, field) ||
+            !pb_encode_string(stream, (const pb_byte_t *)col->values[i], n))
+            return false;
+    }
+    return true;
+}
+
+static bool enc_entities_cb(pb_ostream_t *stream, const pb_field_t *field, void *const *arg)
+{
+    const fr_get_req_t *req = *arg;
+    for (size_t i = 0; i < req->entity_col_count; i++) {
+        const fr_entity_col_t *col = &req->entities[i];
+        freshet_EntityColumn ec = freshet_EntityColumn_init_zero;
+        if (col->join_key && col->join_key[0]) {
+            ec.has_join_key = true;
+            snprintf(ec.join_key, sizeof ec.join_key, "%s", col->join_key);
+        }
+        ec.values.funcs.encode = enc_values_cb;
+        ec.values.arg = (void *)col;
+        if (!pb_encode_tag_for_field(stream, field) ||
+            !pb_encode_submessage(stream, freshet_EntityColumn_fields, &ec))
+            return false;
+    }
+    return true;
+}
+
+static int queue_get(fr_client_t *c, const fr_get_req_t *req, uint32_t *id)
+{
+    freshet_GetRequest g = freshet_GetRequest_init_zero;
+    g.features.funcs.encode = enc_strings_cb;
+    g.features.arg = (void *)req;
+    g.entities.funcs.encode = enc_entities_cb;
+    g.entities.arg = (void *)req;
+    g.has_as_of_us = req->has_as_of;
+    g.as_of_us = req->as_of_us;
+    g.has_include_expired = req->include_expired;
+    g.include_expired = req->include_expired;
+    g.has_served = req->served;
+    g.served = req->served;
+    int rc;
+    *id = fr_client_queue(c, freshet_Op_OP_GET, freshet_GetRequest_fields, &g, &rc);
+    return rc;
+}
+
+static int read_get_reply(fr_client_t *c, uint32_t id, fr_result_t **out)
+{
+    fr_frame_t f;
+    int rc = fr_client_recv(c, &f);
+    if (rc != FR_OK)
+        return rc;
+    if (f.request_id != id)
+        return fr_client_failf(c, FR_E_INTERNAL, "reply for request %u, expected %u", f.request_id, id);
+    get_dec_t d = {0};
+    freshet_GetResponse resp = freshet_GetResponse_init_zero;
+    resp.views.funcs.decode = dec_view_cb;
+    resp.views.arg = &d;
+    resp.columns.funcs.decode = dec_col_cb;
+    resp.columns.arg = &d;
+    resp.rows.funcs.decode = dec_row_cb;
+    resp.rows.arg = &d;
+    rc = fr_client_decode(c, freshet_GetResponse_fields, &resp);
+    if (rc == FR_OK)
+        rc = fr_client_check(c, resp.has_code, resp.code, resp.message);
+    if (rc == FR_OK)
+        rc = build_result(c, &d, &resp, out);
+    free(d.cols);
+    free(d.rows);
+    return rc;
+}
+
+int fr_client_get(fr_client_t *c, const fr_get_req_t *req, fr_result_t **out)
+{
+    *out = NULL;
+    uint32_t id;
+    int rc = queue_get(c, req, &id);
+    if (rc == FR_OK)
+        rc = fr_client_flush(c);
+    if (rc == FR_OK)
+        rc = read_get_reply(c, id, out);
+    return rc;
+}
+
+int fr_client_get_many(fr_client_t *c, const fr_get_req_t *reqs, size_t n, fr_result_t **out)
+{
+    uint32_t *ids = calloc(n ? n : 1, sizeof *ids);
+    if (!ids)
+        return FR_E_NOMEM;
+    int rc = FR_OK, first = FR_OK;
+    for (size_t i = 0; i < n && rc == FR_OK; i++) {
+        out[i] = NULL;
+        rc = queue_get(c, &reqs[i], &ids[i]);
+    }
+    if (rc == FR_OK)
+        rc = fr_client_flush(c);
+    for (size_t i = 0; i < n && rc == FR_OK; i++) {
+        int r = read_get_reply(c, ids[i], &out[i]);
+        if (r != FR_OK && first == FR_OK)
+            first = r;
+        if (r == FR_E_IO || r == FR_E_CLOSED || r == FR_E_TIMEOUT || r == FR_E_INTERNAL)
+            rc = r;
+    }
+    free(ids);
+    return rc != FR_OK ? rc : first;
+}
+
+size_t fr_result_entity_count(const fr_result_t *r) { return r->entity_count; }
+size_t fr_result_feature_count(const fr_result_t *r) { return r->col_count; }
+const char *fr_result_feature_name(const fr_result_t *r, size_t j)
+{
+    return j < r->col_count ? r->col_names[j] : NULL;
+}
+fr_type_t fr_result_feature_type(const fr_result_t *r, size_t j)
+{
+    return j < r->col_count ? r->col_types[j] : FR_TYPE_NONE;
+}
+
+int fr_result_cell(const fr_result_t *r, size_t i, size_t j, fr_value_t *value, int *status,
+                   int64_t *event_ts_us)
+{
+    if (i >= r->entity_count || j >= r->col_count)
+        return FR_E_BAD_ARG;
+    const cell_t *cell = &r->cells[i * r->col_count + j];
+    if (value)
+        *value = cell->value;
+    if (status)
+        *status = cell->status;
+    if (event_ts_us)
+        *event_ts_us = cell->event_ts_us;
+    return FR_OK;
+}
+
+int64_t fr_result_as_of(const fr_result_t *r) { return r->as_of_us; }
+uint64_t fr_result_snapshot(const fr_result_t *r) { return r->snapshot; }
+
+void fr_result_free(fr_result_t *r)
+{
+    if (!r)
+        return;
+    if (r->col_names)
+        for (size_t j = 0; j < r->col_count; j++)
+            free(r->col_names[j]);
+    free(r->col_names);
+    free(r->col_types);
+    free(r->cells);
+    while (r->floats) {
+        fblock_t *n = r->floats->next;
+        free(r->floats);
+        r->floats = n;
+    }
+    free(r->body);
+    free(r);
+}

@@ -1,0 +1,267 @@
+/* The configuration table and its parsers. */
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/timefmt.h"
+#include "config.h"
+#include "freshet/err.h"
+
+#define S(f) offsetof(fr_config_t, f), sizeof(((fr_config_t *)0)->f)
+#define I(f) offsetof(fr_config_t, f), sizeof(int64_t)
+
+const fr_cfg_item_t fr_cfg_items[] = {
+    {"data", FR_CFG_STR, S(data), "./data", 0, 0, NULL, "LMDB environment directory"},
+    {"listen", FR_CFG_STR, S(listen), "127.0.0.1:7070", 0, 0, NULL,
+     "binary protocol address HOST:PORT (port 0: pick one, printed as `listening HOST:PORT`)"},
+    {"http", FR_CFG_STR, S(http), "", 0, 0, NULL, "HTTP address HOST:PORT (empty: off)"},
+    {"durability", FR_CFG_ENUM, S(durability), "sync", 0, 0, "sync|async",
+     "sync: fsync before ack; async: ack after commit, meta fsync every sync_interval"},
+    {"log_level", FR_CFG_ENUM, S(log_level), "info", 0, 0, "debug|info|warn|error", "log level"},
+    {"log_file", FR_CFG_STR, S(log_file), "", 0, 0, NULL, "log to this file (empty: stderr)"},
+    {"threads", FR_CFG_INT, I(threads), "2", 1, 64, NULL, "worker event loops (one per core)"},
+    {"map_size_mb", FR_CFG_INT, I(map_size_mb), "4096", 1, 1 << 24, NULL,
+     "LMDB map size in MiB (the most disk the store may use)"},
+    {"max_readers", FR_CFG_INT, I(max_readers), "126", 8, 4096, NULL, "LMDB reader slots"},
+    {"max_frame", FR_CFG_INT, I(max_frame), "16777216", 1024, 1 << 30, NULL,
+     "largest request body in bytes; larger frames close the connection"},
+    {"max_connections", FR_CFG_INT, I(max_connections), "4096", 1, 1 << 20, NULL,
+     "connections accepted at once"},
+    {"max_entities", FR_CFG_INT, I(max_entities), "10000", 1, 1000000, NULL,
+     "entities per read request"},
+    {"max_features", FR_CFG_INT, I(max_features), "1024", 1, 65536, NULL,
+     "feature references per read request"},
+    {"max_put_rows", FR_CFG_INT, I(max_put_rows), "100000", 1, 10000000, NULL,
+     "rows per write request"},
+    {"max_queue", FR_CFG_INT, I(max_queue), "1024", 1, 1 << 20, NULL,
+     "write requests waiting for the writer; more are answered BUSY"},
+    {"max_group_rows", FR_CFG_INT, I(max_group_rows), "200000", 1, 100000000, NULL,
+     "rows applied in one group commit at most"},
+    {"max_future_skew", FR_CFG_DURATION, I(max_future_skew_us), "5m", 0, INT64_MAX, NULL,
+     "event timestamps further than this ahead of the server clock are rejected"},
+    {"sync_interval_ms", FR_CFG_INT, I(sync_interval_ms), "100", 1, 60000, NULL,
+     "async durability: fsync period (the most a crash may lose)"},
+    {"sweep_interval_ms", FR_CFG_INT, I(sweep_interval_ms), "1000", 1, 3600000, NULL,
+     "retention sweeper tick period"},
+    {"sweep_keys", FR_CFG_INT, I(sweep_keys), "10000", 1, 100000000, NULL,
+     "keys the sweeper visits per tick (its time budget)"},
+    {"idle_timeout_ms", FR_CFG_INT, I(idle_timeout_ms), "0", 0, 86400000, NULL,
+     "close connections idle this long (0: never)"},
+};
+const size_t fr_cfg_item_count = sizeof fr_cfg_items / sizeof fr_cfg_items[0];
+
+static const fr_cfg_item_t *find_item(const char *name, size_t len)
+{
+    for (size_t i = 0; i < fr_cfg_item_count; i++)
+        if (strlen(fr_cfg_items[i].name) == len && strncmp(fr_cfg_items[i].name, name, len) == 0)
+            return &fr_cfg_items[i];
+    /* accept dashes for underscores on the command line */
+    char buf[64];
+    if (len >= sizeof buf)
+        return NULL;
+    for (size_t i = 0; i < len; i++)
+        buf[i] = name[i] == '-' ? '_' : name[i];
+    buf[len] = 0;
+    for (size_t i = 0; i < fr_cfg_item_count; i++)
+        if (strcmp(fr_cfg_items[i].name, buf) == 0)
+            return &fr_cfg_items[i];
+    return NULL;
+}
+
+static int set_item(fr_config_t *c, const fr_cfg_item_t *it, const char *value, char *why,
+                    size_t why_len)
+{
+    char *base = (char *)c + it->offset;
+    switch (it->type) {
+    case FR_CFG_STR:
+        if (strlen(value) >= it->size) {
+            snprintf(why, why_len, "%s: value longer than %zu bytes", it->name, it->size - 1);
+            return FR_E_BAD_ARG;
+        }
+        strcpy(base, value);
+        return FR_OK;
+    case FR_CFG_ENUM: {
+        size_t n = strlen(value);
+        const char *p = it->choices;
+        while (p && *p) {
+            const char *bar = strchr(p, '|');
+            size_t l = bar ? (size_t)(bar - p) : strlen(p);
+            if (l == n && strncmp(p, value, n) == 0) {
+                strcpy(base, value);
+                return FR_OK;
+            }
+            p = bar ? bar + 1 : NULL;
+        }
+        snprintf(why, why_len, "%s: \"%s\" is not one of %s", it->name, value, it->choices);
+        return FR_E_BAD_ARG;
+    }
+    case FR_CFG_INT:
+    case FR_CFG_DURATION: {
+        int64_t v;
+        char *end = NULL;
+        if (it->type == FR_CFG_DURATION) {
+            if (fr_duration_parse(value, &v) != FR_OK) {
+                snprintf(why, why_len, "%s: \"%s\" is not a duration (e.g. 90s, 5m, 1h)", it->name,
+                         value);
+                return FR_E_BAD_ARG;
+            }
+        } else {
+            long long ll = strtoll(value, &end, 10);
+            if (!*value || *end) {
+                snprintf(why, why_len, "%s: \"%s\" is not an integer", it->name, value);
+                return FR_E_BAD_ARG;
+            }
+            v = ll;
+        }
+        if (v < it->min || v > it->max) {
+            snprintf(why, why_len, "%s: %s is outside [%lld, %lld]", it->name, value,
+                     (long long)it->min, (long long)it->max);
+            return FR_E_BAD_ARG;
+        }
+        memcpy(base, &v, sizeof v);
+        return FR_OK;
+    }
+    }
+    return FR_E_BAD_ARG;
+}
+
+void fr_config_defaults(fr_config_t *c)
+{
+    memset(c, 0, sizeof *c);
+    char why[256];
+    for (size_t i = 0; i < fr_cfg_item_count; i++)
+        set_item(c, &fr_cfg_items[i], fr_cfg_items[i].deflt, why, sizeof why);
+}
+
+int fr_config_set(fr_config_t *c, const char *name, const char *value, char *why, size_t why_len)
+{
+    const fr_cfg_item_t *it = find_item(name, strlen(name));
+    if (!it) {
+        snprintf(why, why_len, "%s: unknown configuration key", name);
+        return FR_E_BAD_ARG;
+    }
+    return set_item(c, it, value, why, why_len);
+}
+
+static char *trim(char *s)
+{
+    while (*s == ' ' || *s == '\t')
+        s++;
+    char *e = s + strlen(s);
+    while (e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\n' || e[-1] == '\r'))
+        *--e = 0;
+    return s;
+}
+
+int fr_config_load_file(fr_config_t *c, const char *path, char *why, size_t why_len)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        snprintf(why, why_len, "%s: cannot open config file", path);
+        return FR_E_IO;
+    }
+    char line[1024];
+    int lineno = 0, rc = FR_OK;
+    while (rc == FR_OK && fgets(line, sizeof line, f)) {
+        lineno++;
+        char *hash = strchr(line, '#');
+        if (hash)
+            *hash = 0;
+        char *s = trim(line);
+        if (!*s)
+            continue;
+        char *eq = strchr(s, '=');
+        char inner[512];
+        if (!eq) {
+            snprintf(why, why_len, "%s:%d: expected `name = value`", path, lineno);
+            rc = FR_E_BAD_ARG;
+            break;
+        }
+        *eq = 0;
+        rc = fr_config_set(c, trim(s), trim(eq + 1), inner, sizeof inner);
+        if (rc != FR_OK)
+            snprintf(why, why_len, "%s:%d: %s", path, lineno, inner);
+    }
+    fclose(f);
+    return rc;
+}
+
+int fr_config_parse_args(fr_config_t *c, int argc, char **argv, char *why, size_t why_len)
+{
+    /* First pass: --config, so the command line can override the file. */
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
+            int rc = fr_config_load_file(c, argv[i + 1], why, why_len);
+            if (rc != FR_OK)
+                return rc;
+        }
+    }
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            fr_config_print_help(stdout, argv[0]);
+            return 1;
+        }
+        if (strncmp(a, "--", 2) != 0) {
+            snprintf(why, why_len, "%s: unexpected argument (flags are --name value)", a);
+            return FR_E_BAD_ARG;
+        }
+        const char *name = a + 2, *eq = strchr(name, '='), *value;
+        size_t nlen = eq ? (size_t)(eq - name) : strlen(name);
+        if (nlen == 6 && strncmp(name, "config", 6) == 0) {
+            i += eq ? 0 : 1;
+            continue;
+        }
+        const fr_cfg_item_t *it = find_item(name, nlen);
+        if (!it) {
+            snprintf(why, why_len, "--%.*s: unknown flag (see --help)", (int)nlen, name);
+            return FR_E_BAD_ARG;
+        }
+        if (eq) {
+            value = eq + 1;
+        } else if (i + 1 < argc) {
+            value = argv[++i];
+        } else {
+            snprintf(why, why_len, "--%s: missing value", it->name);
+            return FR_E_BAD_ARG;
+        }
+        int rc = set_item(c, it, value, why, why_len);
+        if (rc != FR_OK)
+            return rc;
+    }
+    return FR_OK;
+}
+
+void fr_config_print_help(FILE *out, const char *prog)
+{
+    fprintf(out, "usage: %s [--config FILE] [--name value ...]\n\n", prog);
+    for (size_t i = 0; i < fr_cfg_item_count; i++) {
+        const fr_cfg_item_t *it = &fr_cfg_items[i];
+        fprintf(out, "  --%-18s %s (default: %s", it->name, it->doc,
+                it->deflt[0] ? it->deflt : "\"\"");
+        if (it->type == FR_CFG_ENUM)
+            fprintf(out, "; one of %s", it->choices);
+        fprintf(out, ")\n");
+    }
+}
+
+void fr_config_dump(const fr_config_t *c, FILE *out)
+{
+    for (size_t i = 0; i < fr_cfg_item_count; i++) {
+        const fr_cfg_item_t *it = &fr_cfg_items[i];
+        const char *base = (const char *)c + it->offset;
+        if (it->type == FR_CFG_STR || it->type == FR_CFG_ENUM) {
+            fprintf(out, "%s = %s\n", it->name, base);
+        } else {
+            int64_t v;
+            memcpy(&v, base, sizeof v);
+            if (it->type == FR_CFG_DURATION) {
+                char d[32];
+                fr_duration_format(v, d);
+                fprintf(out, "%s = %s\n", it->name, d);
+            } else {
+                fprintf(out, "%s = %lld\n", it->name, (long long)v);
+            }
+        }
+    }
+}

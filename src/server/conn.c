@@ -1,0 +1,285 @@
+/* Worker event loops and connections: framing on the input buffer, replies on the output buffer.
+ * A connection lives on one worker for its whole life; handlers never touch sockets. */
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "freshet/err.h"
+#include "server_int.h"
+
+static void conn_free(fr_conn_t *c)
+{
+    fr_worker_t *w = c->worker;
+    if (c->bev) {
+        bufferevent_free(c->bev);
+        c->bev = NULL;
+        atomic_fetch_sub(&w->server->stats.connections_open, 1);
+    }
+    if (c->pending) {
+        c->closed = 1; /* the writer still holds jobs pointing here */
+        return;
+    }
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        w->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    w->conn_count--;
+    free(c);
+    if (w->stopping && w->conn_count == 0)
+        event_base_loopexit(w->base, NULL);
+}
+
+void fr_conn_send(fr_conn_t *c, const fr_buf_t *frame)
+{
+    if (c->closed || !c->bev)
+        return;
+    bufferevent_write(c->bev, frame->data, frame->len);
+}
+
+static void on_read(struct bufferevent *bev, void *arg)
+{
+    fr_conn_t *c = arg;
+    fr_worker_t *w = c->worker;
+    struct evbuffer *in = bufferevent_get_input(bev);
+    uint32_t max_body = (uint32_t)w->server->cfg.max_frame;
+    while (!c->close_after_flush) {
+        size_t avail = evbuffer_get_length(in);
+        if (avail < FR_FRAME_HEADER)
+            break;
+        uint8_t hdr[FR_FRAME_HEADER];
+        evbuffer_copyout(in, hdr, sizeof hdr);
+        fr_frame_t f;
+        if (fr_frame_decode(hdr, max_body, &f) != FR_OK) {
+            /* framing is lost: answer once, then close */
+            atomic_fetch_add(&w->server->stats.frames_too_large, 1);
+            fr_log(FR_LOG_WARN, "event=frame_too_large body_len=%u max_frame=%u", f.body_len,
+                   max_body);
+            fr_buf_reset(&w->out);
+            char msg[128];
+            snprintf(msg, sizeof msg, "frame body of %u bytes exceeds max_frame %u", f.body_len,
+                     max_body);
+            if (fr_encode_error(&w->out, f.request_id, f.op, FR_E_TOO_LARGE, msg) == FR_OK)
+                fr_conn_send(c, &w->out);
+            c->close_after_flush = 1;
+            bufferevent_disable(bev, EV_READ);
+            if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+                conn_free(c);
+            return;
+        }
+        if (avail < FR_FRAME_HEADER + (size_t)f.body_len) {
+            /* wait for the rest; don't let libevent read more than this frame needs */
+            break;
+        }
+        evbuffer_drain(in, FR_FRAME_HEADER);
+        const uint8_t *body = f.body_len ? evbuffer_pullup(in, f.body_len) : (const uint8_t *)"";
+        if (!body) {
+            conn_free(c);
+            return;
+        }
+        fr_handle_frame(w, c, &f, body);
+        evbuffer_drain(in, f.body_len);
+    }
+}
+
+static void on_write(struct bufferevent *bev, void *arg)
+{
+    fr_conn_t *c = arg;
+    (void)bev;
+    if (c->close_after_flush)
+        conn_free(c);
+}
+
+static void on_event(struct bufferevent *bev, short what, void *arg)
+{
+    fr_conn_t *c = arg;
+    (void)bev;
+    if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT)) {
+        if (what & BEV_EVENT_TIMEOUT)
+            fr_log(FR_LOG_INFO, "event=idle_timeout worker=%u", c->worker->index);
+        conn_free(c);
+    }
+}
+
+static void add_conn(fr_worker_t *w, int fd)
+{
+    fr_server_t *s = w->server;
+    if (w->stopping || atomic_load(&s->stats.connections_open) >= (unsigned long long)s->cfg.max_connections) {
+        close(fd);
+        return;
+    }
+    fr_conn_t *c = calloc(1, sizeof *c);
+    struct bufferevent *bev =
+        c ? bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE) : NULL;
+    if (!bev) {
+        free(c);
+        close(fd);
+        return;
+    }
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    c->worker = w;
+    c->bev = bev;
+    c->next = w->conns;
+    if (w->conns)
+        w->conns->prev = c;
+    w->conns = c;
+    w->conn_count++;
+    atomic_fetch_add(&s->stats.connections_open, 1);
+    atomic_fetch_add(&s->stats.connections_total, 1);
+    bufferevent_setcb(bev, on_read, on_write, on_event, c);
+    if (s->cfg.idle_timeout_ms > 0) {
+        struct timeval tv = {s->cfg.idle_timeout_ms / 1000, (s->cfg.idle_timeout_ms % 1000) * 1000};
+        bufferevent_set_timeouts(bev, &tv, NULL);
+    }
+    bufferevent_enable(bev, EV_READ | EV_WRITE);
+}
+
+static void on_notify(evutil_socket_t fd, short what, void *arg)
+{
+    fr_worker_t *w = arg;
+    (void)fd;
+    (void)what;
+    pthread_mutex_lock(&w->lock);
+    int *fds = w->new_fds;
+    size_t nfds = w->new_fd_count;
+    w->new_fds = NULL;
+    w->new_fd_count = w->new_fd_cap = 0;
+    fr_job_t *done = w->done_head;
+    w->done_head = w->done_tail = NULL;
+    int stopping = w->stopping;
+    pthread_mutex_unlock(&w->lock);
+    for (size_t i = 0; i < nfds; i++)
+        add_conn(w, fds[i]);
+    free(fds);
+    while (done) {
+        fr_job_t *next = done->next;
+        fr_conn_t *c = done->conn;
+        c->pending--;
+        if (!c->closed) {
+            fr_handle_job_reply(w, done);
+            fr_conn_send(c, &w->out);
+        } else if (c->pending == 0) {
+            conn_free(c);
+        }
+        fr_job_free(done);
+        done = next;
+    }
+    if (stopping) {
+        /* stop reading; close each connection once its replies are flushed */
+        fr_conn_t *c = w->conns;
+        while (c) {
+            fr_conn_t *next = c->next;
+            if (c->bev && !c->close_after_flush) {
+                c->close_after_flush = 1;
+                bufferevent_disable(c->bev, EV_READ);
+                if (c->pending == 0 && evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+                    conn_free(c);
+            }
+            c = next;
+        }
+        if (w->conn_count == 0)
+            event_base_loopexit(w->base, NULL);
+    }
+}
+
+static void *worker_main(void *arg)
+{
+    fr_worker_t *w = arg;
+    event_base_dispatch(w->base);
+    return NULL;
+}
+
+int fr_worker_start(fr_server_t *s, fr_worker_t *w, unsigned index)
+{
+    memset(w, 0, sizeof *w);
+    w->server = s;
+    w->index = index;
+    pthread_mutex_init(&w->lock, NULL);
+    fr_buf_init(&w->out, 0);
+    w->base = event_base_new();
+    if (!w->base)
+        return FR_E_NOMEM;
+    w->notify = event_new(w->base, -1, EV_PERSIST, on_notify, w);
+    if (!w->notify)
+        return FR_E_NOMEM;
+    /* keep the loop alive while it has no sockets */
+    struct timeval forever = {86400 * 365, 0};
+    event_add(w->notify, &forever);
+    int rc = fr_rtxn_new(s->store, &w->rtxn);
+    if (rc != FR_OK)
+        return rc;
+    if (pthread_create(&w->thread, NULL, worker_main, w) != 0)
+        return FR_E_INTERNAL;
+    return FR_OK;
+}
+
+void fr_worker_hand_fd(fr_worker_t *w, int fd)
+{
+    pthread_mutex_lock(&w->lock);
+    if (w->new_fd_count == w->new_fd_cap) {
+        size_t cap = w->new_fd_cap ? w->new_fd_cap * 2 : 16;
+        int *p = realloc(w->new_fds, cap * sizeof *p);
+        if (!p) {
+            pthread_mutex_unlock(&w->lock);
+            close(fd);
+            return;
+        }
+        w->new_fds = p;
+        w->new_fd_cap = cap;
+    }
+    w->new_fds[w->new_fd_count++] = fd;
+    pthread_mutex_unlock(&w->lock);
+    event_active(w->notify, EV_READ, 0);
+}
+
+void fr_worker_complete(fr_worker_t *w, fr_job_t *job)
+{
+    job->next = NULL;
+    pthread_mutex_lock(&w->lock);
+    if (w->done_tail)
+        w->done_tail->next = job;
+    else
+        w->done_head = job;
+    w->done_tail = job;
+    pthread_mutex_unlock(&w->lock);
+    event_active(w->notify, EV_READ, 0);
+}
+
+void fr_worker_stop(fr_worker_t *w)
+{
+    pthread_mutex_lock(&w->lock);
+    w->stopping = 1;
+    pthread_mutex_unlock(&w->lock);
+    event_active(w->notify, EV_READ, 0);
+    /* a peer that never reads must not hold shutdown hostage */
+    struct timeval grace = {2, 0};
+    event_base_loopexit(w->base, &grace);
+}
+
+void fr_worker_join(fr_worker_t *w)
+{
+    if (!w->base)
+        return;
+    pthread_join(w->thread, NULL);
+    /* connections still open after the drain are closed here */
+    while (w->conns) {
+        fr_conn_t *c = w->conns;
+        c->pending = 0;
+        conn_free(c);
+    }
+    if (w->notify)
+        event_free(w->notify);
+    event_base_free(w->base);
+    fr_rtxn_free(w->rtxn);
+    fr_handle_scratch_free(w);
+    fr_buf_fini(&w->out);
+    free(w->new_fds);
+    pthread_mutex_destroy(&w->lock);
+}

@@ -1,0 +1,216 @@
+/* Server lifecycle: open the store, bind, start workers and the writer, accept, and drain on
+ * SIGTERM/SIGINT (stop accepting, finish queued writes, commit, answer, close). */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <event2/thread.h>
+
+#include "common/log.h"
+#include "freshet/err.h"
+#include "server_int.h"
+
+static _Thread_local char why_buf[512];
+
+static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int len,
+                      void *arg)
+{
+    fr_server_t *s = arg;
+    (void)l;
+    (void)sa;
+    (void)len;
+    fr_worker_t *w = &s->workers[s->next_worker++ % s->worker_count];
+    fr_worker_hand_fd(w, fd);
+}
+
+static void on_accept_error(struct evconnlistener *l, void *arg)
+{
+    (void)l;
+    (void)arg;
+    fr_log(FR_LOG_WARN, "event=accept_error errno=%d reason=\"%s\"", errno, strerror(errno));
+}
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+    fr_server_t *s = arg;
+    (void)what;
+    fr_log(FR_LOG_INFO, "event=shutdown signal=%d", (int)sig);
+    event_base_loopbreak(s->base);
+}
+
+static void on_stop(evutil_socket_t fd, short what, void *arg)
+{
+    fr_server_t *s = arg;
+    (void)fd;
+    (void)what;
+    event_base_loopbreak(s->base);
+}
+
+static int bind_listener(fr_server_t *s, const char **why)
+{
+    char host[256], port[16];
+    const char *colon = strrchr(s->cfg.listen, ':');
+    size_t hlen = colon ? (size_t)(colon - s->cfg.listen) : 0;
+    const char *h = s->cfg.listen;
+    if (hlen >= 2 && h[0] == '[' && h[hlen - 1] == ']') {
+        h++;
+        hlen -= 2;
+    }
+    struct addrinfo hints = {0}, *res = NULL;
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+    if (!colon || hlen == 0 || hlen >= sizeof host || strlen(colon + 1) >= sizeof port ||
+        !colon[1]) {
+        snprintf(why_buf, sizeof why_buf, "listen: \"%s\" is not HOST:PORT", s->cfg.listen);
+        *why = why_buf;
+        return FR_E_BAD_ARG;
+    }
+    memcpy(host, h, hlen);
+    host[hlen] = 0;
+    strcpy(port, colon + 1);
+    int gai = getaddrinfo(host, port, &hints, &res);
+    if (gai != 0) {
+        snprintf(why_buf, sizeof why_buf, "listen: cannot resolve \"%s\": %s", s->cfg.listen,
+                 gai_strerror(gai));
+        *why = why_buf;
+        return FR_E_BAD_ARG;
+    }
+    s->listener = evconnlistener_new_bind(s->base, on_accept, s,
+                                          LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE, 1024,
+                                          res->ai_addr, (int)res->ai_addrlen);
+    freeaddrinfo(res);
+    if (!s->listener) {
+        snprintf(why_buf, sizeof why_buf, "listen: cannot bind %s: %s", s->cfg.listen,
+                 strerror(errno));
+        *why = why_buf;
+        return FR_E_IO;
+    }
+    evconnlistener_set_error_cb(s->listener, on_accept_error);
+    struct sockaddr_storage bound;
+    socklen_t blen = sizeof bound;
+    getsockname(evconnlistener_get_fd(s->listener), (struct sockaddr *)&bound, &blen);
+    char bhost[INET6_ADDRSTRLEN] = "?";
+    int bport = 0;
+    if (bound.ss_family == AF_INET) {
+        struct sockaddr_in *in = (struct sockaddr_in *)&bound;
+        inet_ntop(AF_INET, &in->sin_addr, bhost, sizeof bhost);
+        bport = ntohs(in->sin_port);
+        snprintf(s->listen_addr, sizeof s->listen_addr, "%s:%d", bhost, bport);
+    } else {
+        struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&bound;
+        inet_ntop(AF_INET6, &in6->sin6_addr, bhost, sizeof bhost);
+        bport = ntohs(in6->sin6_port);
+        snprintf(s->listen_addr, sizeof s->listen_addr, "[%s]:%d", bhost, bport);
+    }
+    return FR_OK;
+}
+
+int fr_server_new(const fr_config_t *cfg, const fr_clock_t *clock, fr_server_t **out,
+                  const char **why)
+{
+    static int threads_ready;
+    if (!threads_ready) {
+        evthread_use_pthreads();
+        threads_ready = 1;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    *why = "";
+    fr_server_t *s = calloc(1, sizeof *s);
+    if (!s)
+        return FR_E_NOMEM;
+    s->cfg = *cfg;
+    s->clock = clock ? clock : fr_clock_system();
+    fr_store_opts_t so = {
+        .path = cfg->data,
+        .map_size = (uint64_t)cfg->map_size_mb << 20,
+        .durability = strcmp(cfg->durability, "async") == 0 ? FR_DURABILITY_ASYNC
+                                                             : FR_DURABILITY_SYNC,
+        .max_readers = (unsigned)cfg->max_readers,
+        .clock = s->clock,
+    };
+    int rc = fr_store_open(&so, &s->store, why);
+    if (rc != FR_OK)
+        goto fail;
+    s->base = event_base_new();
+    if (!s->base) {
+        rc = FR_E_NOMEM;
+        goto fail;
+    }
+    rc = bind_listener(s, why);
+    if (rc != FR_OK)
+        goto fail;
+    s->started_us = fr_clock_now(s->clock);
+    *out = s;
+    return FR_OK;
+fail:
+    fr_server_free(s);
+    return rc;
+}
+
+const char *fr_server_listen_addr(const fr_server_t *s) { return s->listen_addr; }
+
+int fr_server_run(fr_server_t *s)
+{
+    int rc = FR_OK;
+    s->worker_count = (unsigned)s->cfg.threads;
+    s->workers = calloc(s->worker_count, sizeof *s->workers);
+    if (!s->workers)
+        return FR_E_NOMEM;
+    for (unsigned i = 0; i < s->worker_count && rc == FR_OK; i++)
+        rc = fr_worker_start(s, &s->workers[i], i);
+    if (rc == FR_OK)
+        rc = fr_writer_start(s);
+    if (rc != FR_OK) {
+        fr_log(FR_LOG_ERROR, "event=start_failed code=%s", fr_err_name(rc));
+        return rc;
+    }
+    s->sigterm = evsignal_new(s->base, SIGTERM, on_signal, s);
+    s->sigint = evsignal_new(s->base, SIGINT, on_signal, s);
+    s->stop_ev = event_new(s->base, -1, EV_PERSIST, on_stop, s);
+    event_add(s->sigterm, NULL);
+    event_add(s->sigint, NULL);
+    event_add(s->stop_ev, NULL);
+    fr_log(FR_LOG_INFO, "event=started listen=%s data=%s threads=%u durability=%s", s->listen_addr,
+           s->cfg.data, s->worker_count, s->cfg.durability);
+    event_base_dispatch(s->base);
+    /* drain: stop accepting, finish and answer queued writes, then close connections */
+    evconnlistener_free(s->listener);
+    s->listener = NULL;
+    fr_writer_stop(s);
+    for (unsigned i = 0; i < s->worker_count; i++)
+        fr_worker_stop(&s->workers[i]);
+    for (unsigned i = 0; i < s->worker_count; i++)
+        fr_worker_join(&s->workers[i]);
+    fr_store_sync(s->store);
+    fr_log(FR_LOG_INFO, "event=stopped rows_written=%llu",
+           (unsigned long long)atomic_load(&s->stats.rows_written));
+    return FR_OK;
+}
+
+void fr_server_stop(fr_server_t *s) { event_active(s->stop_ev, EV_READ, 0); }
+
+void fr_server_free(fr_server_t *s)
+{
+    if (!s)
+        return;
+    if (s->listener)
+        evconnlistener_free(s->listener);
+    if (s->sigterm)
+        event_free(s->sigterm);
+    if (s->sigint)
+        event_free(s->sigint);
+    if (s->stop_ev)
+        event_free(s->stop_ev);
+    if (s->base)
+        event_base_free(s->base);
+    free(s->workers);
+    fr_store_close(s->store);
+    free(s);
+}

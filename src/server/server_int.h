@@ -1,0 +1,133 @@
+/* Private to src/server: shared structures of the acceptor, workers, writer and handlers. */
+#ifndef FR_SERVER_INT_H
+#define FR_SERVER_INT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+
+#include "common/buf.h"
+#include "proto/frame.h"
+#include "server.h"
+#include "store/store.h"
+
+typedef struct fr_worker fr_worker_t;
+typedef struct fr_conn fr_conn_t;
+
+/* Counters; plain atomics, read by Status and /metrics. */
+#define FR_OP_COUNT 8
+typedef struct {
+    atomic_ullong requests[FR_OP_COUNT];
+    atomic_ullong errors[FR_OP_COUNT];
+    atomic_ullong rows_written, rows_duplicate, rows_unchanged, rows_late, rows_rejected;
+    atomic_ullong values_present, values_expired, values_not_found;
+    atomic_ullong commits, commit_us_total, group_rows_max;
+    atomic_ullong sweep_deleted;
+    atomic_ullong connections_open, connections_total, frames_too_large, bad_frames;
+    atomic_ullong queue_depth;
+} fr_stats_t;
+
+/* A write request travelling worker → writer → worker. */
+typedef struct fr_job {
+    struct fr_job *next;
+    fr_conn_t *conn;
+    uint32_t request_id;
+    uint16_t op;
+    uint8_t *body; /* owned copy of the frame body; rows point into it */
+    size_t body_len;
+    fr_registry_t *registry; /* keeps the views of `rows` alive */
+    char source[130];
+    uint32_t partition;
+    fr_write_row_t *rows;
+    size_t row_count, row_cap;
+    int dry_run;
+    /* results */
+    int rc;
+    const char *why;
+    char why_buf[256];
+    fr_write_result_t result;
+    fr_registry_diff_t diff;
+} fr_job_t;
+
+struct fr_conn {
+    fr_conn_t *prev, *next;
+    fr_worker_t *worker;
+    struct bufferevent *bev;
+    unsigned pending; /* jobs at the writer */
+    int closed;       /* socket gone; freed when pending reaches 0 */
+    int close_after_flush;
+};
+
+struct fr_worker {
+    fr_server_t *server;
+    unsigned index;
+    pthread_t thread;
+    struct event_base *base;
+    struct event *notify; /* activated by the acceptor and the writer */
+    pthread_mutex_t lock;
+    int *new_fds;
+    size_t new_fd_count, new_fd_cap;
+    fr_job_t *done_head, *done_tail;
+    int stopping;
+    fr_conn_t *conns;
+    size_t conn_count;
+    fr_rtxn_t *rtxn;
+    fr_buf_t out; /* reply being encoded */
+    void *get_scratch; /* handlers.c: decode/plan arrays reused across Get requests */
+};
+
+typedef struct {
+    pthread_t thread;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    fr_job_t *head, *tail;
+    size_t depth;
+    int stop;
+    fr_sweep_state_t sweep;
+} fr_writer_t;
+
+struct fr_server {
+    fr_config_t cfg;
+    const fr_clock_t *clock;
+    fr_store_t *store;
+    struct event_base *base;
+    struct evconnlistener *listener;
+    struct event *sigterm, *sigint, *stop_ev;
+    char listen_addr[128];
+    fr_worker_t *workers;
+    unsigned worker_count, next_worker;
+    fr_writer_t writer;
+    fr_stats_t stats;
+    int64_t started_us;
+};
+
+/* conn.c */
+int fr_worker_start(fr_server_t *s, fr_worker_t *w, unsigned index);
+void fr_worker_hand_fd(fr_worker_t *w, int fd);
+void fr_worker_complete(fr_worker_t *w, fr_job_t *job);
+void fr_worker_stop(fr_worker_t *w);
+void fr_worker_join(fr_worker_t *w);
+/* Sends one encoded frame; the connection may be closed afterwards if close_after. */
+void fr_conn_send(fr_conn_t *c, const fr_buf_t *frame);
+
+/* handlers.c: decodes and runs one frame on the worker; replies now (reads) or later (writes). */
+void fr_handle_frame(fr_worker_t *w, fr_conn_t *c, const fr_frame_t *f, const uint8_t *body);
+/* Encodes the reply of a finished write job into w->out. */
+void fr_handle_job_reply(fr_worker_t *w, fr_job_t *job);
+/* Encodes an error-only response (fields code/message are 1/2 in every response). */
+int fr_encode_error(fr_buf_t *out, uint32_t request_id, uint16_t op, int code, const char *msg);
+void fr_job_free(fr_job_t *job);
+void fr_handle_scratch_free(fr_worker_t *w);
+
+/* writer.c */
+int fr_writer_start(fr_server_t *s);
+/* Queues a job; FR_E_BUSY when the queue is full (the job is not taken). */
+int fr_writer_submit(fr_server_t *s, fr_job_t *job);
+/* Drains the queue, commits, completes every job, and joins the thread. */
+void fr_writer_stop(fr_server_t *s);
+
+#endif

@@ -1,0 +1,212 @@
+/* The writer thread: drains the job queue, applies every queued request in one LMDB write
+ * transaction (each request atomic through a nested transaction), commits — with fsync in sync
+ * mode, so an acknowledgement means durable — and hands results back to the workers. Between
+ * groups it runs retention sweeper ticks and, in async mode, the periodic fsync. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "common/log.h"
+#include "freshet/err.h"
+#include "server_int.h"
+
+int fr_writer_submit(fr_server_t *s, fr_job_t *job)
+{
+    fr_writer_t *wr = &s->writer;
+    job->next = NULL;
+    pthread_mutex_lock(&wr->lock);
+    if (wr->stop) {
+        pthread_mutex_unlock(&wr->lock);
+        return FR_E_SHUTDOWN;
+    }
+    if (wr->depth >= (size_t)s->cfg.max_queue) {
+        pthread_mutex_unlock(&wr->lock);
+        return FR_E_BUSY;
+    }
+    if (wr->tail)
+        wr->tail->next = job;
+    else
+        wr->head = job;
+    wr->tail = job;
+    wr->depth++;
+    atomic_store(&s->stats.queue_depth, wr->depth);
+    pthread_cond_signal(&wr->cond);
+    pthread_mutex_unlock(&wr->lock);
+    return FR_OK;
+}
+
+static void set_why(fr_job_t *job, const char *why)
+{
+    if (!why) {
+        job->why = NULL;
+        return;
+    }
+    snprintf(job->why_buf, sizeof job->why_buf, "%s", why);
+    job->why = job->why_buf;
+}
+
+/* Applies a group; returns the jobs (all completed, rc set). */
+static void run_group(fr_server_t *s, fr_job_t *group)
+{
+    int64_t t0 = fr_mono_us();
+    fr_wtxn_t *txn = NULL;
+    int rc = fr_store_write_begin(s->store, &txn);
+    size_t rows = 0;
+    for (fr_job_t *j = group; j; j = j->next) {
+        if (rc != FR_OK) {
+            j->rc = rc;
+            continue;
+        }
+        if (j->op == freshet_Op_OP_PUT) {
+            fr_write_batch_t b = {j->source[0] ? j->source : NULL, j->partition, j->rows,
+                                  j->row_count};
+            j->rc = fr_store_write_apply(txn, &b, &j->result);
+            rows += j->row_count;
+            if (j->rc == FR_E_STORAGE_FULL)
+                set_why(j, "LMDB map is full: raise map_size_mb or delete data; reads still work");
+        } else {
+            const char *why = NULL;
+            j->rc = fr_store_write_registry(txn, (const char *)j->body, j->body_len, j->dry_run != 0,
+                                            &j->diff, &why);
+            set_why(j, why);
+        }
+    }
+    if (rc == FR_OK) {
+        rc = fr_store_write_commit(txn);
+        if (rc != FR_OK) {
+            fr_log(FR_LOG_ERROR, "event=commit_failed code=%s", fr_err_name(rc));
+            for (fr_job_t *j = group; j; j = j->next)
+                j->rc = rc;
+        }
+    } else {
+        fr_log(FR_LOG_ERROR, "event=write_begin_failed code=%s", fr_err_name(rc));
+    }
+    int64_t dt = fr_mono_us() - t0;
+    atomic_fetch_add(&s->stats.commits, 1);
+    atomic_fetch_add(&s->stats.commit_us_total, (unsigned long long)dt);
+    if (rows > atomic_load(&s->stats.group_rows_max))
+        atomic_store(&s->stats.group_rows_max, rows);
+    for (fr_job_t *j = group; j; j = j->next)
+        if (j->rc == FR_OK && j->op == freshet_Op_OP_PUT) {
+            atomic_fetch_add(&s->stats.rows_written, j->result.written);
+            atomic_fetch_add(&s->stats.rows_duplicate, j->result.duplicates);
+            atomic_fetch_add(&s->stats.rows_unchanged, j->result.unchanged);
+            atomic_fetch_add(&s->stats.rows_late, j->result.late);
+        }
+    while (group) {
+        fr_job_t *next = group->next;
+        fr_worker_complete(group->conn->worker, group);
+        group = next;
+    }
+}
+
+static void sweep_tick(fr_server_t *s)
+{
+    fr_wtxn_t *txn;
+    if (fr_store_write_begin(s->store, &txn) != FR_OK)
+        return;
+    uint64_t deleted = 0;
+    int rc = fr_store_sweep(txn, &s->writer.sweep, (size_t)s->cfg.sweep_keys, &deleted);
+    if (rc == FR_OK && deleted)
+        rc = fr_store_write_commit(txn);
+    else
+        fr_store_write_abort(txn);
+    if (rc == FR_OK && deleted) {
+        atomic_fetch_add(&s->stats.sweep_deleted, deleted);
+        fr_log(FR_LOG_DEBUG, "event=sweep deleted=%llu", (unsigned long long)deleted);
+    }
+}
+
+static void *writer_main(void *arg)
+{
+    fr_server_t *s = arg;
+    fr_writer_t *wr = &s->writer;
+    int async = strcmp(s->cfg.durability, "async") == 0;
+    int64_t next_sweep = fr_mono_us() + s->cfg.sweep_interval_ms * 1000;
+    int64_t next_sync = fr_mono_us() + s->cfg.sync_interval_ms * 1000;
+    int dirty = 0;
+    pthread_mutex_lock(&wr->lock);
+    for (;;) {
+        while (!wr->head && !wr->stop) {
+            int64_t now = fr_mono_us();
+            int64_t until = next_sweep;
+            if (async && dirty && next_sync < until)
+                until = next_sync;
+            if (now >= until)
+                break;
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            int64_t wake_ns = (int64_t)ts.tv_nsec + (until - now) * 1000;
+            ts.tv_sec += (time_t)(wake_ns / 1000000000);
+            ts.tv_nsec = (long)(wake_ns % 1000000000);
+            pthread_cond_timedwait(&wr->cond, &wr->lock, &ts);
+        }
+        /* take up to max_group_rows rows' worth of jobs */
+        fr_job_t *group = wr->head, *last = NULL;
+        size_t rows = 0;
+        for (fr_job_t *j = wr->head; j; j = j->next) {
+            if (last && rows + j->row_count > (size_t)s->cfg.max_group_rows)
+                break;
+            rows += j->row_count;
+            last = j;
+            wr->depth--;
+        }
+        if (last) {
+            wr->head = last->next;
+            if (!wr->head)
+                wr->tail = NULL;
+            last->next = NULL;
+        } else {
+            group = NULL;
+        }
+        int stop = wr->stop && !wr->head;
+        atomic_store(&s->stats.queue_depth, wr->depth);
+        pthread_mutex_unlock(&wr->lock);
+        if (group) {
+            run_group(s, group);
+            dirty = 1;
+        }
+        int64_t now = fr_mono_us();
+        if (async && dirty && (now >= next_sync || stop)) {
+            if (fr_store_sync(s->store) != FR_OK)
+                fr_log(FR_LOG_ERROR, "event=sync_failed");
+            dirty = 0;
+            next_sync = now + s->cfg.sync_interval_ms * 1000;
+        }
+        if (now >= next_sweep && !stop) {
+            sweep_tick(s);
+            next_sweep = fr_mono_us() + s->cfg.sweep_interval_ms * 1000;
+        }
+        pthread_mutex_lock(&wr->lock);
+        if (stop && !wr->head)
+            break;
+    }
+    pthread_mutex_unlock(&wr->lock);
+    return NULL;
+}
+
+int fr_writer_start(fr_server_t *s)
+{
+    fr_writer_t *wr = &s->writer;
+    pthread_mutex_init(&wr->lock, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_cond_init(&wr->cond, &ca);
+    pthread_condattr_destroy(&ca);
+    if (pthread_create(&wr->thread, NULL, writer_main, s) != 0)
+        return FR_E_INTERNAL;
+    return FR_OK;
+}
+
+void fr_writer_stop(fr_server_t *s)
+{
+    fr_writer_t *wr = &s->writer;
+    pthread_mutex_lock(&wr->lock);
+    wr->stop = 1;
+    pthread_cond_signal(&wr->cond);
+    pthread_mutex_unlock(&wr->lock);
+    pthread_join(wr->thread, NULL);
+    pthread_cond_destroy(&wr->cond);
+    pthread_mutex_destroy(&wr->lock);
+}

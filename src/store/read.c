@@ -1,0 +1,151 @@
+/* The read path: reusable read transactions and the as-of lookup (DESIGN.md, Semantics 1–2, 7). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/buf.h"
+#include "freshet/err.h"
+#include "key.h"
+#include "store_int.h"
+
+int fr_rtxn_new(fr_store_t *s, fr_rtxn_t **out)
+{
+    fr_rtxn_t *r = calloc(1, sizeof *r);
+    if (!r)
+        return FR_E_NOMEM;
+    r->store = s;
+    int mrc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &r->txn);
+    if (mrc == MDB_SUCCESS)
+        mrc = mdb_cursor_open(r->txn, s->rows, &r->rows_cur);
+    if (mrc != MDB_SUCCESS) {
+        if (r->txn)
+            mdb_txn_abort(r->txn);
+        free(r);
+        return fr_store_mdb_err(mrc);
+    }
+    mdb_txn_reset(r->txn);
+    *out = r;
+    return FR_OK;
+}
+
+int fr_rtxn_begin(fr_rtxn_t *r)
+{
+    int mrc = mdb_txn_renew(r->txn);
+    if (mrc == MDB_SUCCESS)
+        mrc = mdb_cursor_renew(r->txn, r->rows_cur);
+    if (mrc != MDB_SUCCESS)
+        return fr_store_mdb_err(mrc);
+    r->active = 1;
+    return FR_OK;
+}
+
+void fr_rtxn_reset(fr_rtxn_t *r)
+{
+    if (r->active)
+        mdb_txn_reset(r->txn);
+    r->active = 0;
+}
+
+void fr_rtxn_free(fr_rtxn_t *r)
+{
+    if (!r)
+        return;
+    mdb_cursor_close(r->rows_cur);
+    mdb_txn_abort(r->txn);
+    free(r);
+}
+
+uint64_t fr_rtxn_id(const fr_rtxn_t *r) { return (uint64_t)mdb_txn_id(r->txn); }
+
+int fr_asof_get(fr_rtxn_t *r, const fr_view_def_t *view, const uint8_t *entity, size_t entity_len,
+                int64_t as_of_us, unsigned flags, fr_asof_t *out)
+{
+    memset(out, 0, sizeof *out);
+    out->status = FR_STATUS_NOT_FOUND;
+    if (entity_len == 0 || entity_len > FR_ENTITY_MAX || as_of_us < 0)
+        return FR_OK;
+    uint8_t key[FR_KEY_MAX];
+    size_t plen = fr_key_prefix(key, view->id, entity, entity_len);
+    size_t klen = fr_key_encode(key, view->id, entity, entity_len, as_of_us, UINT64_MAX);
+    MDB_val k = {klen, key}, v;
+    int mrc = mdb_cursor_get(r->rows_cur, &k, &v, MDB_SET_RANGE);
+    for (;;) {
+        if (mrc == MDB_NOTFOUND)
+            return FR_OK;
+        if (mrc != MDB_SUCCESS)
+            return fr_store_mdb_err(mrc);
+        if (k.mv_size < plen || memcmp(k.mv_data, key, plen) != 0)
+            return FR_OK; /* next entity: nothing at or before as_of */
+        fr_key_t dk;
+        if (fr_key_decode(k.mv_data, k.mv_size, &dk) != 0 || v.mv_size < 8)
+            return FR_E_STORAGE;
+        int64_t written_at;
+        memcpy(&written_at, v.mv_data, 8);
+        if (!(flags & FR_ASOF_SERVED) || written_at <= as_of_us) {
+            out->event_ts_us = dk.event_ts_us;
+            out->written_at_us = written_at;
+            out->values = (const uint8_t *)v.mv_data + 8;
+            out->values_len = v.mv_size - 8;
+            out->status = fr_asof_status(as_of_us, dk.event_ts_us, view->ttl_us);
+            return FR_OK;
+        }
+        /* served mode: this version was learned after as_of; an older write may qualify */
+        mrc = mdb_cursor_get(r->rows_cur, &k, &v, MDB_NEXT);
+    }
+}
+
+int fr_store_source_get(fr_rtxn_t *r, const char *source, uint32_t partition, int64_t *offset)
+{
+    size_t n = strlen(source);
+    if (n > 255)
+        return FR_E_BAD_ARG;
+    uint8_t key[256 + 5];
+    memcpy(key, source, n);
+    key[n] = 0;
+    fr_put_be32(key + n + 1, partition);
+    MDB_val k = {n + 5, key}, v;
+    int mrc = mdb_get(r->txn, r->store->sources, &k, &v);
+    *offset = -1;
+    if (mrc == MDB_SUCCESS && v.mv_size == 8)
+        memcpy(offset, v.mv_data, 8);
+    return mrc == MDB_SUCCESS || mrc == MDB_NOTFOUND ? FR_OK : fr_store_mdb_err(mrc);
+}
+
+int fr_store_sources_each(fr_rtxn_t *r,
+                          int (*fn)(void *ctx, const char *source, size_t source_len,
+                                    uint32_t partition, int64_t offset),
+                          void *ctx)
+{
+    MDB_cursor *cur;
+    int mrc = mdb_cursor_open(r->txn, r->store->sources, &cur);
+    if (mrc != MDB_SUCCESS)
+        return fr_store_mdb_err(mrc);
+    MDB_val k, v;
+    for (mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); mrc == MDB_SUCCESS;
+         mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        if (k.mv_size < 5 || v.mv_size != 8)
+            continue;
+        const uint8_t *p = k.mv_data;
+        int64_t off;
+        memcpy(&off, v.mv_data, 8);
+        if (fn(ctx, (const char *)p, k.mv_size - 5, fr_get_be32(p + k.mv_size - 4), off))
+            break;
+    }
+    mdb_cursor_close(cur);
+    return FR_OK;
+}
+
+int fr_store_view_stat(fr_rtxn_t *r, uint32_t view_id, fr_view_stat_t *out)
+{
+    uint8_t key[FR_VSTAT_KEY_LEN];
+    fr_store_vstat_key(key, view_id);
+    MDB_val k = {sizeof key, key}, v;
+    memset(out, 0, sizeof *out);
+    int mrc = mdb_get(r->txn, r->store->meta, &k, &v);
+    if (mrc == MDB_SUCCESS && v.mv_size == 16) {
+        memcpy(&out->versions, v.mv_data, 8);
+        memcpy(&out->newest_event_ts_us, (const uint8_t *)v.mv_data + 8, 8);
+    }
+    if (out->newest_event_ts_us == INT64_MIN)
+        out->newest_event_ts_us = 0;
+    return mrc == MDB_SUCCESS || mrc == MDB_NOTFOUND ? FR_OK : fr_store_mdb_err(mrc);
+}

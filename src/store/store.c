@@ -1,0 +1,206 @@
+/* Opening and closing the LMDB environment, the published registry, info and sync. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "common/buf.h"
+#include "freshet/err.h"
+#include "store_int.h"
+
+int fr_store_mdb_err(int mdb_rc)
+{
+    switch (mdb_rc) {
+    case MDB_SUCCESS:
+        return FR_OK;
+    case MDB_MAP_FULL:
+    case MDB_TXN_FULL:
+        return FR_E_STORAGE_FULL;
+    case ENOMEM:
+        return FR_E_NOMEM;
+    case MDB_READERS_FULL:
+        return FR_E_BUSY;
+    default:
+        return FR_E_STORAGE;
+    }
+}
+
+void fr_store_vstat_key(uint8_t out[FR_VSTAT_KEY_LEN], uint32_t view_id)
+{
+    memcpy(out, "vstat", 5);
+    fr_put_be32(out + 5, view_id);
+}
+
+static _Thread_local char why_buf[256];
+
+static int load_meta(fr_store_t *s, const char **why)
+{
+    MDB_txn *txn;
+    int mrc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn);
+    if (mrc != MDB_SUCCESS) {
+        *why = mdb_strerror(mrc);
+        return fr_store_mdb_err(mrc);
+    }
+    int rc = FR_OK;
+    MDB_val k = {14, "format_version"}, v;
+    if (mdb_get(txn, s->meta, &k, &v) == MDB_SUCCESS) {
+        uint32_t fmt = 0;
+        if (v.mv_size == 4)
+            fmt = fr_get_be32(v.mv_data);
+        if (fmt != FR_STORE_FORMAT_VERSION) {
+            snprintf(why_buf, sizeof why_buf, "data format version %u, this build reads %u", fmt,
+                     FR_STORE_FORMAT_VERSION);
+            *why = why_buf;
+            rc = FR_E_INCOMPATIBLE;
+            goto out;
+        }
+    }
+    k = (MDB_val){9, "write_seq"};
+    if (mdb_get(txn, s->meta, &k, &v) == MDB_SUCCESS && v.mv_size == 8)
+        s->write_seq = fr_get_be64(v.mv_data);
+    k = (MDB_val){8, "registry"};
+    fr_registry_t *reg = NULL;
+    if (mdb_get(txn, s->meta, &k, &v) == MDB_SUCCESS) {
+        rc = fr_registry_parse(v.mv_data, v.mv_size, &reg, why);
+        if (rc != FR_OK)
+            goto out;
+    } else {
+        reg = fr_registry_new();
+        if (!reg) {
+            rc = FR_E_NOMEM;
+            goto out;
+        }
+    }
+    s->registry = reg;
+out:
+    mdb_txn_abort(txn);
+    return rc;
+}
+
+static int init_dbs(fr_store_t *s, const char **why)
+{
+    MDB_txn *txn;
+    unsigned flags = s->opts.read_only ? 0 : MDB_CREATE;
+    int mrc = mdb_txn_begin(s->env, NULL, s->opts.read_only ? MDB_RDONLY : 0, &txn);
+    if (mrc == MDB_SUCCESS)
+        mrc = mdb_dbi_open(txn, "meta", flags, &s->meta);
+    if (mrc == MDB_SUCCESS)
+        mrc = mdb_dbi_open(txn, "rows", flags, &s->rows);
+    if (mrc == MDB_SUCCESS)
+        mrc = mdb_dbi_open(txn, "sources", flags, &s->sources);
+    if (mrc == MDB_SUCCESS && !s->opts.read_only) {
+        uint8_t fmt[4];
+        fr_put_be32(fmt, FR_STORE_FORMAT_VERSION);
+        MDB_val k = {14, "format_version"}, v = {4, fmt};
+        mrc = mdb_put(txn, s->meta, &k, &v, MDB_NOOVERWRITE);
+        if (mrc == MDB_KEYEXIST)
+            mrc = MDB_SUCCESS;
+    }
+    if (mrc == MDB_SUCCESS)
+        return fr_store_mdb_err(mdb_txn_commit(txn));
+    *why = mdb_strerror(mrc);
+    mdb_txn_abort(txn);
+    return fr_store_mdb_err(mrc);
+}
+
+int fr_store_open(const fr_store_opts_t *opts, fr_store_t **out, const char **why)
+{
+    static const char *none = "";
+    const char *dummy;
+    if (!why)
+        why = &dummy;
+    *why = none;
+    fr_store_t *s = calloc(1, sizeof *s);
+    if (!s)
+        return FR_E_NOMEM;
+    s->opts = *opts;
+    s->clock = opts->clock ? opts->clock : fr_clock_system();
+    pthread_mutex_init(&s->reg_lock, NULL);
+    int rc;
+    if (!opts->read_only && mkdir(opts->path, 0750) != 0 && errno != EEXIST) {
+        snprintf(why_buf, sizeof why_buf, "cannot create %s: %s", opts->path, strerror(errno));
+        *why = why_buf;
+        rc = FR_E_STORAGE;
+        goto fail;
+    }
+    int mrc = mdb_env_create(&s->env);
+    if (mrc == MDB_SUCCESS)
+        mrc = mdb_env_set_maxdbs(s->env, 8);
+    if (mrc == MDB_SUCCESS)
+        mrc = mdb_env_set_mapsize(s->env, opts->map_size ? opts->map_size : (1ULL << 32));
+    if (mrc == MDB_SUCCESS)
+        mrc = mdb_env_set_maxreaders(s->env, opts->max_readers ? opts->max_readers : 126);
+    /* async: data pages are fsynced per commit, the meta page only by the periodic sync, so a crash
+     * can undo the last commits but never corrupts (LMDB's MDB_NOMETASYNC contract). */
+    unsigned flags = MDB_NOTLS | (opts->durability == FR_DURABILITY_ASYNC ? MDB_NOMETASYNC : 0) |
+                     (opts->read_only ? MDB_RDONLY : 0);
+    if (mrc == MDB_SUCCESS)
+        mrc = mdb_env_open(s->env, opts->path, flags, 0640);
+    if (mrc != MDB_SUCCESS) {
+        snprintf(why_buf, sizeof why_buf, "cannot open LMDB environment %s: %s", opts->path,
+                 mdb_strerror(mrc));
+        *why = why_buf;
+        rc = fr_store_mdb_err(mrc);
+        goto fail;
+    }
+    int dead = 0;
+    mdb_reader_check(s->env, &dead); /* clear slots of crashed readers */
+    rc = init_dbs(s, why);
+    if (rc == FR_OK)
+        rc = load_meta(s, why);
+    if (rc != FR_OK)
+        goto fail;
+    *out = s;
+    return FR_OK;
+fail:
+    if (s->env)
+        mdb_env_close(s->env);
+    pthread_mutex_destroy(&s->reg_lock);
+    free(s);
+    return rc;
+}
+
+void fr_store_close(fr_store_t *s)
+{
+    if (!s)
+        return;
+    if (!s->opts.read_only)
+        mdb_env_sync(s->env, 1);
+    mdb_env_close(s->env);
+    fr_registry_release(s->registry);
+    pthread_mutex_destroy(&s->reg_lock);
+    free(s);
+}
+
+fr_registry_t *fr_store_registry(fr_store_t *s)
+{
+    pthread_mutex_lock(&s->reg_lock);
+    fr_registry_t *r = fr_registry_ref(s->registry);
+    pthread_mutex_unlock(&s->reg_lock);
+    return r;
+}
+
+const fr_clock_t *fr_store_clock(const fr_store_t *s) { return s->clock; }
+fr_durability_t fr_store_durability(const fr_store_t *s) { return s->opts.durability; }
+
+int fr_store_sync(fr_store_t *s) { return fr_store_mdb_err(mdb_env_sync(s->env, 1)); }
+
+int fr_store_info(fr_store_t *s, fr_store_info_t *out)
+{
+    MDB_envinfo ei;
+    MDB_stat st;
+    int mrc = mdb_env_info(s->env, &ei);
+    if (mrc == MDB_SUCCESS)
+        mrc = mdb_env_stat(s->env, &st);
+    if (mrc != MDB_SUCCESS)
+        return fr_store_mdb_err(mrc);
+    out->map_size = ei.me_mapsize;
+    out->page_size = st.ms_psize;
+    out->map_used = (uint64_t)(ei.me_last_pgno + 1) * st.ms_psize;
+    out->last_txn = ei.me_last_txnid;
+    out->max_readers = ei.me_maxreaders;
+    out->readers_used = ei.me_numreaders;
+    out->write_seq = __atomic_load_n(&s->write_seq, __ATOMIC_RELAXED);
+    return FR_OK;
+}

@@ -1,0 +1,180 @@
+/* The versioned feature store on LMDB (DESIGN.md, "Storage layout" and "Semantics").
+ *
+ * One LMDB environment holds four named databases:
+ *   meta     "registry" → canonical registry JSON, "format_version", "write_seq",
+ *            "vstat" · view_id → {versions u64, newest_event_ts i64} (both little-endian)
+ *   rows     key.h layout (view · entity · ~event_ts · ~write_seq) → written_at u64 LE · msgpack values
+ *   sources  source · 0x00 · partition u32 BE → high-water offset i64 LE
+ * Every row version is kept (point-in-time versioning) until the retention sweeper removes it.
+ *
+ * Threads: one writer at a time (fr_wtxn_t, owned by the server's writer thread); any number of
+ * readers, each with its own fr_rtxn_t (one LMDB read transaction, reused with reset/renew).
+ * Values returned by reads point into the memory map and are valid until the fr_rtxn_t is reset.
+ */
+#ifndef FR_STORE_STORE_H
+#define FR_STORE_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/clock.h"
+#include "registry/registry.h"
+
+#define FR_STORE_FORMAT_VERSION 1
+
+typedef enum { FR_DURABILITY_SYNC = 0, FR_DURABILITY_ASYNC = 1 } fr_durability_t;
+
+typedef struct {
+    const char *path;          /* directory; created if missing */
+    uint64_t map_size;         /* bytes; LMDB map size */
+    fr_durability_t durability;
+    unsigned max_readers;      /* LMDB reader slots; >= worker threads + exporters */
+    const fr_clock_t *clock;   /* NULL = system clock */
+    bool read_only;            /* open an existing store for reading only (replicas, tools) */
+} fr_store_opts_t;
+
+typedef struct fr_store fr_store_t;
+typedef struct fr_rtxn fr_rtxn_t;
+typedef struct fr_wtxn fr_wtxn_t;
+
+/* Opens (creating if needed) the store. FR_E_STORAGE (with the LMDB reason in *why),
+ * FR_E_NOMEM, FR_E_BAD_REGISTRY (stored registry unreadable), FR_E_INCOMPATIBLE (format). */
+int fr_store_open(const fr_store_opts_t *opts, fr_store_t **out, const char **why);
+void fr_store_close(fr_store_t *store);
+
+/* The current registry with one reference taken for the caller (release it). Thread-safe. */
+fr_registry_t *fr_store_registry(fr_store_t *store);
+const fr_clock_t *fr_store_clock(const fr_store_t *store);
+fr_durability_t fr_store_durability(const fr_store_t *store);
+
+/* Flushes to disk (async mode's periodic sync, and shutdown). FR_E_STORAGE. */
+int fr_store_sync(fr_store_t *store);
+
+typedef struct {
+    uint64_t map_size, map_used, last_txn, page_size;
+    unsigned max_readers, readers_used;
+    uint64_t write_seq;
+} fr_store_info_t;
+int fr_store_info(fr_store_t *store, fr_store_info_t *out);
+
+/* ---- writes (single writer thread) ---- */
+
+typedef struct {
+    const fr_view_def_t *view; /* resolved by the caller against a registry that outlives the write */
+    const uint8_t *entity;
+    uint16_t entity_len;
+    int64_t event_ts_us;
+    const uint8_t *values; /* msgpack array, validated with fr_store_check_row */
+    uint32_t values_len;
+    int64_t offset;
+    bool has_offset;
+} fr_write_row_t;
+
+typedef struct {
+    const char *source; /* NULL = no exactly-once tracking */
+    uint32_t partition;
+    const fr_write_row_t *rows;
+    size_t row_count;
+} fr_write_batch_t;
+
+typedef struct {
+    uint32_t written;    /* new versions stored */
+    uint32_t duplicates; /* offset at or below the high-water mark: skipped */
+    uint32_t unchanged;  /* equal to the newest version with the same event_ts: skipped */
+    uint32_t late;       /* written with event_ts older than the entity's newest version */
+    uint64_t last_write_seq;
+    int64_t high_water;  /* position of (source, partition) after the batch; -1 if none */
+} fr_write_result_t;
+
+/* Validates one row's values against its view: a msgpack array of at most feature_count values
+ * whose types match (nil allowed everywhere; int64 accepts any msgpack int; double/float accept
+ * ints and floats; float_list needs `dim` elements when dim > 0). Also checks the entity (1..256
+ * bytes) and the event time (0 <= event_ts <= now + max_future_skew_us). Returns FR_OK,
+ * FR_E_TYPE_MISMATCH, FR_E_BAD_REQUEST, FR_E_TOO_LARGE or FR_E_FUTURE_EVENT with *why naming the
+ * feature. Pure function of its arguments; any thread. */
+int fr_store_check_row(const fr_write_row_t *row, int64_t now_us, int64_t max_future_skew_us,
+                       const char **why);
+
+/* Starts the write transaction of one group commit. FR_E_STORAGE, FR_E_BUSY (another writer). */
+int fr_store_write_begin(fr_store_t *store, fr_wtxn_t **out);
+
+/* Applies one batch atomically inside the group (a nested transaction): all its rows or none.
+ * Rows must have passed fr_store_check_row. FR_E_STORAGE_FULL (map full: the batch is undone, the
+ * group goes on), FR_E_STORAGE. */
+int fr_store_write_apply(fr_wtxn_t *w, const fr_write_batch_t *batch, fr_write_result_t *result);
+
+/* Applies a registry document (the `freshet apply` file) inside the group. dry_run validates and
+ * reports without storing. FR_E_BAD_REGISTRY / FR_E_INCOMPATIBLE with *why; FR_E_STORAGE(_FULL). The
+ * new registry becomes visible through fr_store_registry after fr_store_write_commit. */
+int fr_store_write_registry(fr_wtxn_t *w, const char *json, size_t len, bool dry_run,
+                            fr_registry_diff_t *diff, const char **why);
+
+/* Commits (fsync in sync mode) and frees w. On failure nothing of the group is stored. */
+int fr_store_write_commit(fr_wtxn_t *w);
+void fr_store_write_abort(fr_wtxn_t *w);
+
+/* ---- retention sweeper ---- */
+
+typedef struct {
+    uint8_t resume_key[512]; /* where the next tick starts; empty = from the beginning */
+    size_t resume_len;
+    uint64_t deleted_total;
+    uint64_t passes; /* completed scans of the whole rows database */
+} fr_sweep_state_t;
+
+/* Deletes versions whose event_ts is older than now - retention of their view, visiting at most
+ * max_keys keys (the time budget of one tick) from where the previous tick stopped; wraps around.
+ * *deleted gets this tick's count. FR_E_STORAGE. */
+int fr_store_sweep(fr_wtxn_t *w, fr_sweep_state_t *state, size_t max_keys, uint64_t *deleted);
+
+/* ---- reads ---- */
+
+/* A reusable read transaction. FR_E_STORAGE, FR_E_NOMEM. */
+int fr_rtxn_new(fr_store_t *store, fr_rtxn_t **out);
+/* Starts a fresh snapshot (mdb_txn_renew). Must be balanced by fr_rtxn_reset. */
+int fr_rtxn_begin(fr_rtxn_t *r);
+void fr_rtxn_reset(fr_rtxn_t *r);
+void fr_rtxn_free(fr_rtxn_t *r);
+/* LMDB transaction id of the current snapshot. */
+uint64_t fr_rtxn_id(const fr_rtxn_t *r);
+
+typedef struct {
+    int status;            /* FR_STATUS_PRESENT, EXPIRED or NOT_FOUND */
+    int64_t event_ts_us;   /* of the version found (0 when NOT_FOUND) */
+    int64_t written_at_us;
+    const uint8_t *values; /* msgpack array in the map; valid until fr_rtxn_reset */
+    size_t values_len;
+} fr_asof_t;
+
+#define FR_ASOF_SERVED 1u /* also require written_at <= as_of (DESIGN.md, Semantics 7) */
+
+/* The as-of read of DESIGN.md, Semantics 1–2: the newest version of (view, entity) with
+ * event_ts <= as_of (ties: newest write), with its freshness status against the view's ttl.
+ * FR_OK (also for NOT_FOUND), FR_E_STORAGE. */
+int fr_asof_get(fr_rtxn_t *r, const fr_view_def_t *view, const uint8_t *entity, size_t entity_len,
+                int64_t as_of_us, unsigned flags, fr_asof_t *out);
+
+/* Status of a version of age (as_of - event_ts) against ttl (0 = never expires). */
+static inline int fr_asof_status(int64_t as_of_us, int64_t event_ts_us, int64_t ttl_us)
+{
+    return (ttl_us == 0 || as_of_us - event_ts_us <= ttl_us) ? 1 /* PRESENT */ : 2 /* EXPIRED */;
+}
+
+/* High-water offset of (source, partition); -1 when never written. FR_E_STORAGE. */
+int fr_store_source_get(fr_rtxn_t *r, const char *source, uint32_t partition, int64_t *offset);
+
+/* Calls fn for every (source, partition, offset) in key order; fn returns non-zero to stop. */
+int fr_store_sources_each(fr_rtxn_t *r,
+                          int (*fn)(void *ctx, const char *source, size_t source_len,
+                                    uint32_t partition, int64_t offset),
+                          void *ctx);
+
+typedef struct {
+    uint64_t versions;
+    int64_t newest_event_ts_us;
+} fr_view_stat_t;
+/* Per-view counters kept by the writer. Zeroes for a view never written. */
+int fr_store_view_stat(fr_rtxn_t *r, uint32_t view_id, fr_view_stat_t *out);
+
+#endif

@@ -1,0 +1,41 @@
+/* Private to src/store: the structures behind the opaque handles of store.h. */
+#ifndef FR_STORE_INT_H
+#define FR_STORE_INT_H
+
+#include <lmdb.h>
+#include <pthread.h>
+
+#include "store.h"
+
+struct fr_store {
+    MDB_env *env;
+    MDB_dbi meta, rows, sources;
+    fr_store_opts_t opts;
+    const fr_clock_t *clock;
+    pthread_mutex_t reg_lock; /* guards `registry` pointer swaps */
+    fr_registry_t *registry;
+    uint64_t write_seq; /* last assigned; only the writer thread touches it */
+};
+
+struct fr_rtxn {
+    fr_store_t *store;
+    MDB_txn *txn;
+    MDB_cursor *rows_cur;
+    int active;
+};
+
+struct fr_wtxn {
+    fr_store_t *store;
+    MDB_txn *txn;
+    uint64_t write_seq_at_begin;
+    int64_t now_us;
+    fr_registry_t *new_registry; /* set by fr_store_write_registry; published at commit */
+};
+
+/* Maps an LMDB return code to fr_err_t. */
+int fr_store_mdb_err(int mdb_rc);
+
+#define FR_VSTAT_KEY_LEN 9
+void fr_store_vstat_key(uint8_t out[FR_VSTAT_KEY_LEN], uint32_t view_id);
+
+#endif

@@ -1,0 +1,351 @@
+/* The write path: row validation, group-commit transactions, atomic batches with exactly-once
+ * source offsets, idempotent replays, registry updates. Only the writer thread calls the fr_wtxn_*
+ * functions; fr_store_check_row runs on any thread. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/buf.h"
+#include "freshet/err.h"
+#include "key.h"
+#include "proto/mp.h"
+#include "store_int.h"
+
+static _Thread_local char why_buf[256];
+
+static const char *whyf(const char *fmt, const char *feature, const char *extra)
+{
+    snprintf(why_buf, sizeof why_buf, fmt, feature, extra);
+    return why_buf;
+}
+
+static int check_value(const fr_feature_def_t *f, fr_mp_reader_t *r, const char **why)
+{
+    fr_mp_item_t it;
+    if (fr_mp_next(r, &it))
+        return *why = whyf("values.%s: malformed msgpack%s", f->name, ""), FR_E_BAD_REQUEST;
+    if (it.kind == FR_MP_NIL)
+        return FR_OK;
+    int ok = 0;
+    switch (f->type) {
+    case FR_TYPE_INT64:
+        ok = it.kind == FR_MP_INT;
+        break;
+    case FR_TYPE_DOUBLE:
+    case FR_TYPE_FLOAT:
+        ok = it.kind == FR_MP_INT || it.kind == FR_MP_F32 || it.kind == FR_MP_F64;
+        break;
+    case FR_TYPE_BOOL:
+        ok = it.kind == FR_MP_BOOL;
+        break;
+    case FR_TYPE_STRING:
+        ok = it.kind == FR_MP_STR;
+        break;
+    case FR_TYPE_BYTES:
+        ok = it.kind == FR_MP_BIN || it.kind == FR_MP_STR;
+        break;
+    case FR_TYPE_FLOAT_LIST:
+        if (it.kind != FR_MP_ARRAY)
+            break;
+        if (f->dim && it.count != f->dim) {
+            snprintf(why_buf, sizeof why_buf, "values.%s: float_list has %u elements, dim is %u",
+                     f->name, it.count, f->dim);
+            *why = why_buf;
+            return FR_E_TYPE_MISMATCH;
+        }
+        for (uint32_t i = 0; i < it.count; i++) {
+            float x;
+            if (fr_mp_next_float(r, &x))
+                return *why = whyf("values.%s: float_list element is not a number%s", f->name, ""),
+                       FR_E_TYPE_MISMATCH;
+        }
+        ok = 1;
+        break;
+    default:
+        break;
+    }
+    if (!ok)
+        return *why = whyf("values.%s: expected %s", f->name, fr_type_name(f->type)),
+               FR_E_TYPE_MISMATCH;
+    return FR_OK;
+}
+
+int fr_store_check_row(const fr_write_row_t *row, int64_t now_us, int64_t max_future_skew_us,
+                       const char **why)
+{
+    const fr_view_def_t *v = row->view;
+    if (row->entity_len == 0 || row->entity_len > FR_ENTITY_MAX)
+        return *why = "entity: must be 1 to 256 bytes", FR_E_BAD_REQUEST;
+    if (row->event_ts_us < 0)
+        return *why = "event_ts: negative timestamp", FR_E_BAD_REQUEST;
+    if (max_future_skew_us >= 0 && row->event_ts_us > now_us + max_future_skew_us) {
+        char ts[32];
+        snprintf(ts, sizeof ts, "%lld", (long long)(row->event_ts_us - now_us));
+        return *why = whyf("event_ts: %s us in the future, beyond max_future_skew (view %s)", ts,
+                           v->name),
+               FR_E_FUTURE_EVENT;
+    }
+    fr_mp_reader_t r;
+    fr_mp_reader_init(&r, row->values, row->values_len);
+    fr_mp_item_t it;
+    if (fr_mp_next(&r, &it) || it.kind != FR_MP_ARRAY)
+        return *why = "values: expected a msgpack array", FR_E_BAD_REQUEST;
+    if (it.count > v->feature_count) {
+        snprintf(why_buf, sizeof why_buf, "values: %u values for view %s of %u features", it.count,
+                 v->name, v->feature_count);
+        *why = why_buf;
+        return FR_E_BAD_REQUEST;
+    }
+    for (uint32_t i = 0; i < it.count; i++) {
+        int rc = check_value(&v->features[i], &r, why);
+        if (rc != FR_OK)
+            return rc;
+    }
+    if (r.p != r.end)
+        return *why = "values: trailing bytes after the array", FR_E_BAD_REQUEST;
+    return FR_OK;
+}
+
+int fr_store_write_begin(fr_store_t *s, fr_wtxn_t **out)
+{
+    if (s->opts.read_only)
+        return FR_E_STORAGE;
+    fr_wtxn_t *w = calloc(1, sizeof *w);
+    if (!w)
+        return FR_E_NOMEM;
+    int mrc = mdb_txn_begin(s->env, NULL, 0, &w->txn);
+    if (mrc != MDB_SUCCESS) {
+        free(w);
+        return fr_store_mdb_err(mrc);
+    }
+    w->store = s;
+    w->write_seq_at_begin = s->write_seq;
+    w->now_us = fr_clock_now(s->clock);
+    *out = w;
+    return FR_OK;
+}
+
+static size_t source_key(uint8_t *out, const char *source, uint32_t partition)
+{
+    size_t n = strlen(source);
+    memcpy(out, source, n);
+    out[n] = 0;
+    fr_put_be32(out + n + 1, partition);
+    return n + 5;
+}
+
+/* Adds delta versions to a view's counters inside txn. */
+static int vstat_add(MDB_txn *txn, fr_store_t *s, uint32_t view_id, int64_t delta,
+                     int64_t newest_ts)
+{
+    uint8_t key[FR_VSTAT_KEY_LEN];
+    fr_store_vstat_key(key, view_id);
+    MDB_val k = {sizeof key, key}, v;
+    uint8_t val[16] = {0};
+    if (mdb_get(txn, s->meta, &k, &v) == MDB_SUCCESS && v.mv_size == 16)
+        memcpy(val, v.mv_data, 16);
+    uint64_t versions;
+    int64_t newest;
+    memcpy(&versions, val, 8);
+    memcpy(&newest, val + 8, 8);
+    versions = (uint64_t)((int64_t)versions + delta);
+    if (newest_ts > newest)
+        newest = newest_ts;
+    memcpy(val, &versions, 8);
+    memcpy(val + 8, &newest, 8);
+    v = (MDB_val){16, val};
+    return mdb_put(txn, s->meta, &k, &v, 0);
+}
+
+typedef struct {
+    uint32_t view_id;
+    int64_t added;
+    int64_t newest;
+} vdelta_t;
+
+static int apply_rows(fr_wtxn_t *w, MDB_txn *txn, const fr_write_batch_t *b, fr_write_result_t *res)
+{
+    fr_store_t *s = w->store;
+    MDB_cursor *cur;
+    int mrc = mdb_cursor_open(txn, s->rows, &cur);
+    if (mrc != MDB_SUCCESS)
+        return mrc;
+    uint8_t skey[256 + 5];
+    MDB_val sk = {0, skey}, sv;
+    int64_t hwm = -1;
+    if (b->source) {
+        sk.mv_size = source_key(skey, b->source, b->partition);
+        if (mdb_get(txn, s->sources, &sk, &sv) == MDB_SUCCESS && sv.mv_size == 8)
+            memcpy(&hwm, sv.mv_data, 8);
+    }
+    vdelta_t deltas[8];
+    size_t ndeltas = 0;
+    for (size_t i = 0; i < b->row_count && mrc == MDB_SUCCESS; i++) {
+        const fr_write_row_t *row = &b->rows[i];
+        if (b->source && row->has_offset) {
+            if (row->offset <= hwm) {
+                res->duplicates++;
+                continue;
+            }
+            hwm = row->offset;
+        }
+        uint8_t key[FR_KEY_MAX];
+        size_t plen = fr_key_prefix(key, row->view->id, row->entity, row->entity_len);
+        /* Seek to the newest version at this event_ts: equal values make the write a no-op. */
+        size_t klen = fr_key_encode(key, row->view->id, row->entity, row->entity_len,
+                                    row->event_ts_us, UINT64_MAX);
+        MDB_val k = {klen, key}, v;
+        int found = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+        int is_late = 0;
+        if (found == MDB_SUCCESS && k.mv_size >= plen && memcmp(k.mv_data, key, plen) == 0) {
+            fr_key_t dk;
+            if (fr_key_decode(k.mv_data, k.mv_size, &dk) == 0 && dk.event_ts_us == row->event_ts_us &&
+                v.mv_size == 8 + row->values_len &&
+                memcmp((const uint8_t *)v.mv_data + 8, row->values, row->values_len) == 0) {
+                res->unchanged++;
+                continue;
+            }
+        } else if (found != MDB_SUCCESS && found != MDB_NOTFOUND) {
+            mrc = found;
+            break;
+        }
+        /* Late: a newer event_ts already exists for this entity (first key of the prefix). */
+        k = (MDB_val){plen, key};
+        if (mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE) == MDB_SUCCESS && k.mv_size >= plen &&
+            memcmp(k.mv_data, key, plen) == 0) {
+            fr_key_t dk;
+            if (fr_key_decode(k.mv_data, k.mv_size, &dk) == 0 && dk.event_ts_us > row->event_ts_us)
+                is_late = 1;
+        }
+        uint64_t seq = __atomic_add_fetch(&s->write_seq, 1, __ATOMIC_RELAXED);
+        klen = fr_key_encode(key, row->view->id, row->entity, row->entity_len, row->event_ts_us, seq);
+        k = (MDB_val){klen, key};
+        v = (MDB_val){8 + (size_t)row->values_len, NULL};
+        mrc = mdb_cursor_put(cur, &k, &v, MDB_RESERVE);
+        if (mrc != MDB_SUCCESS)
+            break;
+        uint64_t written_at = (uint64_t)w->now_us;
+        memcpy(v.mv_data, &written_at, 8);
+        memcpy((uint8_t *)v.mv_data + 8, row->values, row->values_len);
+        res->written++;
+        res->late += (uint32_t)is_late;
+        res->last_write_seq = seq;
+        size_t d = 0;
+        while (d < ndeltas && deltas[d].view_id != row->view->id)
+            d++;
+        if (d == ndeltas) {
+            if (ndeltas == sizeof deltas / sizeof deltas[0]) {
+                mrc = vstat_add(txn, s, deltas[0].view_id, deltas[0].added, deltas[0].newest);
+                memmove(deltas, deltas + 1, sizeof deltas - sizeof deltas[0]);
+                d = --ndeltas;
+            }
+            deltas[d] = (vdelta_t){row->view->id, 0, INT64_MIN};
+            ndeltas++;
+        }
+        deltas[d].added++;
+        if (row->event_ts_us > deltas[d].newest)
+            deltas[d].newest = row->event_ts_us;
+    }
+    mdb_cursor_close(cur);
+    for (size_t d = 0; d < ndeltas && mrc == MDB_SUCCESS; d++)
+        mrc = vstat_add(txn, s, deltas[d].view_id, deltas[d].added, deltas[d].newest);
+    if (mrc == MDB_SUCCESS && b->source && hwm >= 0) {
+        sv = (MDB_val){8, &hwm};
+        mrc = mdb_put(txn, s->sources, &sk, &sv, 0);
+    }
+    res->high_water = b->source ? hwm : -1;
+    if (mrc == MDB_SUCCESS && res->written) {
+        uint8_t seqb[8];
+        fr_put_be64(seqb, s->write_seq);
+        MDB_val k = {9, "write_seq"}, v = {8, seqb};
+        mrc = mdb_put(txn, s->meta, &k, &v, 0);
+    }
+    return mrc;
+}
+
+int fr_store_write_apply(fr_wtxn_t *w, const fr_write_batch_t *b, fr_write_result_t *res)
+{
+    memset(res, 0, sizeof *res);
+    if (b->source && strlen(b->source) > 255)
+        return FR_E_BAD_REQUEST;
+    MDB_txn *child;
+    int mrc = mdb_txn_begin(w->store->env, w->txn, 0, &child);
+    if (mrc != MDB_SUCCESS)
+        return fr_store_mdb_err(mrc);
+    uint64_t seq_before = w->store->write_seq;
+    mrc = apply_rows(w, child, b, res);
+    if (mrc == MDB_SUCCESS)
+        mrc = mdb_txn_commit(child);
+    else
+        mdb_txn_abort(child);
+    if (mrc != MDB_SUCCESS) {
+        __atomic_store_n(&w->store->write_seq, seq_before, __ATOMIC_RELAXED);
+        memset(res, 0, sizeof *res);
+        return fr_store_mdb_err(mrc);
+    }
+    return FR_OK;
+}
+
+int fr_store_write_registry(fr_wtxn_t *w, const char *json, size_t len, bool dry_run,
+                            fr_registry_diff_t *diff, const char **why)
+{
+    fr_registry_t *incoming = NULL, *merged = NULL;
+    fr_registry_t *current = w->new_registry ? fr_registry_ref(w->new_registry)
+                                             : fr_store_registry(w->store);
+    char *out = NULL;
+    size_t out_len = 0;
+    int rc = fr_registry_parse(json, len, &incoming, why);
+    if (rc == FR_OK)
+        rc = fr_registry_merge(current, incoming, &merged, diff, why);
+    if (rc != FR_OK || dry_run)
+        goto out;
+    rc = fr_registry_to_json(merged, &out, &out_len);
+    if (rc != FR_OK)
+        goto out;
+    MDB_val k = {8, "registry"}, v = {out_len, out};
+    int mrc = mdb_put(w->txn, w->store->meta, &k, &v, 0);
+    if (mrc != MDB_SUCCESS) {
+        *why = mdb_strerror(mrc);
+        rc = fr_store_mdb_err(mrc);
+        goto out;
+    }
+    fr_registry_release(w->new_registry);
+    w->new_registry = merged;
+    merged = NULL;
+out:
+    free(out);
+    fr_registry_release(merged);
+    fr_registry_release(incoming);
+    fr_registry_release(current);
+    return rc;
+}
+
+int fr_store_write_commit(fr_wtxn_t *w)
+{
+    fr_store_t *s = w->store;
+    int mrc = mdb_txn_commit(w->txn);
+    int rc = fr_store_mdb_err(mrc);
+    if (rc != FR_OK) {
+        __atomic_store_n(&s->write_seq, w->write_seq_at_begin, __ATOMIC_RELAXED);
+    } else if (w->new_registry) {
+        pthread_mutex_lock(&s->reg_lock);
+        fr_registry_t *old = s->registry;
+        s->registry = w->new_registry;
+        pthread_mutex_unlock(&s->reg_lock);
+        w->new_registry = NULL;
+        fr_registry_release(old);
+    }
+    fr_registry_release(w->new_registry);
+    free(w);
+    return rc;
+}
+
+void fr_store_write_abort(fr_wtxn_t *w)
+{
+    if (!w)
+        return;
+    mdb_txn_abort(w->txn);
+    __atomic_store_n(&w->store->write_seq, w->write_seq_at_begin, __ATOMIC_RELAXED);
+    fr_registry_release(w->new_registry);
+    free(w);
+}

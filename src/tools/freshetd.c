@@ -1,0 +1,45 @@
+/* freshetd: parse configuration, open the store, bind, print the address, serve. */
+#include <stdio.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "freshet/err.h"
+#include "server/server.h"
+
+int main(int argc, char **argv)
+{
+    fr_config_t cfg;
+    char why[512];
+    fr_config_defaults(&cfg);
+    int rc = fr_config_parse_args(&cfg, argc, argv, why, sizeof why);
+    if (rc == 1)
+        return 0;
+    if (rc != FR_OK) {
+        fprintf(stderr, "freshetd: %s: %s\n", fr_err_name(rc), why);
+        return 2;
+    }
+    fr_log_min_level = fr_log_level_parse(cfg.log_level);
+    FILE *logf = NULL;
+    if (cfg.log_file[0]) {
+        logf = fopen(cfg.log_file, "a");
+        if (!logf) {
+            fprintf(stderr, "freshetd: IO: cannot open log_file %s\n", cfg.log_file);
+            return 2;
+        }
+        fr_log_set_file(logf);
+    }
+    fr_server_t *s;
+    const char *reason;
+    rc = fr_server_new(&cfg, NULL, &s, &reason);
+    if (rc != FR_OK) {
+        fprintf(stderr, "freshetd: %s: %s\n", fr_err_name(rc), reason);
+        return 1;
+    }
+    printf("listening %s\n", fr_server_listen_addr(s));
+    fflush(stdout);
+    rc = fr_server_run(s);
+    fr_server_free(s);
+    if (logf)
+        fclose(logf);
+    return rc == FR_OK ? 0 : 1;
+}
