@@ -27,6 +27,14 @@ int fr_cli_parse_time(const char *s, int64_t now_us, int64_t *out_us);
 /* Returns argv[i+1] for flag argv[i] or prints a usage error. */
 const char *fr_cli_flag_value(fr_cli_ctx_t *ctx, int *i);
 /* Connects or prints the error. */
+/* JSON text output (jsonout.c). */
+#include "freshet/types.h"
+void fr_cli_json_str(FILE *out, const char *s, size_t n);
+void fr_cli_json_value(FILE *out, const fr_value_t *v);
+/* Shortest text that parses back to exactly x. */
+void fr_cli_fmt_double(char *buf, size_t n, double x);
+void fr_cli_fmt_float(char *buf, size_t n, float x);
+
 struct fr_client;
 int fr_cli_connect(fr_cli_ctx_t *ctx, struct fr_client **out);
 

@@ -2,8 +2,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <jansson.h>
-
 #include "cli.h"
 #include "common/clock.h"
 #include "common/timefmt.h"
@@ -19,31 +17,6 @@ static size_t split_list(char *s, const char **out, size_t max)
     return n;
 }
 
-static json_t *value_json(const fr_value_t *v)
-{
-    switch (v->type) {
-    case FR_TYPE_INT64:
-        return json_integer(v->u.i64);
-    case FR_TYPE_DOUBLE:
-        return json_real(v->u.f64);
-    case FR_TYPE_FLOAT:
-        return json_real(v->u.f32);
-    case FR_TYPE_BOOL:
-        return json_boolean(v->u.b);
-    case FR_TYPE_STRING:
-    case FR_TYPE_BYTES:
-        return json_stringn_nocheck(v->u.str, v->len);
-    case FR_TYPE_FLOAT_LIST: {
-        json_t *a = json_array();
-        for (uint32_t i = 0; i < v->len; i++)
-            json_array_append_new(a, json_real(v->u.floats[i]));
-        return a;
-    }
-    default:
-        return json_null();
-    }
-}
-
 static void value_text(const fr_value_t *v, char *out, size_t n)
 {
     switch (v->type) {
@@ -54,10 +27,10 @@ static void value_text(const fr_value_t *v, char *out, size_t n)
         snprintf(out, n, "%lld", (long long)v->u.i64);
         break;
     case FR_TYPE_DOUBLE:
-        snprintf(out, n, "%.6g", v->u.f64);
+        fr_cli_fmt_double(out, n, v->u.f64);
         break;
     case FR_TYPE_FLOAT:
-        snprintf(out, n, "%.6g", (double)v->u.f32);
+        fr_cli_fmt_float(out, n, v->u.f32);
         break;
     case FR_TYPE_BOOL:
         snprintf(out, n, "%s", v->u.b ? "true" : "false");
@@ -69,12 +42,33 @@ static void value_text(const fr_value_t *v, char *out, size_t n)
     case FR_TYPE_FLOAT_LIST: {
         size_t off = (size_t)snprintf(out, n, "[");
         for (uint32_t i = 0; i < v->len && off < n; i++)
-            off += (size_t)snprintf(out + off, n - off, "%s%.3g", i ? "," : "", (double)v->u.floats[i]);
+            off += (size_t)snprintf(out + off, n - off, "%s%.4g", i ? "," : "", (double)v->u.floats[i]);
         if (off < n)
             snprintf(out + off, n - off, "]");
         break;
     }
     }
+}
+
+/* The id a feature's view was read for: the list named by the view's join key, else the list
+ * without a key, else the first. */
+static const char *entity_for(fr_client_t *c, const fr_entity_col_t *cols, size_t ncols,
+                              const char *feature, size_t e)
+{
+    char view[80];
+    const char *colon = strchr(feature, ':');
+    size_t n = colon ? (size_t)(colon - feature) : strlen(feature);
+    snprintf(view, sizeof view, "%.*s", (int)(n < 79 ? n : 79), feature);
+    const char *key = NULL;
+    if (ncols > 1 && fr_client_view_join_key(c, view, &key) == FR_OK) {
+        for (size_t k = 0; k < ncols; k++)
+            if (cols[k].join_key && !strcmp(cols[k].join_key, key))
+                return cols[k].values[e];
+        for (size_t k = 0; k < ncols; k++)
+            if (!cols[k].join_key)
+                return cols[k].values[e];
+    }
+    return cols[0].values[e];
 }
 
 int fr_cli_get(fr_cli_ctx_t *ctx)
@@ -175,14 +169,13 @@ int fr_cli_get(fr_cli_ctx_t *ctx)
                (unsigned long long)fr_result_snapshot(r), "entity", "feature", "status",
                "event_timestamp", "value");
     for (size_t e = 0; e < ne; e++) {
-        /* the entity shown is the first column's id (the one the first view used) */
+        /* the entity shown is the first list's id; tables show each feature's own below */
         const char *ent = cols[0].values[e];
-        json_t *obj = NULL, *fobj = NULL;
-        if (!strcmp(format, "json")) {
-            obj = json_object();
-            fobj = json_object();
-            json_object_set_new(obj, "entity", json_string(ent));
-            json_object_set_new(obj, "features", fobj);
+        bool json = !strcmp(format, "json");
+        if (json) {
+            fputs("{\"entity\": ", stdout);
+            fr_cli_json_str(stdout, ent, strlen(ent));
+            fputs(", \"features\": {", stdout);
         }
         for (size_t j = 0; j < nf; j++) {
             fr_value_t v;
@@ -192,26 +185,28 @@ int fr_cli_get(fr_cli_ctx_t *ctx)
             char tsbuf[32] = "-";
             if (st != FR_STATUS_NOT_FOUND)
                 fr_time_format(ts, tsbuf);
-            if (obj) {
-                json_t *cell = json_object();
-                json_object_set_new(cell, "value", value_json(&v));
-                json_object_set_new(cell, "status", json_string(fr_status_name(st)));
-                json_object_set_new(cell, "event_timestamp",
-                                    st == FR_STATUS_NOT_FOUND ? json_null() : json_string(tsbuf));
-                json_object_set_new(fobj, fr_result_feature_name(r, j), cell);
+            if (json) {
+                const char *name = fr_result_feature_name(r, j);
+                fputs(j ? ", " : "", stdout);
+                fr_cli_json_str(stdout, name, strlen(name));
+                fputs(": {\"value\": ", stdout);
+                fr_cli_json_value(stdout, &v);
+                printf(", \"status\": \"%s\", \"event_timestamp\": ", fr_status_name(st));
+                if (st == FR_STATUS_NOT_FOUND)
+                    fputs("null}", stdout);
+                else
+                    printf("\"%s\"}", tsbuf);
             } else {
                 char vbuf[128];
                 value_text(&v, vbuf, sizeof vbuf);
-                printf("%-16s %-36s %-10s %-28s %s\n", ent, fr_result_feature_name(r, j),
+                printf("%-16s %-36s %-10s %-28s %s\n",
+                       entity_for(c, cols, ncols, fr_result_feature_name(r, j), e),
+                       fr_result_feature_name(r, j),
                        fr_status_name(st), tsbuf, vbuf);
             }
         }
-        if (obj) {
-            char *s = json_dumps(obj, JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(9));
-            puts(s);
-            free(s);
-            json_decref(obj);
-        }
+        if (json)
+            fputs("}}\n", stdout);
     }
     fr_result_free(r);
     fr_client_free(c);

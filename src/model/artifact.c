@@ -268,7 +268,7 @@ static fr_err_t read_str(cursor_t *c, int allow_empty, char **out, const char **
 
 static fr_err_t load_trees(fr_model_t *m, cursor_t *c, uint64_t n_nodes, const char **why)
 {
-    const uint8_t *p;
+    const uint8_t *p = NULL;
     if (m->n_trees > FR_MODEL_MAX_TREES || n_nodes > FR_MODEL_MAX_NODES) {
         *why = "too many trees or nodes";
         return FR_E_TOO_LARGE;
@@ -284,7 +284,8 @@ static fr_err_t load_trees(fr_model_t *m, cursor_t *c, uint64_t n_nodes, const c
         return FR_E_NOMEM;
     uint64_t off = 0;
     for (uint32_t t = 0; t < m->n_trees; t++) {
-        take(c, 8, &p);
+        if (!take(c, 8, &p))
+            return FR_E_BAD_MODEL; /* unreachable: the section length was checked */
         m->tree_group[t] = get_le32(p);
         m->tree_off[t] = (uint32_t)off;
         off += get_le32(p + 4);
@@ -299,7 +300,8 @@ static fr_err_t load_trees(fr_model_t *m, cursor_t *c, uint64_t n_nodes, const c
         return FR_E_BAD_MODEL;
     }
     for (uint64_t i = 0; i < n_nodes; i++) {
-        take(c, 12, &p);
+        if (!take(c, 12, &p))
+            return FR_E_BAD_MODEL;
         uint32_t v = get_le32(p + 4);
         m->nodes[i].split = get_le32(p);
         memcpy(&m->nodes[i].value, &v, 4);
@@ -315,7 +317,7 @@ static fr_err_t load_trees(fr_model_t *m, cursor_t *c, uint64_t n_nodes, const c
 
 static fr_err_t load_linear(fr_model_t *m, cursor_t *c, const char **why)
 {
-    const uint8_t *p;
+    const uint8_t *p = NULL;
     if (m->n_trees != 0 || m->n_outputs != 1 || c->left != (size_t)m->n_features * 16) {
         *why = "linear section length does not match the counts";
         return FR_E_BAD_MODEL;
@@ -325,12 +327,14 @@ static fr_err_t load_linear(fr_model_t *m, cursor_t *c, const char **why)
     if (!m->weights || !m->fill)
         return FR_E_NOMEM;
     for (uint32_t i = 0; i < m->n_features; i++) {
-        take(c, 8, &p);
+        if (!take(c, 8, &p))
+            return FR_E_BAD_MODEL;
         uint64_t u = get_le64(p);
         memcpy(&m->weights[i], &u, 8);
     }
     for (uint32_t i = 0; i < m->n_features; i++) {
-        take(c, 8, &p);
+        if (!take(c, 8, &p))
+            return FR_E_BAD_MODEL;
         uint64_t u = get_le64(p);
         memcpy(&m->fill[i], &u, 8);
     }

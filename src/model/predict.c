@@ -11,7 +11,8 @@
 
 #define BLOCK_ROWS 64 /* rows per tree pass in batch mode, as XGBoost's kBlockOfRowsSize */
 
-/* One tree walk. NaN follows the default direction; otherwise left iff x < threshold. */
+/* One tree walk. NaN follows the default direction; otherwise left iff x < threshold. Branch-free
+ * step: !(v < t) is 1 for NaN, and is flipped back to 0 for a NaN at a default-left node. */
 #define WALK(NAME, T)                                                                              \
     static inline float NAME(const fr_node_t *nd, const T *x)                                      \
     {                                                                                              \
@@ -19,7 +20,7 @@
         while (nd[i].left) {                                                                       \
             uint32_t s = nd[i].split;                                                              \
             float v = (float)x[s & FR_NODE_FEATURE_MASK];                                          \
-            uint32_t right = isnan(v) ? !(s & FR_NODE_DEFAULT_LEFT) : !(v < nd[i].value);          \
+            uint32_t right = (uint32_t) !(v < nd[i].value) ^ ((uint32_t)(v != v) & (s >> 31));     \
             i = nd[i].left + right;                                                                \
         }                                                                                          \
         return nd[i].value;                                                                        \
@@ -114,6 +115,7 @@ void fr_model_predict_row_f64(const fr_model_t *m, const double *x, double *marg
         return;
     }
     float mg[FR_MODEL_MAX_OUTPUTS], pr[FR_MODEL_MAX_OUTPUTS];
+    mg[0] = pr[0] = 0.0f; /* n_outputs >= 1 (loader), but the compiler cannot know */
     for (uint32_t g = 0; g < m->n_outputs; g++)
         mg[g] = m->base_margin;
     for (uint32_t t = 0; t < m->n_trees; t++)
