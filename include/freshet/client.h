@@ -133,6 +133,49 @@ int64_t fr_result_as_of(const fr_result_t *r);
 uint64_t fr_result_snapshot(const fr_result_t *r);
 void fr_result_free(fr_result_t *r);
 
+/* Written-at time (server clock at commit) of the version cell (i, j) came from; 0 if none.
+ * Exports use it to count values learned after the label time (leakage in `event` mode). */
+int64_t fr_result_written_at(const fr_result_t *r, size_t i, size_t j);
+
+/* ---- exports (point-in-time joins and snapshots) ----
+ *
+ * An export is a sequence of chunk requests on one connection. The first chunk pins a server
+ * snapshot that every later chunk of the export reads; the chunk with `end` set releases it. Send
+ * chunks with fr_client_export_send (several may be in flight: pipelining keeps the server busy)
+ * and read their results in the same order with fr_client_export_recv. */
+
+typedef enum { FR_EXPORT_PIT = 1, FR_EXPORT_SNAPSHOT = 2 } fr_export_kind_t;
+
+typedef struct {
+    fr_export_kind_t kind;
+    const char *const *features;
+    size_t feature_count;
+    /* PIT: label rows (entity ids per join key) and one label time per row */
+    const fr_entity_col_t *entities;
+    size_t entity_col_count;
+    const int64_t *as_of_us;
+    size_t row_count;
+    /* SNAPSHOT: entities of the first feature's view, `limit` per chunk, after `cursor` */
+    bool has_snapshot_as_of;
+    int64_t snapshot_as_of_us;
+    const void *cursor;
+    size_t cursor_len;
+    uint32_t limit;
+    bool served;          /* also require written_at <= label time (what serving could see) */
+    bool include_expired;
+    bool end;             /* last chunk: release the pinned snapshot */
+} fr_export_req_t;
+
+/* Queues and sends one chunk; *id identifies its reply. Transport errors. */
+int fr_client_export_send(fr_client_t *c, const fr_export_req_t *req, uint32_t *id);
+/* Reads the reply of chunk id (replies come back in sending order). Errors as fr_client_get. */
+int fr_client_export_recv(fr_client_t *c, uint32_t id, fr_result_t **out);
+/* SNAPSHOT results: the entity of row i (bytes owned by r), the cursor for the next chunk (NULL
+ * when done) and whether the scan is complete. */
+const char *fr_result_entity(const fr_result_t *r, size_t i, size_t *len);
+const void *fr_result_next_cursor(const fr_result_t *r, size_t *len);
+bool fr_result_done(const fr_result_t *r);
+
 /* ---- status ---- */
 
 typedef struct {

@@ -35,6 +35,14 @@ void fr_cli_json_value(FILE *out, const fr_value_t *v);
 void fr_cli_fmt_double(char *buf, size_t n, double x);
 void fr_cli_fmt_float(char *buf, size_t n, float x);
 
+/* Splits one CSV line (RFC 4180 quoting) into at most max fields, in place. Returns the count, or
+ * -1 on a malformed line or too many fields. */
+int fr_cli_csv_split(char *line, char **fields, int max);
+/* Removes trailing newline characters. */
+void fr_cli_chomp(char *s);
+
+int fr_cli_export(fr_cli_ctx_t *ctx);
+
 struct fr_client;
 int fr_cli_connect(fr_cli_ctx_t *ctx, struct fr_client **out);
 

@@ -176,3 +176,51 @@ int fr_cli_sources(fr_cli_ctx_t *ctx)
     fr_client_free(c);
     return 0;
 }
+
+/* Splits one CSV line (RFC 4180 quoting) into fields, in place. Returns the count or -1. */
+int fr_cli_csv_split(char *line, char **fields, int max)
+{
+    int n = 0;
+    char *p = line;
+    for (;;) {
+        if (n == max)
+            return -1;
+        if (*p == '"') {
+            char *out = ++p;
+            fields[n++] = out;
+            for (;;) {
+                if (!*p)
+                    return -1;
+                if (*p == '"' && p[1] == '"') {
+                    *out++ = '"';
+                    p += 2;
+                } else if (*p == '"') {
+                    p++;
+                    break;
+                } else {
+                    *out++ = *p++;
+                }
+            }
+            *out = 0;
+            if (*p == ',') {
+                p++;
+                continue;
+            }
+            return *p ? -1 : n;
+        }
+        fields[n++] = p;
+        char *comma = strchr(p, ',');
+        if (!comma)
+            return n;
+        *comma = 0;
+        p = comma + 1;
+    }
+}
+
+void fr_cli_chomp(char *s)
+{
+    size_t n = strlen(s);
+    while (n && (s[n - 1] == '\n' || s[n - 1] == '\r'))
+        s[--n] = 0;
+}
+

@@ -189,58 +189,11 @@ static const char *value_from_json(arena_t *a, fr_type_t t, json_t *j, fr_value_
 
 static int parse_ts_text(const char *s, size_t n, int64_t *out) { return fr_time_parse(s, n, out); }
 
-/* Splits one CSV line (RFC 4180 quoting) into fields, in place. Returns the count or -1. */
-static int csv_split(char *line, char **fields, int max)
-{
-    int n = 0;
-    char *p = line;
-    for (;;) {
-        if (n == max)
-            return -1;
-        if (*p == '"') {
-            char *out = ++p;
-            fields[n++] = out;
-            for (;;) {
-                if (!*p)
-                    return -1;
-                if (*p == '"' && p[1] == '"') {
-                    *out++ = '"';
-                    p += 2;
-                } else if (*p == '"') {
-                    p++;
-                    break;
-                } else {
-                    *out++ = *p++;
-                }
-            }
-            *out = 0;
-            if (*p == ',') {
-                p++;
-                continue;
-            }
-            return *p ? -1 : n;
-        }
-        fields[n++] = p;
-        char *comma = strchr(p, ',');
-        if (!comma)
-            return n;
-        *comma = 0;
-        p = comma + 1;
-    }
-}
-
-static void chomp(char *s)
-{
-    size_t n = strlen(s);
-    while (n && (s[n - 1] == '\n' || s[n - 1] == '\r'))
-        s[--n] = 0;
-}
-
 static int csv_header(schema_t *s, char *line, char *why, size_t wlen)
 {
     char *fields[4096];
-    chomp(line);
-    int n = csv_split(line, fields, 4096);
+    fr_cli_chomp(line);
+    int n = fr_cli_csv_split(line, fields, 4096);
     if (n <= 0) {
         snprintf(why, wlen, "malformed CSV header");
         return -1;
@@ -278,8 +231,8 @@ static int parse_line(const schema_t *s, char *line, arena_t *a, fr_put_row_t *r
     char colname[128] = "";
     if (s->csv) {
         char *fields[4096];
-        chomp(line);
-        int n = csv_split(line, fields, 4096);
+        fr_cli_chomp(line);
+        int n = fr_cli_csv_split(line, fields, 4096);
         if (n != (int)s->ncsv)
             return snprintf(why, wlen, "expected %zu CSV fields, found %d", s->ncsv, n), -1;
         for (int i = 0; i < n && !err; i++) {

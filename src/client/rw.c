@@ -156,6 +156,7 @@ int fr_client_put(fr_client_t *c, const char *source, uint32_t partition, const 
 typedef struct {
     fr_value_t value;
     int64_t event_ts_us;
+    int64_t written_at_us;
     uint8_t status;
 } cell_t;
 
@@ -174,6 +175,13 @@ struct fr_result {
     int64_t as_of_us;
     uint64_t snapshot;
     fblock_t *floats;
+    /* snapshot exports */
+    const uint8_t **ent_ptr;
+    size_t *ent_len;
+    size_t ent_count;
+    const uint8_t *cursor;
+    size_t cursor_len;
+    bool done;
 };
 
 typedef struct {
@@ -181,14 +189,46 @@ typedef struct {
     size_t len;
     uint32_t status;
     int64_t event_ts_us;
+    int64_t written_at_us;
 } rowspan_t;
+
+typedef struct {
+    const uint8_t *ptr;
+    size_t len;
+} span_t;
 
 typedef struct {
     size_t nviews, ncols, nrows, cap_cols, cap_rows;
     freshet_Column *cols;
     rowspan_t *rows;
+    span_t *ents;
+    size_t nents, cap_ents;
+    span_t cursor;
     int oom;
 } get_dec_t;
+
+static bool dec_entity_cb(pb_istream_t *stream, const pb_field_t *field, void **arg)
+{
+    (void)field;
+    get_dec_t *d = *arg;
+    if (d->nents == d->cap_ents) {
+        size_t cap = d->cap_ents ? d->cap_ents * 2 : 256;
+        span_t *p = realloc(d->ents, cap * sizeof *p);
+        if (!p)
+            return d->oom = 1, false;
+        d->ents = p;
+        d->cap_ents = cap;
+    }
+    span_t *sp = &d->ents[d->nents++];
+    return fr_pb_take_bytes(stream, &sp->ptr, &sp->len);
+}
+
+static bool dec_cursor_cb(pb_istream_t *stream, const pb_field_t *field, void **arg)
+{
+    (void)field;
+    get_dec_t *d = *arg;
+    return fr_pb_take_bytes(stream, &d->cursor.ptr, &d->cursor.len);
+}
 
 static bool dec_view_cb(pb_istream_t *stream, const pb_field_t *field, void **arg)
 {
@@ -246,6 +286,7 @@ static bool dec_row_cb(pb_istream_t *stream, const pb_field_t *field, void **arg
         return false;
     rs->status = rr.status;
     rs->event_ts_us = rr.event_ts_us;
+    rs->written_at_us = rr.written_at_us;
     d->nrows++;
     return true;
 }
@@ -338,6 +379,22 @@ static int build_result(fr_client_t *c, get_dec_t *d, const freshet_GetResponse 
     r->col_count = d->ncols;
     r->as_of_us = resp->as_of_us;
     r->snapshot = resp->snapshot_txn;
+    r->done = resp->has_done && resp->done;
+    if (d->nents) {
+        if (d->nents != ne)
+            goto bad_early;
+        r->ent_ptr = calloc(ne, sizeof *r->ent_ptr);
+        r->ent_len = calloc(ne, sizeof *r->ent_len);
+        if (!r->ent_ptr || !r->ent_len)
+            goto oom_early;
+        for (size_t i = 0; i < ne; i++) {
+            r->ent_ptr[i] = d->ents[i].ptr;
+            r->ent_len[i] = d->ents[i].len;
+        }
+        r->ent_count = ne;
+    }
+    r->cursor = d->cursor.ptr;
+    r->cursor_len = d->cursor.len;
     r->body = c->rbuf.data; /* take the reply buffer: values point into it */
     fr_buf_init(&c->rbuf, 0);
     r->col_names = calloc(d->ncols ? d->ncols : 1, sizeof *r->col_names);
@@ -386,6 +443,7 @@ static int build_result(fr_client_t *c, get_dec_t *d, const freshet_GetResponse 
                 cell_t *cell = &r->cells[e * d->ncols + j];
                 cell->status = (uint8_t)rs->status;
                 cell->event_ts_us = rs->event_ts_us;
+                cell->written_at_us = rs->written_at_us;
                 uint32_t k = d->cols[j].index;
                 if (!rs->ptr)
                     continue;
@@ -404,6 +462,14 @@ static int build_result(fr_client_t *c, get_dec_t *d, const freshet_GetResponse 
 bad:
     fr_result_free(r);
     return fr_client_failf(c, FR_E_BAD_REQUEST, "malformed row values in the reply");
+bad_early:
+    free(r);
+    return fr_client_failf(c, FR_E_BAD_REQUEST, "malformed reply: entities do not match rows");
+oom_early:
+    free(r->ent_ptr);
+    free(r->ent_len);
+    free(r);
+    return fr_client_failf(c, FR_E_NOMEM, "no memory for the result");
 oom:
     fr_result_free(r);
     return fr_client_failf(c, FR_E_NOMEM, "no memory for the result");
@@ -488,6 +554,10 @@ static int read_get_reply(fr_client_t *c, uint32_t id, fr_result_t **out)
     resp.columns.arg = &d;
     resp.rows.funcs.decode = dec_row_cb;
     resp.rows.arg = &d;
+    resp.entities.funcs.decode = dec_entity_cb;
+    resp.entities.arg = &d;
+    resp.next_cursor.funcs.decode = dec_cursor_cb;
+    resp.next_cursor.arg = &d;
     rc = fr_client_decode(c, freshet_GetResponse_fields, &resp);
     if (rc == FR_OK)
         rc = fr_client_check(c, resp.has_code, resp.code, resp.message);
@@ -495,6 +565,7 @@ static int read_get_reply(fr_client_t *c, uint32_t id, fr_result_t **out)
         rc = build_result(c, &d, &resp, out);
     free(d.cols);
     free(d.rows);
+    free(d.ents);
     return rc;
 }
 
@@ -577,6 +648,112 @@ void fr_result_free(fr_result_t *r)
         free(r->floats);
         r->floats = n;
     }
+    free(r->ent_ptr);
+    free(r->ent_len);
     free(r->body);
     free(r);
+}
+
+int64_t fr_result_written_at(const fr_result_t *r, size_t i, size_t j)
+{
+    if (i >= r->entity_count || j >= r->col_count)
+        return 0;
+    return r->cells[i * r->col_count + j].written_at_us;
+}
+
+const char *fr_result_entity(const fr_result_t *r, size_t i, size_t *len)
+{
+    if (i >= r->ent_count)
+        return NULL;
+    *len = r->ent_len[i];
+    return (const char *)r->ent_ptr[i];
+}
+
+const void *fr_result_next_cursor(const fr_result_t *r, size_t *len)
+{
+    *len = r->cursor_len;
+    return r->done ? NULL : r->cursor;
+}
+
+bool fr_result_done(const fr_result_t *r) { return r->done; }
+
+/* ---- Export ---- */
+
+typedef struct {
+    const int64_t *v;
+    size_t n;
+} i64s_t;
+
+static bool enc_i64s_cb(pb_ostream_t *stream, const pb_field_t *field, void *const *arg)
+{
+    const i64s_t *a = *arg;
+    if (!a->n)
+        return true;
+    /* packed: one length-delimited field of zigzag varints */
+    pb_ostream_t sizing = PB_OSTREAM_SIZING;
+    for (size_t i = 0; i < a->n; i++)
+        if (!pb_encode_svarint(&sizing, a->v[i]))
+            return false;
+    if (!pb_encode_tag(stream, PB_WT_STRING, field->tag) ||
+        !pb_encode_varint(stream, sizing.bytes_written))
+        return false;
+    for (size_t i = 0; i < a->n; i++)
+        if (!pb_encode_svarint(stream, a->v[i]))
+            return false;
+    return true;
+}
+
+static bool enc_features_x_cb(pb_ostream_t *stream, const pb_field_t *field, void *const *arg)
+{
+    const fr_export_req_t *req = *arg;
+    for (size_t i = 0; i < req->feature_count; i++)
+        if (!pb_encode_tag_for_field(stream, field) ||
+            !pb_encode_string(stream, (const pb_byte_t *)req->features[i], strlen(req->features[i])))
+            return false;
+    return true;
+}
+
+int fr_client_export_send(fr_client_t *c, const fr_export_req_t *req, uint32_t *id)
+{
+    freshet_ExportRequest x = freshet_ExportRequest_init_zero;
+    x.has_kind = true;
+    x.kind = (freshet_ExportKind)req->kind;
+    x.features.funcs.encode = enc_features_x_cb;
+    x.features.arg = (void *)req;
+    fr_get_req_t g = {0};
+    g.entities = req->entities;
+    g.entity_col_count = req->entity_col_count;
+    x.entities.funcs.encode = enc_entities_cb;
+    x.entities.arg = &g;
+    i64s_t times = {req->as_of_us, req->as_of_us ? req->row_count : 0};
+    x.as_of_us.funcs.encode = enc_i64s_cb;
+    x.as_of_us.arg = &times;
+    x.has_snapshot_as_of_us = req->has_snapshot_as_of;
+    x.snapshot_as_of_us = req->snapshot_as_of_us;
+    x.has_served = req->served;
+    x.served = req->served;
+    x.has_include_expired = req->include_expired;
+    x.include_expired = req->include_expired;
+    if (req->cursor && req->cursor_len) {
+        if (req->cursor_len > sizeof x.cursor.bytes)
+            return fr_client_failf(c, FR_E_BAD_ARG, "cursor: too long");
+        x.has_cursor = true;
+        x.cursor.size = (pb_size_t)req->cursor_len;
+        memcpy(x.cursor.bytes, req->cursor, req->cursor_len);
+    }
+    x.has_limit = req->limit != 0;
+    x.limit = req->limit;
+    x.has_end = req->end;
+    x.end = req->end;
+    int rc;
+    *id = fr_client_queue(c, freshet_Op_OP_EXPORT, freshet_ExportRequest_fields, &x, &rc);
+    if (rc == FR_OK)
+        rc = fr_client_flush(c);
+    return rc;
+}
+
+int fr_client_export_recv(fr_client_t *c, uint32_t id, fr_result_t **out)
+{
+    *out = NULL;
+    return read_get_reply(c, id, out);
 }

@@ -148,7 +148,17 @@ void fr_model_predict_batch(const fr_model_t *m, const float *x, size_t n_rows, 
         for (uint32_t t = 0; t < m->n_trees; t++) {
             const fr_node_t *tree = m->nodes + m->tree_off[t];
             uint32_t g = m->tree_group[t];
-            for (size_t r = 0; r < nb; r++)
+            /* Four independent walks per step so their loads overlap. */
+            size_t r = 0;
+            for (; r + 4 <= nb; r += 4) {
+                float a = walk_f32(tree, xb + r * nf), b = walk_f32(tree, xb + (r + 1) * nf);
+                float c = walk_f32(tree, xb + (r + 2) * nf), d = walk_f32(tree, xb + (r + 3) * nf);
+                mb[r * k + g] += a;
+                mb[(r + 1) * k + g] += b;
+                mb[(r + 2) * k + g] += c;
+                mb[(r + 3) * k + g] += d;
+            }
+            for (; r < nb; r++)
                 mb[r * k + g] += walk_f32(tree, xb + r * nf);
         }
         if (prob)

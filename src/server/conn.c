@@ -15,6 +15,7 @@
 static void conn_free(fr_conn_t *c)
 {
     fr_worker_t *w = c->worker;
+    fr_conn_export_end(c);
     if (c->bev) {
         bufferevent_free(c->bev);
         c->bev = NULL;

@@ -12,7 +12,6 @@ typedef void (*handler_fn)(fr_worker_t *w, fr_conn_t *c, const fr_frame_t *f, co
 
 static void h_apply(fr_worker_t *w, fr_conn_t *c, const fr_frame_t *f, const uint8_t *body);
 static void h_put(fr_worker_t *w, fr_conn_t *c, const fr_frame_t *f, const uint8_t *body);
-static void h_get(fr_worker_t *w, fr_conn_t *c, const fr_frame_t *f, const uint8_t *body);
 static void h_status(fr_worker_t *w, fr_conn_t *c, const fr_frame_t *f, const uint8_t *body);
 static void h_sources(fr_worker_t *w, fr_conn_t *c, const fr_frame_t *f, const uint8_t *body);
 
@@ -20,7 +19,8 @@ static void h_sources(fr_worker_t *w, fr_conn_t *c, const fr_frame_t *f, const u
 #define FR_OPS(X)                                                                                  \
     X(freshet_Op_OP_APPLY, h_apply)                                                                \
     X(freshet_Op_OP_PUT, h_put)                                                                    \
-    X(freshet_Op_OP_GET, h_get)                                                                    \
+    X(freshet_Op_OP_GET, fr_handle_get)                                                            \
+    X(freshet_Op_OP_EXPORT, fr_handle_export)                                                      \
     X(freshet_Op_OP_STATUS, h_status)                                                              \
     X(freshet_Op_OP_SOURCES, h_sources)
 
@@ -37,7 +37,7 @@ static handler_fn lookup(uint16_t op)
 }
 
 static uint16_t resp_op(const fr_frame_t *f) { return (uint16_t)(f->op | FR_OP_RESPONSE); }
-static unsigned op_slot(uint16_t op) { return (op & 0x7fff) < FR_OP_COUNT ? (op & 0x7fff) : 0; }
+unsigned fr_op_slot(uint16_t op) { return (op & 0x7fff) < FR_OP_COUNT ? (op & 0x7fff) : 0; }
 
 int fr_encode_error(fr_buf_t *out, uint32_t request_id, uint16_t op, int code, const char *msg)
 {
@@ -49,21 +49,21 @@ int fr_encode_error(fr_buf_t *out, uint32_t request_id, uint16_t op, int code, c
     return fr_frame_encode_msg(out, request_id, op, freshet_PutResponse_fields, &r);
 }
 
-static void reply_error(fr_worker_t *w, fr_conn_t *c, const fr_frame_t *f, int code, const char *msg)
+void fr_reply_error(fr_worker_t *w, fr_conn_t *c, const fr_frame_t *f, int code, const char *msg)
 {
-    atomic_fetch_add(&w->server->stats.errors[op_slot(f->op)], 1);
+    atomic_fetch_add(&w->server->stats.errors[fr_op_slot(f->op)], 1);
     fr_buf_reset(&w->out);
     if (fr_encode_error(&w->out, f->request_id, resp_op(f), code, msg) == FR_OK)
         fr_conn_send(c, &w->out);
 }
 
-static void reply_msg(fr_worker_t *w, fr_conn_t *c, const fr_frame_t *f, const pb_msgdesc_t *fields,
-                      const void *msg)
+void fr_reply_msg(fr_worker_t *w, fr_conn_t *c, const fr_frame_t *f, const pb_msgdesc_t *fields,
+                  const void *msg)
 {
     fr_buf_reset(&w->out);
     int rc = fr_frame_encode_msg(&w->out, f->request_id, resp_op(f), fields, msg);
     if (rc != FR_OK) {
-        reply_error(w, c, f, rc, "cannot encode the reply");
+        fr_reply_error(w, c, f, rc, "cannot encode the reply");
         return;
     }
     fr_conn_send(c, &w->out);
@@ -71,13 +71,13 @@ static void reply_msg(fr_worker_t *w, fr_conn_t *c, const fr_frame_t *f, const p
 
 void fr_handle_frame(fr_worker_t *w, fr_conn_t *c, const fr_frame_t *f, const uint8_t *body)
 {
-    atomic_fetch_add(&w->server->stats.requests[op_slot(f->op)], 1);
+    atomic_fetch_add(&w->server->stats.requests[fr_op_slot(f->op)], 1);
     handler_fn h = lookup(f->op);
     if (!h) {
         atomic_fetch_add(&w->server->stats.bad_frames, 1);
         char msg[64];
         snprintf(msg, sizeof msg, "op %u is not an operation", f->op);
-        reply_error(w, c, f, FR_E_BAD_OP, msg);
+        fr_reply_error(w, c, f, FR_E_BAD_OP, msg);
         return;
     }
     h(w, c, f, body);
@@ -85,7 +85,7 @@ void fr_handle_frame(fr_worker_t *w, fr_conn_t *c, const fr_frame_t *f, const ui
 
 /* ---- decode helpers ---- */
 
-static bool take_bytes_cb(pb_istream_t *stream, const pb_field_t *field, void **arg)
+bool fr_take_bytes_cb(pb_istream_t *stream, const pb_field_t *field, void **arg)
 {
     (void)field;
     fr_pb_bytes_t *b = *arg;
@@ -133,7 +133,7 @@ static void submit(fr_worker_t *w, fr_conn_t *c, const fr_frame_t *f, fr_job_t *
     if (rc != FR_OK) {
         c->pending--;
         fr_job_free(job);
-        reply_error(w, c, f, rc, "write queue is full (max_queue); retry with backoff");
+        fr_reply_error(w, c, f, rc, "write queue is full (max_queue); retry with backoff");
     }
 }
 
@@ -143,16 +143,16 @@ static void h_apply(fr_worker_t *w, fr_conn_t *c, const fr_frame_t *f, const uin
 {
     fr_job_t *job = job_new(c, f, body);
     if (!job) {
-        reply_error(w, c, f, FR_E_NOMEM, NULL);
+        fr_reply_error(w, c, f, FR_E_NOMEM, NULL);
         return;
     }
     freshet_ApplyRequest req = freshet_ApplyRequest_init_zero;
     fr_pb_bytes_t json = {0};
-    req.registry_json.funcs.decode = take_bytes_cb;
+    req.registry_json.funcs.decode = fr_take_bytes_cb;
     req.registry_json.arg = &json;
     pb_istream_t is = pb_istream_from_buffer(job->body, job->body_len);
     if (!pb_decode(&is, freshet_ApplyRequest_fields, &req) || !json.ptr) {
-        reply_error(w, c, f, FR_E_BAD_REQUEST, json.ptr ? PB_GET_ERROR(&is) : "registry_json: missing");
+        fr_reply_error(w, c, f, FR_E_BAD_REQUEST, json.ptr ? PB_GET_ERROR(&is) : "registry_json: missing");
         fr_job_free(job);
         return;
     }
@@ -190,9 +190,9 @@ static bool put_row_cb(pb_istream_t *stream, const pb_field_t *field, void **arg
     }
     freshet_Row row = freshet_Row_init_zero;
     fr_pb_bytes_t entity = {0}, values = {0};
-    row.entity.funcs.decode = take_bytes_cb;
+    row.entity.funcs.decode = fr_take_bytes_cb;
     row.entity.arg = &entity;
-    row.values.funcs.decode = take_bytes_cb;
+    row.values.funcs.decode = fr_take_bytes_cb;
     row.values.arg = &values;
     if (!pb_decode(stream, freshet_Row_fields, &row))
         return false;
@@ -255,7 +255,7 @@ static void h_put(fr_worker_t *w, fr_conn_t *c, const fr_frame_t *f, const uint8
 {
     fr_job_t *job = job_new(c, f, body);
     if (!job) {
-        reply_error(w, c, f, FR_E_NOMEM, NULL);
+        fr_reply_error(w, c, f, FR_E_NOMEM, NULL);
         return;
     }
     job->registry = fr_store_registry(w->server->store);
@@ -263,7 +263,7 @@ static void h_put(fr_worker_t *w, fr_conn_t *c, const fr_frame_t *f, const uint8
     freshet_PutRequest req = freshet_PutRequest_init_zero;
     pb_istream_t is = pb_istream_from_buffer(job->body, job->body_len);
     if (!pb_decode(&is, freshet_PutRequest_fields, &req)) {
-        reply_error(w, c, f, FR_E_BAD_REQUEST, PB_GET_ERROR(&is));
+        fr_reply_error(w, c, f, FR_E_BAD_REQUEST, PB_GET_ERROR(&is));
         fr_job_free(job);
         return;
     }
@@ -287,15 +287,15 @@ static void h_put(fr_worker_t *w, fr_conn_t *c, const fr_frame_t *f, const uint8
         r.code = rc;
         r.row_index = ctx.index;
         snprintf(r.message, sizeof r.message, "%s", ctx.why ? ctx.why : PB_GET_ERROR(&is));
-        atomic_fetch_add(&w->server->stats.errors[op_slot(f->op)], 1);
-        reply_msg(w, c, f, freshet_PutResponse_fields, &r);
+        atomic_fetch_add(&w->server->stats.errors[fr_op_slot(f->op)], 1);
+        fr_reply_msg(w, c, f, freshet_PutResponse_fields, &r);
         fr_job_free(job);
         return;
     }
     if (job->row_count == 0) {
         freshet_PutResponse r = freshet_PutResponse_init_zero;
         r.has_code = true;
-        reply_msg(w, c, f, freshet_PutResponse_fields, &r);
+        fr_reply_msg(w, c, f, freshet_PutResponse_fields, &r);
         fr_job_free(job);
         return;
     }
@@ -307,7 +307,7 @@ void fr_handle_job_reply(fr_worker_t *w, fr_job_t *job)
     fr_buf_reset(&w->out);
     uint16_t op = (uint16_t)(job->op | FR_OP_RESPONSE);
     if (job->rc != FR_OK) {
-        atomic_fetch_add(&w->server->stats.errors[op_slot(job->op)], 1);
+        atomic_fetch_add(&w->server->stats.errors[fr_op_slot(job->op)], 1);
         fr_encode_error(&w->out, job->request_id, op, job->rc, job->why);
         return;
     }
@@ -334,314 +334,6 @@ void fr_handle_job_reply(fr_worker_t *w, fr_job_t *job)
     r.entities_added = job->diff.entities_added;
     r.views_changed = job->diff.views_changed;
     fr_frame_encode_msg(&w->out, job->request_id, op, freshet_ApplyResponse_fields, &r);
-}
-
-/* ---- Get ---- */
-
-typedef struct {
-    const uint8_t *ptr;
-    size_t len;
-} span_t;
-
-typedef struct {
-    char join_key[FR_NAME_MAX + 1];
-    span_t *values;
-    size_t count, cap;
-} ecol_t;
-
-#define MAX_ECOLS 8
-#define MAX_GET_VIEWS 64
-
-typedef struct {
-    fr_worker_t *w;
-    int rc;
-    char why[256];
-    span_t *features;
-    size_t nfeatures, feat_cap;
-    ecol_t cols[MAX_ECOLS];
-    size_t ncols;
-} get_req_t;
-
-static int grow(void **p, size_t *cap, size_t need, size_t elem)
-{
-    if (need <= *cap)
-        return 0;
-    size_t n = *cap ? *cap : 64;
-    while (n < need)
-        n *= 2;
-    void *q = realloc(*p, n * elem);
-    if (!q)
-        return -1;
-    *p = q;
-    *cap = n;
-    return 0;
-}
-
-static bool get_feature_cb(pb_istream_t *stream, const pb_field_t *field, void **arg)
-{
-    (void)field;
-    get_req_t *g = *arg;
-    if (g->nfeatures >= (size_t)g->w->server->cfg.max_features) {
-        g->rc = FR_E_TOO_LARGE;
-        snprintf(g->why, sizeof g->why, "features: more than max_features (%lld)",
-                 (long long)g->w->server->cfg.max_features);
-        return false;
-    }
-    if (grow((void **)&g->features, &g->feat_cap, g->nfeatures + 1, sizeof(span_t)))
-        return g->rc = FR_E_NOMEM, false;
-    span_t *s = &g->features[g->nfeatures++];
-    return fr_pb_take_bytes(stream, &s->ptr, &s->len);
-}
-
-static bool entity_value_cb(pb_istream_t *stream, const pb_field_t *field, void **arg)
-{
-    (void)field;
-    ecol_t *col = *arg;
-    if (grow((void **)&col->values, &col->cap, col->count + 1, sizeof(span_t)))
-        return false;
-    span_t *s = &col->values[col->count++];
-    return fr_pb_take_bytes(stream, &s->ptr, &s->len);
-}
-
-static bool get_entities_cb(pb_istream_t *stream, const pb_field_t *field, void **arg)
-{
-    (void)field;
-    get_req_t *g = *arg;
-    if (g->ncols >= MAX_ECOLS) {
-        g->rc = FR_E_TOO_LARGE;
-        snprintf(g->why, sizeof g->why, "entities: more than %d entity columns", MAX_ECOLS);
-        return false;
-    }
-    ecol_t *col = &g->cols[g->ncols++];
-    col->count = 0;
-    freshet_EntityColumn ec = freshet_EntityColumn_init_zero;
-    ec.values.funcs.decode = entity_value_cb;
-    ec.values.arg = col;
-    if (!pb_decode(stream, freshet_EntityColumn_fields, &ec))
-        return false;
-    snprintf(col->join_key, sizeof col->join_key, "%s", ec.has_join_key ? ec.join_key : "");
-    if (col->count > (size_t)g->w->server->cfg.max_entities) {
-        g->rc = FR_E_TOO_LARGE;
-        snprintf(g->why, sizeof g->why, "entities: more than max_entities (%lld)",
-                 (long long)g->w->server->cfg.max_entities);
-        return false;
-    }
-    return true;
-}
-
-typedef struct {
-    uint16_t view;
-    int index;
-} colref_t;
-
-typedef struct {
-    const fr_view_def_t *views[MAX_GET_VIEWS];
-    const ecol_t *ecol[MAX_GET_VIEWS];
-    size_t nviews;
-    colref_t *cols;
-    size_t ncols, cols_cap;
-    fr_asof_t *rows;
-    size_t nrows, rows_cap;
-    size_t nentities;
-    int include_expired;
-} get_plan_t;
-
-typedef struct {
-    get_req_t req;
-    get_plan_t plan;
-} get_scratch_t;
-
-static bool enc_views_cb(pb_ostream_t *stream, const pb_field_t *field, void *const *arg)
-{
-    const get_plan_t *p = *arg;
-    for (size_t i = 0; i < p->nviews; i++)
-        if (!pb_encode_tag_for_field(stream, field) ||
-            !pb_encode_string(stream, (const pb_byte_t *)p->views[i]->name,
-                              strlen(p->views[i]->name)))
-            return false;
-    return true;
-}
-
-static bool enc_columns_cb(pb_ostream_t *stream, const pb_field_t *field, void *const *arg)
-{
-    const get_plan_t *p = *arg;
-    for (size_t i = 0; i < p->ncols; i++) {
-        const fr_view_def_t *v = p->views[p->cols[i].view];
-        const fr_feature_def_t *fd = &v->features[p->cols[i].index];
-        freshet_Column col = freshet_Column_init_zero;
-        col.has_view = col.has_index = col.has_type = col.has_name = true;
-        col.view = p->cols[i].view;
-        col.index = (uint32_t)p->cols[i].index;
-        col.type = fd->type;
-        snprintf(col.name, sizeof col.name, "%s:%s", v->name, fd->name);
-        if (!pb_encode_tag_for_field(stream, field) ||
-            !pb_encode_submessage(stream, freshet_Column_fields, &col))
-            return false;
-    }
-    return true;
-}
-
-static bool enc_rows_cb(pb_ostream_t *stream, const pb_field_t *field, void *const *arg)
-{
-    const get_plan_t *p = *arg;
-    for (size_t i = 0; i < p->nrows; i++) {
-        const fr_asof_t *a = &p->rows[i];
-        freshet_RowResult rr = freshet_RowResult_init_zero;
-        fr_pb_bytes_t vals = {0};
-        rr.has_status = true;
-        rr.status = (uint32_t)a->status;
-        if (a->status != FR_STATUS_NOT_FOUND) {
-            rr.has_event_ts_us = rr.has_written_at_us = true;
-            rr.event_ts_us = a->event_ts_us;
-            rr.written_at_us = a->written_at_us;
-            if (a->status == FR_STATUS_PRESENT || p->include_expired) {
-                vals.ptr = a->values;
-                vals.len = a->values_len;
-                rr.values.funcs.encode = fr_pb_encode_bytes;
-                rr.values.arg = &vals;
-            }
-        }
-        if (!pb_encode_tag_for_field(stream, field) ||
-            !pb_encode_submessage(stream, freshet_RowResult_fields, &rr))
-            return false;
-    }
-    return true;
-}
-
-/* Resolves features into views and columns, and each view to its entity column. */
-static int plan_get(get_req_t *g, const fr_registry_t *reg, get_plan_t *p)
-{
-    p->nviews = p->ncols = 0;
-    for (size_t i = 0; i < g->nfeatures; i++) {
-        const fr_view_def_t *v;
-        int idx;
-        int rc = fr_registry_resolve(reg, (const char *)g->features[i].ptr, g->features[i].len, &v,
-                                     &idx);
-        if (rc != FR_OK) {
-            snprintf(g->why, sizeof g->why, "features[%zu]: %s \"%.*s\"", i,
-                     rc == FR_E_UNKNOWN_VIEW ? "unknown view in" : rc == FR_E_UNKNOWN_FEATURE ? "unknown feature" : "bad reference",
-                     (int)(g->features[i].len > 140 ? 140 : g->features[i].len), g->features[i].ptr);
-            return rc;
-        }
-        size_t vi = 0;
-        while (vi < p->nviews && p->views[vi] != v)
-            vi++;
-        if (vi == p->nviews) {
-            if (p->nviews == MAX_GET_VIEWS) {
-                snprintf(g->why, sizeof g->why, "features: more than %d views", MAX_GET_VIEWS);
-                return FR_E_TOO_LARGE;
-            }
-            p->views[p->nviews++] = v;
-        }
-        uint32_t from = idx < 0 ? 0 : (uint32_t)idx, to = idx < 0 ? v->feature_count : (uint32_t)idx + 1;
-        if (grow((void **)&p->cols, &p->cols_cap, p->ncols + (to - from), sizeof(colref_t)))
-            return FR_E_NOMEM;
-        for (uint32_t k = from; k < to; k++)
-            p->cols[p->ncols++] = (colref_t){(uint16_t)vi, (int)k};
-    }
-    if (p->nviews == 0) {
-        snprintf(g->why, sizeof g->why, "features: empty");
-        return FR_E_BAD_REQUEST;
-    }
-    p->nentities = g->ncols ? g->cols[0].count : 0;
-    for (size_t c = 1; c < g->ncols; c++)
-        if (g->cols[c].count != p->nentities) {
-            snprintf(g->why, sizeof g->why, "entities: columns have different lengths (%zu vs %zu)",
-                     g->cols[c].count, p->nentities);
-            return FR_E_BAD_REQUEST;
-        }
-    for (size_t vi = 0; vi < p->nviews; vi++) {
-        const ecol_t *match = NULL;
-        for (size_t c = 0; c < g->ncols && !match; c++)
-            if (strcmp(g->cols[c].join_key, p->views[vi]->join_key) == 0)
-                match = &g->cols[c];
-        for (size_t c = 0; c < g->ncols && !match; c++)
-            if (g->cols[c].join_key[0] == 0)
-                match = &g->cols[c];
-        if (!match && p->nentities > 0) {
-            snprintf(g->why, sizeof g->why, "entities: no values for join key %s (view %s)",
-                     p->views[vi]->join_key, p->views[vi]->name);
-            return FR_E_BAD_REQUEST;
-        }
-        p->ecol[vi] = match;
-    }
-    return FR_OK;
-}
-
-static void h_get(fr_worker_t *w, fr_conn_t *c, const fr_frame_t *f, const uint8_t *body)
-{
-    if (!w->get_scratch && !(w->get_scratch = calloc(1, sizeof(get_scratch_t)))) {
-        reply_error(w, c, f, FR_E_NOMEM, NULL);
-        return;
-    }
-    get_scratch_t *scratch = w->get_scratch; /* reused: no malloc per request once warm */
-    get_req_t *g = &scratch->req;
-    get_plan_t *p = &scratch->plan;
-    g->w = w;
-    g->rc = FR_OK;
-    g->why[0] = 0;
-    g->nfeatures = g->ncols = 0;
-    freshet_GetRequest req = freshet_GetRequest_init_zero;
-    req.features.funcs.decode = get_feature_cb;
-    req.features.arg = g;
-    req.entities.funcs.decode = get_entities_cb;
-    req.entities.arg = g;
-    pb_istream_t is = pb_istream_from_buffer(body, f->body_len);
-    if (!pb_decode(&is, freshet_GetRequest_fields, &req) || g->rc != FR_OK) {
-        reply_error(w, c, f, g->rc != FR_OK ? g->rc : FR_E_BAD_REQUEST,
-                    g->why[0] ? g->why : PB_GET_ERROR(&is));
-        return;
-    }
-    fr_registry_t *reg = fr_store_registry(w->server->store);
-    int rc = plan_get(g, reg, p);
-    if (rc != FR_OK) {
-        reply_error(w, c, f, rc, g->why);
-        fr_registry_release(reg);
-        return;
-    }
-    int64_t as_of = req.has_as_of_us ? req.as_of_us : fr_clock_now(w->server->clock);
-    unsigned flags = req.has_served && req.served ? FR_ASOF_SERVED : 0;
-    p->include_expired = req.has_include_expired && req.include_expired;
-    p->nrows = p->nentities * p->nviews;
-    if (grow((void **)&p->rows, &p->rows_cap, p->nrows, sizeof(fr_asof_t))) {
-        reply_error(w, c, f, FR_E_NOMEM, NULL);
-        fr_registry_release(reg);
-        return;
-    }
-    rc = fr_rtxn_begin(w->rtxn);
-    unsigned long long present = 0, expired = 0, missing = 0;
-    for (size_t e = 0; e < p->nentities && rc == FR_OK; e++)
-        for (size_t vi = 0; vi < p->nviews && rc == FR_OK; vi++) {
-            const span_t *ent = &p->ecol[vi]->values[e];
-            fr_asof_t *a = &p->rows[e * p->nviews + vi];
-            rc = fr_asof_get(w->rtxn, p->views[vi], ent->ptr, ent->len, as_of, flags, a);
-            present += a->status == FR_STATUS_PRESENT;
-            expired += a->status == FR_STATUS_EXPIRED;
-            missing += a->status == FR_STATUS_NOT_FOUND;
-        }
-    if (rc != FR_OK) {
-        fr_rtxn_reset(w->rtxn);
-        reply_error(w, c, f, rc, "read failed");
-        fr_registry_release(reg);
-        return;
-    }
-    atomic_fetch_add(&w->server->stats.values_present, present);
-    atomic_fetch_add(&w->server->stats.values_expired, expired);
-    atomic_fetch_add(&w->server->stats.values_not_found, missing);
-    freshet_GetResponse r = freshet_GetResponse_init_zero;
-    r.has_code = r.has_as_of_us = r.has_entity_count = r.has_snapshot_txn = true;
-    r.as_of_us = as_of;
-    r.entity_count = (uint32_t)p->nentities;
-    r.snapshot_txn = fr_rtxn_id(w->rtxn);
-    r.views.funcs.encode = enc_views_cb;
-    r.views.arg = p;
-    r.columns.funcs.encode = enc_columns_cb;
-    r.columns.arg = p;
-    r.rows.funcs.encode = enc_rows_cb;
-    r.rows.arg = p;
-    reply_msg(w, c, f, freshet_GetResponse_fields, &r);
-    fr_rtxn_reset(w->rtxn); /* row values pointed into the map until here */
-    fr_registry_release(reg);
 }
 
 /* ---- Status and Sources ---- */
@@ -685,7 +377,7 @@ static void h_status(fr_worker_t *w, fr_conn_t *c, const fr_frame_t *f, const ui
     if (rc == FR_OK)
         rc = fr_rtxn_begin(w->rtxn);
     if (rc != FR_OK) {
-        reply_error(w, c, f, rc, "status unavailable");
+        fr_reply_error(w, c, f, rc, "status unavailable");
         free(json);
         fr_registry_release(reg);
         return;
@@ -706,7 +398,7 @@ static void h_status(fr_worker_t *w, fr_conn_t *c, const fr_frame_t *f, const ui
     fr_pb_bytes_t jb = {json, json_len};
     r.registry_json.funcs.encode = fr_pb_encode_bytes;
     r.registry_json.arg = &jb;
-    reply_msg(w, c, f, freshet_StatusResponse_fields, &r);
+    fr_reply_msg(w, c, f, freshet_StatusResponse_fields, &r);
     fr_rtxn_reset(w->rtxn);
     free(json);
     fr_registry_release(reg);
@@ -743,27 +435,14 @@ static void h_sources(fr_worker_t *w, fr_conn_t *c, const fr_frame_t *f, const u
     (void)body;
     int rc = fr_rtxn_begin(w->rtxn);
     if (rc != FR_OK) {
-        reply_error(w, c, f, rc, "read failed");
+        fr_reply_error(w, c, f, rc, "read failed");
         return;
     }
     freshet_SourcesResponse r = freshet_SourcesResponse_init_zero;
     r.has_code = true;
     r.positions.funcs.encode = enc_sources_cb;
     r.positions.arg = w;
-    reply_msg(w, c, f, freshet_SourcesResponse_fields, &r);
+    fr_reply_msg(w, c, f, freshet_SourcesResponse_fields, &r);
     fr_rtxn_reset(w->rtxn);
 }
 
-void fr_handle_scratch_free(fr_worker_t *w)
-{
-    get_scratch_t *sc = w->get_scratch;
-    if (!sc)
-        return;
-    for (size_t i = 0; i < MAX_ECOLS; i++)
-        free(sc->req.cols[i].values);
-    free(sc->req.features);
-    free(sc->plan.cols);
-    free(sc->plan.rows);
-    free(sc);
-    w->get_scratch = NULL;
-}

@@ -60,6 +60,7 @@ struct fr_conn {
     unsigned pending; /* jobs at the writer */
     int closed;       /* socket gone; freed when pending reaches 0 */
     int close_after_flush;
+    fr_rtxn_t *export_rtxn; /* snapshot pinned by a running export (reads.c) */
 };
 
 struct fr_worker {
@@ -116,6 +117,17 @@ void fr_conn_send(fr_conn_t *c, const fr_buf_t *frame);
 
 /* handlers.c: decodes and runs one frame on the worker; replies now (reads) or later (writes). */
 void fr_handle_frame(fr_worker_t *w, fr_conn_t *c, const fr_frame_t *f, const uint8_t *body);
+void fr_handle_get(fr_worker_t *w, fr_conn_t *c, const fr_frame_t *f, const uint8_t *body);
+void fr_handle_export(fr_worker_t *w, fr_conn_t *c, const fr_frame_t *f, const uint8_t *body);
+/* Replies helpers: an error-only response, or msg encoded with fields, for frame f. */
+void fr_reply_error(fr_worker_t *w, fr_conn_t *c, const fr_frame_t *f, int code, const char *msg);
+void fr_reply_msg(fr_worker_t *w, fr_conn_t *c, const fr_frame_t *f, const pb_msgdesc_t *fields,
+                  const void *msg);
+/* nanopb decode callback: zero-copy bytes into the fr_pb_bytes_t at *arg. */
+bool fr_take_bytes_cb(pb_istream_t *stream, const pb_field_t *field, void **arg);
+unsigned fr_op_slot(uint16_t op);
+/* Releases the connection's pinned export snapshot, if any. */
+void fr_conn_export_end(fr_conn_t *c);
 /* Encodes the reply of a finished write job into w->out. */
 void fr_handle_job_reply(fr_worker_t *w, fr_job_t *job);
 /* Encodes an error-only response (fields code/message are 1/2 in every response). */

@@ -16,7 +16,11 @@ int fr_rtxn_new(fr_store_t *s, fr_rtxn_t **out)
     int mrc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &r->txn);
     if (mrc == MDB_SUCCESS)
         mrc = mdb_cursor_open(r->txn, s->rows, &r->rows_cur);
+    if (mrc == MDB_SUCCESS)
+        mrc = mdb_cursor_open(r->txn, s->rows, &r->scan_cur);
     if (mrc != MDB_SUCCESS) {
+        if (r->rows_cur)
+            mdb_cursor_close(r->rows_cur);
         if (r->txn)
             mdb_txn_abort(r->txn);
         free(r);
@@ -32,6 +36,8 @@ int fr_rtxn_begin(fr_rtxn_t *r)
     int mrc = mdb_txn_renew(r->txn);
     if (mrc == MDB_SUCCESS)
         mrc = mdb_cursor_renew(r->txn, r->rows_cur);
+    if (mrc == MDB_SUCCESS)
+        mrc = mdb_cursor_renew(r->txn, r->scan_cur);
     if (mrc != MDB_SUCCESS)
         return fr_store_mdb_err(mrc);
     r->active = 1;
@@ -50,6 +56,7 @@ void fr_rtxn_free(fr_rtxn_t *r)
     if (!r)
         return;
     mdb_cursor_close(r->rows_cur);
+    mdb_cursor_close(r->scan_cur);
     mdb_txn_abort(r->txn);
     free(r);
 }
@@ -148,4 +155,47 @@ int fr_store_view_stat(fr_rtxn_t *r, uint32_t view_id, fr_view_stat_t *out)
     if (out->newest_event_ts_us == INT64_MIN)
         out->newest_event_ts_us = 0;
     return mrc == MDB_SUCCESS || mrc == MDB_NOTFOUND ? FR_OK : fr_store_mdb_err(mrc);
+}
+
+int fr_store_entities_each(fr_rtxn_t *r, uint32_t view_id, const uint8_t *after, size_t after_len,
+                           size_t limit,
+                           int (*fn)(void *ctx, const uint8_t *entity, size_t len), void *ctx,
+                           bool *more)
+{
+    uint8_t key[FR_KEY_MAX];
+    size_t klen;
+    *more = false;
+    if (after && after_len <= FR_ENTITY_MAX) {
+        /* just past every version of `after`: its prefix followed by 16 bytes of 0xff */
+        klen = fr_key_prefix(key, view_id, after, after_len);
+        memset(key + klen, 0xff, 16);
+        klen += 16;
+    } else {
+        fr_put_be32(key, view_id);
+        klen = 4;
+    }
+    size_t seen = 0;
+    for (;;) {
+        MDB_val k = {klen, key}, v;
+        int mrc = mdb_cursor_get(r->scan_cur, &k, &v, MDB_SET_RANGE);
+        if (mrc == MDB_NOTFOUND)
+            return FR_OK;
+        if (mrc != MDB_SUCCESS)
+            return fr_store_mdb_err(mrc);
+        fr_key_t dk;
+        if (fr_key_decode(k.mv_data, k.mv_size, &dk) != 0)
+            return FR_E_STORAGE;
+        if (dk.view_id != view_id)
+            return FR_OK;
+        if (seen == limit) {
+            *more = true;
+            return FR_OK;
+        }
+        seen++;
+        if (fn(ctx, dk.entity, dk.entity_len))
+            return FR_OK;
+        klen = fr_key_prefix(key, view_id, dk.entity, dk.entity_len);
+        memset(key + klen, 0xff, 16);
+        klen += 16;
+    }
 }

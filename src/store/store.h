@@ -161,6 +161,15 @@ static inline int fr_asof_status(int64_t as_of_us, int64_t event_ts_us, int64_t 
     return (ttl_us == 0 || as_of_us - event_ts_us <= ttl_us) ? 1 /* PRESENT */ : 2 /* EXPIRED */;
 }
 
+/* Calls fn for each distinct entity of a view in key order, starting after entity `after` (NULL:
+ * from the first), stopping after `limit` entities; *more tells whether entities remain. Entity
+ * bytes point into the map (valid until fr_rtxn_reset). fn may call fr_asof_get on the same r.
+ * FR_E_STORAGE. */
+int fr_store_entities_each(fr_rtxn_t *r, uint32_t view_id, const uint8_t *after, size_t after_len,
+                           size_t limit,
+                           int (*fn)(void *ctx, const uint8_t *entity, size_t len), void *ctx,
+                           bool *more);
+
 /* High-water offset of (source, partition); -1 when never written. FR_E_STORAGE. */
 int fr_store_source_get(fr_rtxn_t *r, const char *source, uint32_t partition, int64_t *offset);
 

@@ -21,6 +21,7 @@ struct fr_rtxn {
     fr_store_t *store;
     MDB_txn *txn;
     MDB_cursor *rows_cur;
+    MDB_cursor *scan_cur; /* entity enumeration, independent of rows_cur */
     int active;
 };
 

@@ -54,8 +54,11 @@ static int check_value(const fr_feature_def_t *f, fr_mp_reader_t *r, const char 
             return FR_E_TYPE_MISMATCH;
         }
         for (uint32_t i = 0; i < it.count; i++) {
-            float x;
-            if (fr_mp_next_float(r, &x))
+            fr_mp_item_t el; /* truncated input is malformed, not a type mismatch */
+            if (fr_mp_next(r, &el))
+                return *why = whyf("values.%s: malformed msgpack%s", f->name, " in float_list"),
+                       FR_E_BAD_REQUEST;
+            if (el.kind != FR_MP_INT && el.kind != FR_MP_F32 && el.kind != FR_MP_F64)
                 return *why = whyf("values.%s: float_list element is not a number%s", f->name, ""),
                        FR_E_TYPE_MISMATCH;
         }
@@ -263,6 +266,24 @@ static int apply_rows(fr_wtxn_t *w, MDB_txn *txn, const fr_write_batch_t *b, fr_
     return mrc;
 }
 
+/* Committing a group allocates pages too (LMDB saves the freelist), so a batch that fills the map
+ * to the last page would make the whole group fail at commit. A batch is therefore only kept when
+ * FR_COMMIT_HEADROOM more bytes still fit: probed with a reservation in a grandchild transaction,
+ * whose abort gives every probed page back. */
+#define FR_COMMIT_HEADROOM (64u << 10)
+
+static int keep_headroom(fr_store_t *s, MDB_txn *txn)
+{
+    MDB_txn *probe;
+    int mrc = mdb_txn_begin(s->env, txn, 0, &probe);
+    if (mrc != MDB_SUCCESS)
+        return mrc;
+    MDB_val k = {8, "headroom"}, v = {FR_COMMIT_HEADROOM, NULL};
+    mrc = mdb_put(probe, s->meta, &k, &v, MDB_RESERVE);
+    mdb_txn_abort(probe);
+    return mrc;
+}
+
 int fr_store_write_apply(fr_wtxn_t *w, const fr_write_batch_t *b, fr_write_result_t *res)
 {
     memset(res, 0, sizeof *res);
@@ -274,6 +295,8 @@ int fr_store_write_apply(fr_wtxn_t *w, const fr_write_batch_t *b, fr_write_resul
         return fr_store_mdb_err(mrc);
     uint64_t seq_before = w->store->write_seq;
     mrc = apply_rows(w, child, b, res);
+    if (mrc == MDB_SUCCESS)
+        mrc = keep_headroom(w->store, child);
     if (mrc == MDB_SUCCESS)
         mrc = mdb_txn_commit(child);
     else

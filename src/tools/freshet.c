@@ -13,6 +13,8 @@ static const struct {
     {"apply", fr_cli_apply, "apply FILE [--dry-run]            create/extend views from a registry JSON"},
     {"put", fr_cli_put, "put --view V [--source S --partition P] [--format json|csv] [--file F] [--skip-invalid]"},
     {"get", fr_cli_get, "get --entities a,b (--view V | --features v:f,...) [--as-of T] [--include-expired] [--format table|json]"},
+    {"export", fr_cli_export, "export pit --labels FILE --features v:f,... [--mode event|served] [--format csv|jsonl|msgpack] [--with-status] [-o OUT]\n"
+                              "  freshet export snapshot (--view V | --features v:f,...) [--as-of T] [--format ...] [-o OUT]"},
     {"status", fr_cli_status, "status                            server, storage and per-view state"},
     {"sources", fr_cli_sources, "sources                           stored stream positions (exactly-once)"},
 };

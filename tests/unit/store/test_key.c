@@ -109,15 +109,19 @@ Test(key, encoded_layout_matches_the_documented_bytes)
 
 Test(key, entity_ab_and_entity_a_never_share_a_prefix)
 {
-    uint8_t pab[FR_KEY_PREFIX_MAX], pa[FR_KEY_PREFIX_MAX], ka[FR_KEY_MAX];
+    uint8_t pab[FR_KEY_PREFIX_MAX], pa[FR_KEY_PREFIX_MAX], paff[FR_KEY_PREFIX_MAX], ka[FR_KEY_MAX];
     size_t nab = fr_key_prefix(pab, 1, (const uint8_t *)"ab", 2);
     size_t na = fr_key_prefix(pa, 1, (const uint8_t *)"a", 1);
-    /* A full key of entity "a" whose event time starts with the byte 'b' (~ts begins 0x62 ...). */
-    int64_t ts = (int64_t)(UINT64_MAX - 0x62ffffffffffffffULL);
-    size_t nka = fr_key_encode(ka, 1, (const uint8_t *)"a", 1, ts, 0);
-    cr_assert_eq(ka[na], 'b');
-    cr_assert_neq(memcmp(ka, pab, nab), 0, "key of \"a\" must not start with the prefix of \"ab\"");
     cr_assert_neq(memcmp(pab, pa, na), 0, "prefix of \"ab\" must not start with the prefix of \"a\"");
+    /* Without the length, entity "a\xff" would be a prefix of every key of entity "a" with a small
+     * event time, whose inverted timestamp starts with 0xff. */
+    size_t naff = fr_key_prefix(paff, 1, (const uint8_t *)"a\xff", 2);
+    size_t nka = fr_key_encode(ka, 1, (const uint8_t *)"a", 1, 0, 0);
+    cr_assert_eq(ka[na], 0xff);
+    cr_assert(nka >= naff);
+    cr_assert_neq(memcmp(ka, paff, naff), 0, "key of \"a\" must not start with the prefix of \"a\\xff\"");
+    cr_assert_eq(memcmp(ka, pa, na), 0, "key of \"a\" starts with its own prefix");
+    cr_assert_neq(memcmp(ka, pab, nab), 0);
 }
 
 Test(key, no_entity_prefix_is_a_prefix_of_another_entitys_key)

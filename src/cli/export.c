@@ -1,0 +1,850 @@
+/* `freshet export pit|snapshot`: streamed point-in-time joins and snapshots. Label rows are read
+ * and sent in chunks with a few chunks in flight, results are written as they arrive, so memory is
+ * bounded by the window whatever the number of rows. Output goes to OUT.partial, renamed to OUT
+ * only on success, so a failed export never leaves a file that looks complete. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <jansson.h>
+#include <msgpack.h>
+#include <msgpack/fbuffer.h>
+
+#include "cli.h"
+#include "common/clock.h"
+#include "common/timefmt.h"
+#include "freshet/client.h"
+
+enum { FMT_CSV, FMT_JSONL, FMT_MSGPACK };
+#define WINDOW 4
+#define MAX_LABEL_COLS 1024
+
+typedef struct {
+    const char *labels, *features_arg, *out_path, *view;
+    int fmt;
+    bool served, with_status, include_expired;
+    size_t chunk;
+    const char *as_of;
+} exp_opts_t;
+
+typedef struct {
+    /* label input */
+    FILE *in;
+    bool jsonl;
+    size_t in_size, in_read, lineno;
+    char *header_line;
+    char *cols[MAX_LABEL_COLS]; /* CSV header names, or the first JSON line's keys */
+    size_t ncols;
+    int ts_col;                 /* CSV: index of event_timestamp */
+    /* requested features and the join keys they need */
+    const char **features;
+    size_t nfeatures;
+    char **keys; /* distinct join keys */
+    size_t nkeys;
+    int key_col[16]; /* CSV: column of each key */
+    /* output */
+    FILE *out;
+    msgpack_packer pk;
+    int fmt;
+    bool with_status, event_mode;
+    /* totals */
+    unsigned long long rows, by_status[4], leaked;
+} exp_t;
+
+typedef struct {
+    size_t n, cap;
+    char **lines;       /* CSV: the raw line (split into fields in place) */
+    char ***fields;     /* CSV: per row field pointers */
+    json_t **objs;      /* JSONL: per row object */
+    const char ***ids;  /* per key: per row id */
+    int64_t *times;
+    uint32_t id;
+    fr_entity_col_t ecols[16];
+} chunk_t;
+
+/* ---- output ---- */
+
+static void csv_field(FILE *out, const char *s, size_t n)
+{
+    if (strcspn(s, ",\"\n\r") >= n) {
+        fwrite(s, 1, n, out);
+        return;
+    }
+    fputc('"', out);
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] == '"')
+            fputc('"', out);
+        fputc(s[i], out);
+    }
+    fputc('"', out);
+}
+
+static void csv_value(FILE *out, const fr_value_t *v)
+{
+    char buf[64];
+    switch (v->type) {
+    case FR_TYPE_NONE:
+        return;
+    case FR_TYPE_INT64:
+        fprintf(out, "%lld", (long long)v->u.i64);
+        return;
+    case FR_TYPE_DOUBLE:
+        fr_cli_fmt_double(buf, sizeof buf, v->u.f64);
+        fputs(buf, out);
+        return;
+    case FR_TYPE_FLOAT:
+        fr_cli_fmt_float(buf, sizeof buf, v->u.f32);
+        fputs(buf, out);
+        return;
+    case FR_TYPE_BOOL:
+        fputs(v->u.b ? "true" : "false", out);
+        return;
+    case FR_TYPE_STRING:
+    case FR_TYPE_BYTES:
+        csv_field(out, v->u.str, v->len);
+        return;
+    case FR_TYPE_FLOAT_LIST:
+        fputc('"', out);
+        fr_cli_json_value(out, v);
+        fputc('"', out);
+        return;
+    }
+}
+
+static void mp_value(msgpack_packer *pk, const fr_value_t *v)
+{
+    switch (v->type) {
+    case FR_TYPE_INT64:
+        msgpack_pack_int64(pk, v->u.i64);
+        return;
+    case FR_TYPE_DOUBLE:
+        msgpack_pack_double(pk, v->u.f64);
+        return;
+    case FR_TYPE_FLOAT:
+        msgpack_pack_float(pk, v->u.f32);
+        return;
+    case FR_TYPE_BOOL:
+        v->u.b ? msgpack_pack_true(pk) : msgpack_pack_false(pk);
+        return;
+    case FR_TYPE_STRING:
+        msgpack_pack_str(pk, v->len);
+        msgpack_pack_str_body(pk, v->u.str, v->len);
+        return;
+    case FR_TYPE_BYTES:
+        msgpack_pack_bin(pk, v->len);
+        msgpack_pack_bin_body(pk, v->u.bytes, v->len);
+        return;
+    case FR_TYPE_FLOAT_LIST:
+        msgpack_pack_array(pk, v->len);
+        for (uint32_t i = 0; i < v->len; i++)
+            msgpack_pack_float(pk, v->u.floats[i]);
+        return;
+    default:
+        msgpack_pack_nil(pk);
+    }
+}
+
+static void mp_str(msgpack_packer *pk, const char *s)
+{
+    size_t n = strlen(s);
+    msgpack_pack_str(pk, n);
+    msgpack_pack_str_body(pk, s, n);
+}
+
+static void mp_json(msgpack_packer *pk, json_t *j)
+{
+    if (json_is_string(j)) {
+        msgpack_pack_str(pk, json_string_length(j));
+        msgpack_pack_str_body(pk, json_string_value(j), json_string_length(j));
+    } else if (json_is_integer(j)) {
+        msgpack_pack_int64(pk, json_integer_value(j));
+    } else if (json_is_real(j)) {
+        msgpack_pack_double(pk, json_real_value(j));
+    } else if (json_is_boolean(j)) {
+        json_is_true(j) ? msgpack_pack_true(pk) : msgpack_pack_false(pk);
+    } else {
+        char *s = json_dumps(j, JSON_ENCODE_ANY | JSON_COMPACT);
+        mp_str(pk, s ? s : "null");
+        free(s);
+    }
+}
+
+static void write_header(exp_t *x, const char *first_col)
+{
+    if (x->fmt != FMT_CSV)
+        return;
+    size_t k = 0;
+    if (first_col)
+        csv_field(x->out, first_col, strlen(first_col)), k++;
+    for (size_t i = 0; i < x->ncols; i++, k++) {
+        fputs(k ? "," : "", x->out);
+        csv_field(x->out, x->cols[i], strlen(x->cols[i]));
+    }
+    for (size_t j = 0; j < x->nfeatures; j++, k++) {
+        fputs(k ? "," : "", x->out);
+        csv_field(x->out, x->features[j], strlen(x->features[j]));
+        if (x->with_status)
+            fprintf(x->out, ",%s:status", x->features[j]);
+    }
+    fputc('\n', x->out);
+}
+
+/* Writes one output row: pass-through columns, then the features of result row e. */
+static void write_row(exp_t *x, const fr_result_t *r, size_t e, char **fields, json_t *obj,
+                      const char *ent, size_t ent_len, const char *ent_key, int64_t label_ts)
+{
+    size_t nf = fr_result_feature_count(r);
+    bool any = false;
+    if (x->fmt == FMT_CSV) {
+        if (ent) {
+            csv_field(x->out, ent, ent_len);
+            any = true;
+        }
+        for (size_t i = 0; fields && i < x->ncols; i++, any = true) {
+            fputs(any ? "," : "", x->out);
+            csv_field(x->out, fields[i], strlen(fields[i]));
+        }
+        if (obj) {
+            for (size_t i = 0; i < x->ncols; i++, any = true) {
+                json_t *v = json_object_get(obj, x->cols[i]);
+                fputs(any ? "," : "", x->out);
+                if (json_is_string(v))
+                    csv_field(x->out, json_string_value(v), json_string_length(v));
+                else if (v && !json_is_null(v)) {
+                    char *s = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
+                    csv_field(x->out, s, strlen(s));
+                    free(s);
+                }
+            }
+        }
+    } else if (x->fmt == FMT_JSONL) {
+        fputc('{', x->out);
+        if (ent) {
+            fr_cli_json_str(x->out, ent_key, strlen(ent_key));
+            fputs(": ", x->out);
+            fr_cli_json_str(x->out, ent, ent_len);
+            any = true;
+        }
+        for (size_t i = 0; fields && i < x->ncols; i++, any = true) {
+            fputs(any ? ", " : "", x->out);
+            fr_cli_json_str(x->out, x->cols[i], strlen(x->cols[i]));
+            fputs(": ", x->out);
+            fr_cli_json_str(x->out, fields[i], strlen(fields[i]));
+        }
+        if (obj) {
+            const char *k;
+            json_t *v;
+            json_object_foreach(obj, k, v)
+            {
+                char *s = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
+                fprintf(x->out, "%s", any ? ", " : "");
+                fr_cli_json_str(x->out, k, strlen(k));
+                fprintf(x->out, ": %s", s ? s : "null");
+                free(s);
+                any = true;
+            }
+        }
+    } else {
+        size_t n = (ent ? 1 : 0) + (fields ? x->ncols : 0) + (obj ? json_object_size(obj) : 0) +
+                   nf * (x->with_status ? 2 : 1);
+        msgpack_pack_map(&x->pk, n);
+        if (ent) {
+            mp_str(&x->pk, ent_key);
+            msgpack_pack_str(&x->pk, ent_len);
+            msgpack_pack_str_body(&x->pk, ent, ent_len);
+        }
+        for (size_t i = 0; fields && i < x->ncols; i++) {
+            mp_str(&x->pk, x->cols[i]);
+            mp_str(&x->pk, fields[i]);
+        }
+        if (obj) {
+            const char *k;
+            json_t *v;
+            json_object_foreach(obj, k, v)
+            {
+                mp_str(&x->pk, k);
+                mp_json(&x->pk, v);
+            }
+        }
+    }
+    for (size_t j = 0; j < nf; j++) {
+        fr_value_t v;
+        int st;
+        fr_result_cell(r, e, j, &v, &st, NULL);
+        x->by_status[st & 3]++;
+        if (st == FR_STATUS_PRESENT && x->event_mode && fr_result_written_at(r, e, j) > label_ts)
+            x->leaked++;
+        if (st != FR_STATUS_PRESENT && !(st == FR_STATUS_EXPIRED && v.type != FR_TYPE_NONE))
+            v.type = FR_TYPE_NONE;
+        const char *name = fr_result_feature_name(r, j);
+        if (x->fmt == FMT_CSV) {
+            fputs(any ? "," : "", x->out);
+            any = true;
+            csv_value(x->out, &v);
+            if (x->with_status)
+                fprintf(x->out, ",%s", fr_status_name(st));
+        } else if (x->fmt == FMT_JSONL) {
+            fputs(any ? ", " : "", x->out);
+            any = true;
+            fr_cli_json_str(x->out, name, strlen(name));
+            fputs(": ", x->out);
+            fr_cli_json_value(x->out, &v);
+            if (x->with_status)
+                fprintf(x->out, ", \"%s:status\": \"%s\"", name, fr_status_name(st));
+        } else {
+            mp_str(&x->pk, name);
+            mp_value(&x->pk, &v);
+            if (x->with_status) {
+                char key[200];
+                snprintf(key, sizeof key, "%s:status", name);
+                mp_str(&x->pk, key);
+                mp_str(&x->pk, fr_status_name(st));
+            }
+        }
+    }
+    if (x->fmt == FMT_CSV)
+        fputc('\n', x->out);
+    else if (x->fmt == FMT_JSONL)
+        fputs("}\n", x->out);
+    x->rows++;
+}
+
+/* ---- labels ---- */
+
+static int fail_line(exp_t *x, int code, const char *fmt, const char *a, const char *b)
+{
+    char msg[512];
+    snprintf(msg, sizeof msg, fmt, a, b);
+    return fr_cli_fail(code, "labels line %zu: %s", x->lineno, msg);
+}
+
+/* Reads the header (CSV) or peeks the first object's keys (JSONL). */
+static int read_label_header(exp_t *x)
+{
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n = getline(&line, &cap, x->in);
+    if (n < 0) {
+        free(line);
+        return fr_cli_fail(FR_E_BAD_ARG, "labels: empty file");
+    }
+    x->lineno = 1;
+    size_t skip = strspn(line, " \t");
+    x->jsonl = line[skip] == '{';
+    if (x->jsonl) {
+        json_error_t err;
+        json_t *o = json_loads(line, 0, &err);
+        if (!json_is_object(o)) {
+            json_decref(o);
+            free(line);
+            return fr_cli_fail(FR_E_BAD_ARG, "labels line 1: not a JSON object (%s)", err.text);
+        }
+        const char *k;
+        json_t *v;
+        json_object_foreach(o, k, v)
+        {
+            if (x->ncols < MAX_LABEL_COLS)
+                x->cols[x->ncols++] = strdup(k);
+        }
+        json_decref(o);
+        rewind(x->in); /* the first line is also a label row */
+        x->lineno = 0;
+        free(line);
+    } else {
+        x->in_read += (size_t)n;
+        fr_cli_chomp(line);
+        char *fields[MAX_LABEL_COLS];
+        int nf = fr_cli_csv_split(line, fields, MAX_LABEL_COLS);
+        if (nf <= 0) {
+            free(line);
+            return fr_cli_fail(FR_E_BAD_ARG, "labels line 1: malformed CSV header");
+        }
+        x->header_line = line;
+        for (int i = 0; i < nf; i++)
+            x->cols[x->ncols++] = fields[i];
+    }
+    x->ts_col = -1;
+    for (size_t i = 0; i < x->ncols; i++)
+        if (!strcmp(x->cols[i], "event_timestamp"))
+            x->ts_col = (int)i;
+    if (x->ts_col < 0)
+        return fr_cli_fail(FR_E_BAD_ARG, "labels: missing column \"event_timestamp\"");
+    for (size_t k = 0; k < x->nkeys; k++) {
+        x->key_col[k] = -1;
+        for (size_t i = 0; i < x->ncols; i++)
+            if (!strcmp(x->cols[i], x->keys[k]))
+                x->key_col[k] = (int)i;
+        if (x->key_col[k] < 0)
+            return fr_cli_fail(FR_E_BAD_ARG, "labels: missing column \"%s\" (the join key of a requested view)",
+                               x->keys[k]);
+    }
+    return 0;
+}
+
+static void chunk_clear(exp_t *x, chunk_t *ch)
+{
+    for (size_t i = 0; i < ch->n; i++) {
+        if (x->jsonl)
+            json_decref(ch->objs[i]);
+        else
+            free(ch->lines[i]);
+    }
+    ch->n = 0;
+}
+
+static void chunk_free(exp_t *x, chunk_t *ch)
+{
+    chunk_clear(x, ch);
+    free(ch->lines);
+    free(ch->fields);
+    free(ch->objs);
+    for (size_t k = 0; k < x->nkeys; k++)
+        free(ch->ids[k]);
+    free(ch->ids);
+    free(ch->times);
+}
+
+static int chunk_alloc(exp_t *x, chunk_t *ch, size_t cap)
+{
+    memset(ch, 0, sizeof *ch);
+    ch->cap = cap;
+    ch->lines = calloc(cap, sizeof *ch->lines);
+    ch->fields = calloc(cap, sizeof *ch->fields);
+    ch->objs = calloc(cap, sizeof *ch->objs);
+    ch->times = calloc(cap, sizeof *ch->times);
+    ch->ids = calloc(x->nkeys ? x->nkeys : 1, sizeof *ch->ids);
+    if (!ch->lines || !ch->fields || !ch->objs || !ch->times || !ch->ids)
+        return -1;
+    for (size_t k = 0; k < x->nkeys; k++)
+        if (!(ch->ids[k] = calloc(cap, sizeof **ch->ids)))
+            return -1;
+    return 0;
+}
+
+/* Fills a chunk with up to cap label rows. Returns rows read (0 at EOF) or -1 after an error. */
+static ssize_t fill_chunk(exp_t *x, chunk_t *ch)
+{
+    char *line = NULL;
+    size_t cap = 0;
+    chunk_clear(x, ch);
+    while (ch->n < ch->cap) {
+        ssize_t len = getline(&line, &cap, x->in);
+        if (len < 0)
+            break;
+        x->lineno++;
+        x->in_read += (size_t)len;
+        if (strspn(line, " \t\r\n") == (size_t)len)
+            continue;
+        size_t i = ch->n;
+        const char *ts_text = NULL;
+        size_t ts_len = 0;
+        char ts_buf[48];
+        if (x->jsonl) {
+            json_error_t err;
+            json_t *o = json_loads(line, 0, &err);
+            if (!json_is_object(o)) {
+                json_decref(o);
+                free(line);
+                return fail_line(x, FR_E_BAD_ARG, "not a JSON object (%s)%s", err.text, ""), -1;
+            }
+            ch->objs[i] = o;
+            ch->n++;
+            for (size_t k = 0; k < x->nkeys; k++) {
+                json_t *v = json_object_get(o, x->keys[k]);
+                if (!json_is_string(v)) {
+                    free(line);
+                    return fail_line(x, FR_E_BAD_ARG, "column \"%s\": missing or not a string%s",
+                                     x->keys[k], ""), -1;
+                }
+                ch->ids[k][i] = json_string_value(v);
+            }
+            json_t *t = json_object_get(o, "event_timestamp");
+            if (json_is_integer(t)) {
+                snprintf(ts_buf, sizeof ts_buf, "%lld", (long long)json_integer_value(t));
+                ts_text = ts_buf;
+            } else if (json_is_string(t)) {
+                ts_text = json_string_value(t);
+            }
+            ts_len = ts_text ? strlen(ts_text) : 0;
+        } else {
+            fr_cli_chomp(line);
+            char *copy = strdup(line);
+            char **fields = malloc(x->ncols * sizeof *fields);
+            if (!copy || !fields) {
+                free(copy);
+                free(fields);
+                free(line);
+                return fr_cli_fail(FR_E_NOMEM, "no memory"), -1;
+            }
+            int nf = fr_cli_csv_split(copy, fields, (int)x->ncols);
+            if (nf != (int)x->ncols) {
+                free(copy);
+                free(fields);
+                free(line);
+                char want[32];
+                snprintf(want, sizeof want, "%zu", x->ncols);
+                return fail_line(x, FR_E_BAD_ARG, "expected %s CSV fields%s", want, ""), -1;
+            }
+            ch->lines[i] = copy; /* owns the field text */
+            ch->fields[i] = fields;
+            ch->n++;
+            for (size_t k = 0; k < x->nkeys; k++)
+                ch->ids[k][i] = fields[x->key_col[k]];
+            ts_text = fields[x->ts_col];
+            ts_len = strlen(ts_text);
+        }
+        if (!ts_text || fr_time_parse(ts_text, ts_len, &ch->times[i]) != FR_OK) {
+            free(line);
+            return fail_line(x, FR_E_BAD_ARG,
+                             "column \"event_timestamp\": unparseable timestamp \"%.40s\"%s",
+                             ts_text ? ts_text : "", ""), -1;
+        }
+    }
+    free(line);
+    for (size_t k = 0; k < x->nkeys; k++) {
+        ch->ecols[k].join_key = x->keys[k];
+        ch->ecols[k].values = ch->ids[k];
+        ch->ecols[k].lens = NULL;
+        ch->ecols[k].count = ch->n;
+    }
+    return (ssize_t)ch->n;
+}
+
+static void free_chunk_fields(exp_t *x, chunk_t *ch)
+{
+    if (!x->jsonl)
+        for (size_t i = 0; i < ch->n; i++) {
+            free(ch->fields[i]);
+            ch->fields[i] = NULL;
+        }
+}
+
+static void progress(exp_t *x, int64_t t0, int64_t *last, bool final)
+{
+    int64_t now = fr_mono_us();
+    if (!final && now - *last < 2000000)
+        return;
+    *last = now;
+    double secs = (double)(now - t0) / 1e6, rate = secs > 0 ? (double)x->rows / secs : 0;
+    if (final)
+        return;
+    if (x->in_size && x->in_read && x->in_read < x->in_size) {
+        double eta = secs * (double)(x->in_size - x->in_read) / (double)x->in_read;
+        fprintf(stderr, "export: %llu rows, %.0f rows/s, %.0f%% of input, ETA %.0f s\n", x->rows,
+                rate, 100.0 * (double)x->in_read / (double)x->in_size, eta);
+    } else {
+        fprintf(stderr, "export: %llu rows, %.0f rows/s\n", x->rows, rate);
+    }
+}
+
+static int recv_and_write(fr_client_t *c, exp_t *x, chunk_t *ch)
+{
+    fr_result_t *r;
+    int rc = fr_client_export_recv(c, ch->id, &r);
+    if (rc != FR_OK)
+        return fr_cli_fail(rc, "%s", fr_client_error(c));
+    if (fr_result_entity_count(r) != ch->n) {
+        fr_result_free(r);
+        return fr_cli_fail(FR_E_INTERNAL, "reply has %zu rows for %zu labels",
+                           fr_result_entity_count(r), ch->n);
+    }
+    for (size_t i = 0; i < ch->n; i++)
+        write_row(x, r, i, x->jsonl ? NULL : ch->fields[i], x->jsonl ? ch->objs[i] : NULL, NULL, 0,
+                  NULL, ch->times[i]);
+    fr_result_free(r);
+    free_chunk_fields(x, ch);
+    return ferror(x->out) ? fr_cli_fail(FR_E_IO, "write failed: %s", strerror(errno)) : 0;
+}
+
+static int run_pit(fr_client_t *c, exp_t *x, const exp_opts_t *o)
+{
+    int ex = read_label_header(x);
+    if (ex)
+        return ex;
+    write_header(x, NULL);
+    chunk_t chunks[WINDOW];
+    size_t head = 0, inflight = 0;
+    for (int i = 0; i < WINDOW; i++)
+        if (chunk_alloc(x, &chunks[i], o->chunk)) {
+            for (int k = 0; k <= i; k++)
+                chunk_free(x, &chunks[k]);
+            return fr_cli_fail(FR_E_NOMEM, "no memory for %zu-row chunks", o->chunk);
+        }
+    int64_t t0 = fr_mono_us(), last = t0;
+    bool eof = false;
+    while (!ex && (!eof || inflight)) {
+        while (!eof && inflight < WINDOW && !ex) {
+            chunk_t *ch = &chunks[(head + inflight) % WINDOW];
+            ssize_t n = fill_chunk(x, ch);
+            if (n < 0) {
+                ex = 1;
+                break;
+            }
+            eof = n == 0 || (size_t)n < ch->cap;
+            fr_export_req_t req = {.kind = FR_EXPORT_PIT,
+                                   .features = x->features,
+                                   .feature_count = x->nfeatures,
+                                   .entities = ch->ecols,
+                                   .entity_col_count = x->nkeys,
+                                   .as_of_us = ch->times,
+                                   .row_count = ch->n,
+                                   .served = o->served,
+                                   .end = eof};
+            int rc = fr_client_export_send(c, &req, &ch->id);
+            if (rc != FR_OK)
+                ex = fr_cli_fail(rc, "%s", fr_client_error(c));
+            else
+                inflight++;
+        }
+        if (inflight && !ex) {
+            ex = recv_and_write(c, x, &chunks[head]);
+            head = (head + 1) % WINDOW;
+            inflight--;
+            progress(x, t0, &last, false);
+        }
+    }
+    for (int i = 0; i < WINDOW; i++) {
+        free_chunk_fields(x, &chunks[i]);
+        chunk_free(x, &chunks[i]);
+    }
+    return ex;
+}
+
+static int run_snapshot(fr_client_t *c, exp_t *x, const exp_opts_t *o)
+{
+    int64_t as_of = fr_clock_now(fr_clock_system());
+    bool has = false;
+    if (o->as_of) {
+        if (fr_cli_parse_time(o->as_of, as_of, &as_of))
+            return fr_cli_fail(2, "--as-of: \"%s\" is not RFC 3339, microseconds, now or -DURATION", o->as_of);
+        has = true;
+    }
+    const char *key = x->nkeys ? x->keys[0] : "entity";
+    write_header(x, key);
+    uint8_t cursor[512];
+    size_t cursor_len = 0;
+    int64_t t0 = fr_mono_us(), last = t0;
+    for (;;) {
+        fr_export_req_t req = {.kind = FR_EXPORT_SNAPSHOT,
+                               .features = x->features,
+                               .feature_count = x->nfeatures,
+                               .has_snapshot_as_of = has,
+                               .snapshot_as_of_us = as_of,
+                               .cursor = cursor_len ? cursor : NULL,
+                               .cursor_len = cursor_len,
+                               .limit = (uint32_t)o->chunk,
+                               .served = o->served,
+                               .include_expired = o->include_expired};
+        uint32_t id;
+        fr_result_t *r;
+        int rc = fr_client_export_send(c, &req, &id);
+        if (rc == FR_OK)
+            rc = fr_client_export_recv(c, id, &r);
+        if (rc != FR_OK)
+            return fr_cli_fail(rc, "%s", fr_client_error(c));
+        has = true;
+        as_of = fr_result_as_of(r);
+        for (size_t i = 0; i < fr_result_entity_count(r); i++) {
+            /* an entity whose first version is after the snapshot time did not exist then */
+            bool existed = false;
+            for (size_t j = 0; j < fr_result_feature_count(r) && !existed; j++) {
+                int st;
+                fr_result_cell(r, i, j, NULL, &st, NULL);
+                existed = st != FR_STATUS_NOT_FOUND;
+            }
+            if (!existed)
+                continue;
+            size_t len;
+            const char *ent = fr_result_entity(r, i, &len);
+            write_row(x, r, i, NULL, NULL, ent, len, key, as_of);
+        }
+        bool done = fr_result_done(r);
+        size_t clen = 0;
+        const void *next = fr_result_next_cursor(r, &clen);
+        if (!done && next && clen <= sizeof cursor) {
+            memcpy(cursor, next, clen);
+            cursor_len = clen;
+        }
+        fr_result_free(r);
+        progress(x, t0, &last, false);
+        if (done || !next)
+            break;
+    }
+    /* release the pinned snapshot */
+    fr_export_req_t end = {.kind = FR_EXPORT_PIT, .features = x->features,
+                           .feature_count = x->nfeatures, .end = true};
+    uint32_t id;
+    fr_result_t *r = NULL;
+    if (fr_client_export_send(c, &end, &id) == FR_OK && fr_client_export_recv(c, id, &r) == FR_OK)
+        fr_result_free(r);
+    return 0;
+}
+
+/* Collects the distinct join keys of the requested features' views. */
+static int resolve_keys(fr_client_t *c, exp_t *x)
+{
+    x->keys = calloc(16, sizeof *x->keys);
+    for (size_t j = 0; j < x->nfeatures; j++) {
+        char view[80];
+        const char *colon = strchr(x->features[j], ':');
+        size_t n = colon ? (size_t)(colon - x->features[j]) : strlen(x->features[j]);
+        snprintf(view, sizeof view, "%.*s", (int)(n < 79 ? n : 79), x->features[j]);
+        size_t nf;
+        const char *const *names;
+        const fr_type_t *types;
+        int rc = fr_client_view_features(c, view, &nf, &names, &types);
+        if (rc != FR_OK)
+            return fr_cli_fail(rc, "feature \"%s\": %s", x->features[j], fr_client_error(c));
+        if (colon) {
+            bool found = false;
+            for (size_t k = 0; k < nf && !found; k++)
+                found = !strcmp(names[k], colon + 1);
+            if (!found)
+                return fr_cli_fail(FR_E_UNKNOWN_FEATURE, "feature \"%s\": view %s has no feature \"%s\"",
+                                   x->features[j], view, colon + 1);
+        }
+        const char *key;
+        fr_client_view_join_key(c, view, &key);
+        bool have = false;
+        for (size_t k = 0; k < x->nkeys; k++)
+            have |= !strcmp(x->keys[k], key);
+        if (!have) {
+            if (x->nkeys == 16)
+                return fr_cli_fail(FR_E_TOO_LARGE, "more than 16 join keys");
+            x->keys[x->nkeys++] = strdup(key);
+        }
+    }
+    return 0;
+}
+
+int fr_cli_export(fr_cli_ctx_t *ctx)
+{
+    if (ctx->argc < 1 || (strcmp(ctx->argv[0], "pit") && strcmp(ctx->argv[0], "snapshot")))
+        return fr_cli_fail(2, "usage: freshet export pit --labels FILE --features v:f,... [--mode event|served] "
+                              "[--format csv|jsonl|msgpack] [--with-status] [-o OUT]\n"
+                              "       freshet export snapshot (--view V | --features v:f,...) [--as-of T] "
+                              "[--format ...] [--with-status] [-o OUT]");
+    bool pit = !strcmp(ctx->argv[0], "pit");
+    exp_opts_t o = {.fmt = FMT_CSV, .chunk = pit ? 10000 : 5000};
+    for (int i = 1; i < ctx->argc; i++) {
+        const char *a = ctx->argv[i], *v;
+        if (!strcmp(a, "--with-status")) {
+            o.with_status = true;
+            continue;
+        }
+        if (!strcmp(a, "--include-expired")) {
+            o.include_expired = true;
+            continue;
+        }
+        if (!(v = fr_cli_flag_value(ctx, &i)))
+            return 2;
+        if (!strcmp(a, "--labels"))
+            o.labels = v;
+        else if (!strcmp(a, "--features"))
+            o.features_arg = v;
+        else if (!strcmp(a, "--view"))
+            o.view = v;
+        else if (!strcmp(a, "-o") || !strcmp(a, "--output"))
+            o.out_path = v;
+        else if (!strcmp(a, "--as-of"))
+            o.as_of = v;
+        else if (!strcmp(a, "--chunk"))
+            o.chunk = (size_t)strtoul(v, NULL, 10);
+        else if (!strcmp(a, "--mode")) {
+            if (strcmp(v, "event") && strcmp(v, "served"))
+                return fr_cli_fail(2, "--mode must be event or served");
+            o.served = !strcmp(v, "served");
+        } else if (!strcmp(a, "--format")) {
+            if (!strcmp(v, "csv"))
+                o.fmt = FMT_CSV;
+            else if (!strcmp(v, "jsonl") || !strcmp(v, "json"))
+                o.fmt = FMT_JSONL;
+            else if (!strcmp(v, "msgpack"))
+                o.fmt = FMT_MSGPACK;
+            else
+                return fr_cli_fail(2, "--format must be csv, jsonl or msgpack");
+        } else {
+            return fr_cli_fail(2, "export: unknown flag %s", a);
+        }
+    }
+    if (!o.chunk)
+        o.chunk = 1;
+    if (pit && (!o.labels || !o.features_arg))
+        return fr_cli_fail(2, "export pit needs --labels FILE and --features view:feature,...");
+    if (!pit && !!o.view == !!o.features_arg)
+        return fr_cli_fail(2, "export snapshot needs --view V or --features view:feature,...");
+    exp_t x = {.fmt = o.fmt, .with_status = o.with_status, .event_mode = pit && !o.served};
+    char *flist = strdup(o.features_arg ? o.features_arg : o.view);
+    x.features = calloc(strlen(flist) + 1, sizeof *x.features);
+    char *save = NULL;
+    for (char *t = strtok_r(flist, ",", &save); t; t = strtok_r(NULL, ",", &save))
+        x.features[x.nfeatures++] = t;
+    char partial[4096] = "";
+    fr_client_t *c = NULL;
+    int ex = fr_cli_connect(ctx, &c);
+    if (!ex)
+        ex = resolve_keys(c, &x);
+    if (!ex && pit) {
+        x.in = fopen(o.labels, "r");
+        struct stat st;
+        if (!x.in)
+            ex = fr_cli_fail(FR_E_IO, "cannot open labels %s: %s", o.labels, strerror(errno));
+        else if (fstat(fileno(x.in), &st) == 0 && S_ISREG(st.st_mode))
+            x.in_size = (size_t)st.st_size;
+    }
+    if (!ex) {
+        if (o.out_path) {
+            snprintf(partial, sizeof partial, "%s.partial", o.out_path);
+            x.out = fopen(partial, "wb");
+            if (!x.out)
+                ex = fr_cli_fail(FR_E_IO, "cannot create %s: %s", partial, strerror(errno));
+        } else {
+            x.out = stdout;
+        }
+    }
+    int64_t t0 = fr_mono_us();
+    if (!ex) {
+        msgpack_packer_init(&x.pk, x.out, msgpack_fbuffer_write);
+        ex = pit ? run_pit(c, &x, &o) : run_snapshot(c, &x, &o);
+    }
+    double secs = (double)(fr_mono_us() - t0) / 1e6;
+    if (x.out && x.out != stdout) {
+        if (fclose(x.out) != 0 && !ex)
+            ex = fr_cli_fail(FR_E_IO, "cannot write %s: %s", partial, strerror(errno));
+        if (ex)
+            unlink(partial); /* never leave a partial file that looks complete */
+        else if (rename(partial, o.out_path) != 0)
+            ex = fr_cli_fail(FR_E_IO, "cannot rename %s: %s", partial, strerror(errno));
+    } else if (x.out) {
+        fflush(x.out);
+    }
+    if (!ex) {
+        fprintf(stderr,
+                "export %s: %llu rows in %.3f s (%.0f rows/s); values PRESENT=%llu EXPIRED=%llu "
+                "NOT_FOUND=%llu NULL=%llu",
+                pit ? (o.served ? "pit (served mode)" : "pit (event mode)") : "snapshot", x.rows,
+                secs, secs > 0 ? (double)x.rows / secs : 0.0, x.by_status[FR_STATUS_PRESENT],
+                x.by_status[FR_STATUS_EXPIRED], x.by_status[FR_STATUS_NOT_FOUND],
+                x.by_status[FR_STATUS_NULL]);
+        if (x.event_mode)
+            fprintf(stderr, "; leakage: %llu values came from versions written after their label "
+                            "time (--mode served excludes them)",
+                    x.leaked);
+        fputc('\n', stderr);
+    }
+    if (x.in)
+        fclose(x.in);
+    for (size_t k = 0; k < x.nkeys; k++)
+        free(x.keys[k]);
+    free(x.keys);
+    if (x.jsonl)
+        for (size_t i = 0; i < x.ncols; i++)
+            free(x.cols[i]);
+    free(x.header_line);
+    free(x.features);
+    free(flist);
+    fr_client_free(c);
+    return ex;
+}

@@ -1,0 +1,549 @@
+/* Read handlers: Get (online vectors) and Export (point-in-time joins and snapshots, streamed in
+ * chunks). Both resolve features to views once, then read every (entity, view) from one LMDB
+ * snapshot and encode the stored msgpack rows without transcoding them. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "freshet/err.h"
+#include "server_int.h"
+
+typedef struct {
+    const uint8_t *ptr;
+    size_t len;
+} span_t;
+
+typedef struct {
+    char join_key[FR_NAME_MAX + 1];
+    span_t *values;
+    size_t count, cap;
+} ecol_t;
+
+#define MAX_ECOLS 8
+#define MAX_GET_VIEWS 64
+
+typedef struct {
+    fr_worker_t *w;
+    int rc;
+    char why[256];
+    span_t *features;
+    size_t nfeatures, feat_cap;
+    int64_t *as_of; /* Export PIT: one time per row */
+    size_t nas_of, as_of_cap;
+    ecol_t cols[MAX_ECOLS];
+    size_t ncols;
+} get_req_t;
+
+static int grow(void **p, size_t *cap, size_t need, size_t elem)
+{
+    if (need <= *cap)
+        return 0;
+    size_t n = *cap ? *cap : 64;
+    while (n < need)
+        n *= 2;
+    void *q = realloc(*p, n * elem);
+    if (!q)
+        return -1;
+    *p = q;
+    *cap = n;
+    return 0;
+}
+
+static bool get_feature_cb(pb_istream_t *stream, const pb_field_t *field, void **arg)
+{
+    (void)field;
+    get_req_t *g = *arg;
+    if (g->nfeatures >= (size_t)g->w->server->cfg.max_features) {
+        g->rc = FR_E_TOO_LARGE;
+        snprintf(g->why, sizeof g->why, "features: more than max_features (%lld)",
+                 (long long)g->w->server->cfg.max_features);
+        return false;
+    }
+    if (grow((void **)&g->features, &g->feat_cap, g->nfeatures + 1, sizeof(span_t)))
+        return g->rc = FR_E_NOMEM, false;
+    span_t *s = &g->features[g->nfeatures++];
+    return fr_pb_take_bytes(stream, &s->ptr, &s->len);
+}
+
+static bool entity_value_cb(pb_istream_t *stream, const pb_field_t *field, void **arg)
+{
+    (void)field;
+    ecol_t *col = *arg;
+    if (grow((void **)&col->values, &col->cap, col->count + 1, sizeof(span_t)))
+        return false;
+    span_t *s = &col->values[col->count++];
+    return fr_pb_take_bytes(stream, &s->ptr, &s->len);
+}
+
+static bool get_entities_cb(pb_istream_t *stream, const pb_field_t *field, void **arg)
+{
+    (void)field;
+    get_req_t *g = *arg;
+    if (g->ncols >= MAX_ECOLS) {
+        g->rc = FR_E_TOO_LARGE;
+        snprintf(g->why, sizeof g->why, "entities: more than %d entity columns", MAX_ECOLS);
+        return false;
+    }
+    ecol_t *col = &g->cols[g->ncols++];
+    col->count = 0;
+    freshet_EntityColumn ec = freshet_EntityColumn_init_zero;
+    ec.values.funcs.decode = entity_value_cb;
+    ec.values.arg = col;
+    if (!pb_decode(stream, freshet_EntityColumn_fields, &ec))
+        return false;
+    snprintf(col->join_key, sizeof col->join_key, "%s", ec.has_join_key ? ec.join_key : "");
+    if (col->count > (size_t)g->w->server->cfg.max_entities) {
+        g->rc = FR_E_TOO_LARGE;
+        snprintf(g->why, sizeof g->why, "entities: more than max_entities (%lld)",
+                 (long long)g->w->server->cfg.max_entities);
+        return false;
+    }
+    return true;
+}
+
+typedef struct {
+    uint16_t view;
+    int index;
+} colref_t;
+
+typedef struct {
+    const fr_view_def_t *views[MAX_GET_VIEWS];
+    const ecol_t *ecol[MAX_GET_VIEWS];
+    size_t nviews;
+    colref_t *cols;
+    size_t ncols, cols_cap;
+    fr_asof_t *rows;
+    size_t nrows, rows_cap;
+    size_t nentities;
+    int include_expired;
+} get_plan_t;
+
+typedef struct {
+    get_req_t req;
+    get_plan_t plan;
+} get_scratch_t;
+
+static bool enc_views_cb(pb_ostream_t *stream, const pb_field_t *field, void *const *arg)
+{
+    const get_plan_t *p = *arg;
+    for (size_t i = 0; i < p->nviews; i++)
+        if (!pb_encode_tag_for_field(stream, field) ||
+            !pb_encode_string(stream, (const pb_byte_t *)p->views[i]->name,
+                              strlen(p->views[i]->name)))
+            return false;
+    return true;
+}
+
+static bool enc_columns_cb(pb_ostream_t *stream, const pb_field_t *field, void *const *arg)
+{
+    const get_plan_t *p = *arg;
+    for (size_t i = 0; i < p->ncols; i++) {
+        const fr_view_def_t *v = p->views[p->cols[i].view];
+        const fr_feature_def_t *fd = &v->features[p->cols[i].index];
+        freshet_Column col = freshet_Column_init_zero;
+        col.has_view = col.has_index = col.has_type = col.has_name = true;
+        col.view = p->cols[i].view;
+        col.index = (uint32_t)p->cols[i].index;
+        col.type = fd->type;
+        snprintf(col.name, sizeof col.name, "%s:%s", v->name, fd->name);
+        if (!pb_encode_tag_for_field(stream, field) ||
+            !pb_encode_submessage(stream, freshet_Column_fields, &col))
+            return false;
+    }
+    return true;
+}
+
+static bool enc_rows_cb(pb_ostream_t *stream, const pb_field_t *field, void *const *arg)
+{
+    const get_plan_t *p = *arg;
+    for (size_t i = 0; i < p->nrows; i++) {
+        const fr_asof_t *a = &p->rows[i];
+        freshet_RowResult rr = freshet_RowResult_init_zero;
+        fr_pb_bytes_t vals = {0};
+        rr.has_status = true;
+        rr.status = (uint32_t)a->status;
+        if (a->status != FR_STATUS_NOT_FOUND) {
+            rr.has_event_ts_us = rr.has_written_at_us = true;
+            rr.event_ts_us = a->event_ts_us;
+            rr.written_at_us = a->written_at_us;
+            if (a->status == FR_STATUS_PRESENT || p->include_expired) {
+                vals.ptr = a->values;
+                vals.len = a->values_len;
+                rr.values.funcs.encode = fr_pb_encode_bytes;
+                rr.values.arg = &vals;
+            }
+        }
+        if (!pb_encode_tag_for_field(stream, field) ||
+            !pb_encode_submessage(stream, freshet_RowResult_fields, &rr))
+            return false;
+    }
+    return true;
+}
+
+/* Resolves features into views and columns, and each view to its entity column. */
+static int plan_get(get_req_t *g, const fr_registry_t *reg, get_plan_t *p)
+{
+    p->nviews = p->ncols = 0;
+    for (size_t i = 0; i < g->nfeatures; i++) {
+        const fr_view_def_t *v;
+        int idx;
+        int rc = fr_registry_resolve(reg, (const char *)g->features[i].ptr, g->features[i].len, &v,
+                                     &idx);
+        if (rc != FR_OK) {
+            snprintf(g->why, sizeof g->why, "features[%zu]: %s \"%.*s\"", i,
+                     rc == FR_E_UNKNOWN_VIEW ? "unknown view in" : rc == FR_E_UNKNOWN_FEATURE ? "unknown feature" : "bad reference",
+                     (int)(g->features[i].len > 140 ? 140 : g->features[i].len), g->features[i].ptr);
+            return rc;
+        }
+        size_t vi = 0;
+        while (vi < p->nviews && p->views[vi] != v)
+            vi++;
+        if (vi == p->nviews) {
+            if (p->nviews == MAX_GET_VIEWS) {
+                snprintf(g->why, sizeof g->why, "features: more than %d views", MAX_GET_VIEWS);
+                return FR_E_TOO_LARGE;
+            }
+            p->views[p->nviews++] = v;
+        }
+        uint32_t from = idx < 0 ? 0 : (uint32_t)idx, to = idx < 0 ? v->feature_count : (uint32_t)idx + 1;
+        if (grow((void **)&p->cols, &p->cols_cap, p->ncols + (to - from), sizeof(colref_t)))
+            return FR_E_NOMEM;
+        for (uint32_t k = from; k < to; k++)
+            p->cols[p->ncols++] = (colref_t){(uint16_t)vi, (int)k};
+    }
+    if (p->nviews == 0) {
+        snprintf(g->why, sizeof g->why, "features: empty");
+        return FR_E_BAD_REQUEST;
+    }
+    p->nentities = g->ncols ? g->cols[0].count : 0;
+    for (size_t c = 1; c < g->ncols; c++)
+        if (g->cols[c].count != p->nentities) {
+            snprintf(g->why, sizeof g->why, "entities: columns have different lengths (%zu vs %zu)",
+                     g->cols[c].count, p->nentities);
+            return FR_E_BAD_REQUEST;
+        }
+    for (size_t vi = 0; vi < p->nviews; vi++) {
+        const ecol_t *match = NULL;
+        for (size_t c = 0; c < g->ncols && !match; c++)
+            if (strcmp(g->cols[c].join_key, p->views[vi]->join_key) == 0)
+                match = &g->cols[c];
+        for (size_t c = 0; c < g->ncols && !match; c++)
+            if (g->cols[c].join_key[0] == 0)
+                match = &g->cols[c];
+        if (!match && p->nentities > 0) {
+            snprintf(g->why, sizeof g->why, "entities: no values for join key %s (view %s)",
+                     p->views[vi]->join_key, p->views[vi]->name);
+            return FR_E_BAD_REQUEST;
+        }
+        p->ecol[vi] = match;
+    }
+    return FR_OK;
+}
+
+/* Snapshot-export extras of a reply: the entities read and where to continue. */
+typedef struct {
+    const span_t *entities;
+    size_t count;
+    const uint8_t *next_cursor;
+    size_t next_cursor_len;
+    bool done;
+    bool present;
+} snap_extra_t;
+
+static bool enc_entities_cb(pb_ostream_t *stream, const pb_field_t *field, void *const *arg)
+{
+    const snap_extra_t *x = *arg;
+    for (size_t i = 0; i < x->count; i++)
+        if (!pb_encode_tag_for_field(stream, field) ||
+            !pb_encode_string(stream, x->entities[i].ptr, x->entities[i].len))
+            return false;
+    return true;
+}
+
+/* Reads every (entity, view) of plan p from the open snapshot rt — as of `as_of`, or of
+ * row_as_of[e] per entity when given — and replies. Leaves rt open. */
+static void read_and_reply(fr_worker_t *w, fr_conn_t *c, const fr_frame_t *f, get_plan_t *p,
+                           fr_rtxn_t *rt, int64_t as_of, const int64_t *row_as_of, unsigned flags,
+                           const snap_extra_t *extra)
+{
+    p->nrows = p->nentities * p->nviews;
+    if (grow((void **)&p->rows, &p->rows_cap, p->nrows, sizeof(fr_asof_t))) {
+        fr_reply_error(w, c, f, FR_E_NOMEM, NULL);
+        return;
+    }
+    int rc = FR_OK;
+    unsigned long long present = 0, expired = 0, missing = 0;
+    for (size_t e = 0; e < p->nentities && rc == FR_OK; e++) {
+        int64_t t = row_as_of ? row_as_of[e] : as_of;
+        for (size_t vi = 0; vi < p->nviews && rc == FR_OK; vi++) {
+            const span_t *ent = &p->ecol[vi]->values[e];
+            fr_asof_t *a = &p->rows[e * p->nviews + vi];
+            rc = fr_asof_get(rt, p->views[vi], ent->ptr, ent->len, t, flags, a);
+            present += a->status == FR_STATUS_PRESENT;
+            expired += a->status == FR_STATUS_EXPIRED;
+            missing += a->status == FR_STATUS_NOT_FOUND;
+        }
+    }
+    if (rc != FR_OK) {
+        fr_reply_error(w, c, f, rc, "read failed");
+        return;
+    }
+    atomic_fetch_add(&w->server->stats.values_present, present);
+    atomic_fetch_add(&w->server->stats.values_expired, expired);
+    atomic_fetch_add(&w->server->stats.values_not_found, missing);
+    freshet_GetResponse r = freshet_GetResponse_init_zero;
+    r.has_code = r.has_entity_count = r.has_snapshot_txn = true;
+    r.has_as_of_us = row_as_of == NULL;
+    r.as_of_us = as_of;
+    r.entity_count = (uint32_t)p->nentities;
+    r.snapshot_txn = fr_rtxn_id(rt);
+    r.views.funcs.encode = enc_views_cb;
+    r.views.arg = p;
+    r.columns.funcs.encode = enc_columns_cb;
+    r.columns.arg = p;
+    r.rows.funcs.encode = enc_rows_cb;
+    r.rows.arg = p;
+    fr_pb_bytes_t cursor = {0};
+    if (extra && extra->present) {
+        r.entities.funcs.encode = enc_entities_cb;
+        r.entities.arg = (void *)extra;
+        r.has_done = true;
+        r.done = extra->done;
+        if (!extra->done) {
+            cursor.ptr = extra->next_cursor;
+            cursor.len = extra->next_cursor_len;
+            r.next_cursor.funcs.encode = fr_pb_encode_bytes;
+            r.next_cursor.arg = &cursor;
+        }
+    }
+    fr_reply_msg(w, c, f, freshet_GetResponse_fields, &r);
+}
+
+static get_scratch_t *scratch_for(fr_worker_t *w)
+{
+    if (!w->get_scratch)
+        w->get_scratch = calloc(1, sizeof(get_scratch_t));
+    get_scratch_t *sc = w->get_scratch; /* reused: no malloc per request once warm */
+    if (sc) {
+        sc->req.w = w;
+        sc->req.rc = FR_OK;
+        sc->req.why[0] = 0;
+        sc->req.nfeatures = sc->req.ncols = sc->req.nas_of = 0;
+    }
+    return sc;
+}
+
+void fr_handle_get(fr_worker_t *w, fr_conn_t *c, const fr_frame_t *f, const uint8_t *body)
+{
+    get_scratch_t *scratch = scratch_for(w);
+    if (!scratch) {
+        fr_reply_error(w, c, f, FR_E_NOMEM, NULL);
+        return;
+    }
+    get_req_t *g = &scratch->req;
+    get_plan_t *p = &scratch->plan;
+    freshet_GetRequest req = freshet_GetRequest_init_zero;
+    req.features.funcs.decode = get_feature_cb;
+    req.features.arg = g;
+    req.entities.funcs.decode = get_entities_cb;
+    req.entities.arg = g;
+    pb_istream_t is = pb_istream_from_buffer(body, f->body_len);
+    if (!pb_decode(&is, freshet_GetRequest_fields, &req) || g->rc != FR_OK) {
+        fr_reply_error(w, c, f, g->rc != FR_OK ? g->rc : FR_E_BAD_REQUEST,
+                       g->why[0] ? g->why : PB_GET_ERROR(&is));
+        return;
+    }
+    fr_registry_t *reg = fr_store_registry(w->server->store);
+    int rc = plan_get(g, reg, p);
+    if (rc != FR_OK) {
+        fr_reply_error(w, c, f, rc, g->why);
+        fr_registry_release(reg);
+        return;
+    }
+    int64_t as_of = req.has_as_of_us ? req.as_of_us : fr_clock_now(w->server->clock);
+    unsigned flags = req.has_served && req.served ? FR_ASOF_SERVED : 0;
+    p->include_expired = req.has_include_expired && req.include_expired;
+    rc = fr_rtxn_begin(w->rtxn);
+    if (rc != FR_OK)
+        fr_reply_error(w, c, f, rc, "cannot open a read snapshot");
+    else
+        read_and_reply(w, c, f, p, w->rtxn, as_of, NULL, flags, NULL);
+    fr_rtxn_reset(w->rtxn); /* row values pointed into the map until the reply was encoded */
+    fr_registry_release(reg);
+}
+
+/* ---- Export ---- */
+
+static bool asof_list_cb(pb_istream_t *stream, const pb_field_t *field, void **arg)
+{
+    (void)field;
+    get_req_t *g = *arg;
+    while (stream->bytes_left) {
+        int64_t v;
+        if (!pb_decode_svarint(stream, &v))
+            return false;
+        if (g->nas_of >= (size_t)g->w->server->cfg.max_entities) {
+            g->rc = FR_E_TOO_LARGE;
+            snprintf(g->why, sizeof g->why, "as_of_us: more than max_entities (%lld) rows",
+                     (long long)g->w->server->cfg.max_entities);
+            return false;
+        }
+        if (grow((void **)&g->as_of, &g->as_of_cap, g->nas_of + 1, sizeof(int64_t)))
+            return g->rc = FR_E_NOMEM, false;
+        g->as_of[g->nas_of++] = v;
+    }
+    return true;
+}
+
+static int collect_entity_cb(void *ctx, const uint8_t *entity, size_t len)
+{
+    ecol_t *col = ctx;
+    if (grow((void **)&col->values, &col->cap, col->count + 1, sizeof(span_t)))
+        return 1;
+    col->values[col->count++] = (span_t){entity, len};
+    return 0;
+}
+
+/* The connection's pinned export snapshot, opened by its first export chunk. */
+static int export_snapshot(fr_worker_t *w, fr_conn_t *c, fr_rtxn_t **out)
+{
+    if (!c->export_rtxn) {
+        int rc = fr_rtxn_new(w->server->store, &c->export_rtxn);
+        if (rc == FR_OK)
+            rc = fr_rtxn_begin(c->export_rtxn);
+        if (rc != FR_OK) {
+            fr_rtxn_free(c->export_rtxn);
+            c->export_rtxn = NULL;
+            return rc;
+        }
+    }
+    *out = c->export_rtxn;
+    return FR_OK;
+}
+
+void fr_conn_export_end(fr_conn_t *c)
+{
+    if (!c->export_rtxn)
+        return;
+    fr_rtxn_reset(c->export_rtxn);
+    fr_rtxn_free(c->export_rtxn);
+    c->export_rtxn = NULL;
+}
+
+static int plan_snapshot(get_req_t *g, get_plan_t *p, const fr_registry_t *reg, fr_rtxn_t *rt,
+                         const freshet_ExportRequest *req, snap_extra_t *x)
+{
+    /* the first feature's view names the entities; every view must share its join key */
+    const fr_view_def_t *v0;
+    int idx;
+    if (g->nfeatures == 0)
+        return snprintf(g->why, sizeof g->why, "features: empty"), FR_E_BAD_REQUEST;
+    int rc = fr_registry_resolve(reg, (const char *)g->features[0].ptr, g->features[0].len, &v0, &idx);
+    if (rc != FR_OK)
+        return snprintf(g->why, sizeof g->why, "features[0]: unknown view or feature"), rc;
+    ecol_t *col = &g->cols[0];
+    col->count = 0;
+    col->join_key[0] = 0;
+    g->ncols = 1;
+    size_t limit = req->has_limit && req->limit ? req->limit : 1000;
+    if (limit > (size_t)g->w->server->cfg.max_entities)
+        limit = (size_t)g->w->server->cfg.max_entities;
+    bool more = false;
+    const uint8_t *after = req->has_cursor ? req->cursor.bytes : NULL;
+    rc = fr_store_entities_each(rt, v0->id, after, req->has_cursor ? req->cursor.size : 0, limit,
+                                collect_entity_cb, col, &more);
+    if (rc != FR_OK)
+        return snprintf(g->why, sizeof g->why, "entity scan failed"), rc;
+    rc = plan_get(g, reg, p);
+    if (rc != FR_OK)
+        return rc;
+    for (size_t vi = 0; vi < p->nviews; vi++)
+        if (strcmp(p->views[vi]->join_key, v0->join_key) != 0)
+            return snprintf(g->why, sizeof g->why,
+                            "features: a snapshot reads views of one entity; %.64s and %.64s have "
+                            "different join keys",
+                            v0->name, p->views[vi]->name),
+                   FR_E_BAD_REQUEST;
+    x->present = true;
+    x->entities = col->values;
+    x->count = col->count;
+    x->done = !more;
+    if (more && col->count) {
+        x->next_cursor = col->values[col->count - 1].ptr;
+        x->next_cursor_len = col->values[col->count - 1].len;
+    }
+    return FR_OK;
+}
+
+void fr_handle_export(fr_worker_t *w, fr_conn_t *c, const fr_frame_t *f, const uint8_t *body)
+{
+    get_scratch_t *scratch = scratch_for(w);
+    if (!scratch) {
+        fr_reply_error(w, c, f, FR_E_NOMEM, NULL);
+        return;
+    }
+    get_req_t *g = &scratch->req;
+    get_plan_t *p = &scratch->plan;
+    freshet_ExportRequest req = freshet_ExportRequest_init_zero;
+    req.features.funcs.decode = get_feature_cb;
+    req.features.arg = g;
+    req.entities.funcs.decode = get_entities_cb;
+    req.entities.arg = g;
+    req.as_of_us.funcs.decode = asof_list_cb;
+    req.as_of_us.arg = g;
+    pb_istream_t is = pb_istream_from_buffer(body, f->body_len);
+    if (!pb_decode(&is, freshet_ExportRequest_fields, &req) || g->rc != FR_OK) {
+        fr_reply_error(w, c, f, g->rc != FR_OK ? g->rc : FR_E_BAD_REQUEST,
+                       g->why[0] ? g->why : PB_GET_ERROR(&is));
+        return;
+    }
+    fr_rtxn_t *rt;
+    int rc = export_snapshot(w, c, &rt);
+    if (rc != FR_OK) {
+        fr_reply_error(w, c, f, rc, "cannot open the export snapshot");
+        return;
+    }
+    fr_registry_t *reg = fr_store_registry(w->server->store);
+    unsigned flags = req.has_served && req.served ? FR_ASOF_SERVED : 0;
+    p->include_expired = req.has_include_expired && req.include_expired;
+    snap_extra_t extra = {0};
+    if (req.kind == freshet_ExportKind_EXPORT_PIT) {
+        rc = plan_get(g, reg, p);
+        if (rc == FR_OK && g->nas_of != p->nentities) {
+            snprintf(g->why, sizeof g->why, "as_of_us: %zu times for %zu label rows", g->nas_of,
+                     p->nentities);
+            rc = FR_E_BAD_REQUEST;
+        }
+        if (rc == FR_OK)
+            read_and_reply(w, c, f, p, rt, 0, g->as_of, flags, NULL);
+    } else if (req.kind == freshet_ExportKind_EXPORT_SNAPSHOT) {
+        int64_t as_of = req.has_snapshot_as_of_us ? req.snapshot_as_of_us
+                                                  : fr_clock_now(w->server->clock);
+        rc = plan_snapshot(g, p, reg, rt, &req, &extra);
+        if (rc == FR_OK)
+            read_and_reply(w, c, f, p, rt, as_of, NULL, flags, &extra);
+    } else {
+        snprintf(g->why, sizeof g->why, "kind: expected EXPORT_PIT or EXPORT_SNAPSHOT");
+        rc = FR_E_BAD_REQUEST;
+    }
+    if (rc != FR_OK)
+        fr_reply_error(w, c, f, rc, g->why);
+    if (rc != FR_OK || (req.has_end && req.end))
+        fr_conn_export_end(c);
+    fr_registry_release(reg);
+}
+
+void fr_handle_scratch_free(fr_worker_t *w)
+{
+    get_scratch_t *sc = w->get_scratch;
+    if (!sc)
+        return;
+    for (size_t i = 0; i < MAX_ECOLS; i++)
+        free(sc->req.cols[i].values);
+    free(sc->req.features);
+    free(sc->req.as_of);
+    free(sc->plan.cols);
+    free(sc->plan.rows);
+    free(sc);
+    w->get_scratch = NULL;
+}

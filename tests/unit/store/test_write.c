@@ -1,0 +1,586 @@
+/* The write path (DESIGN.md, Semantics 3, 5, 6): atomic batches, exactly-once source offsets that
+ * survive a reopen, row validation with precise reasons, registry updates, and a full map. */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "store_test_util.h"
+
+static const char *REG =
+    "{\"entities\": [{\"name\": \"user\", \"join_key\": \"user_id\"}],"
+    " \"views\": [{\"name\": \"v\", \"entity\": \"user\","
+    "  \"features\": [{\"name\": \"x\", \"type\": \"int64\"}, {\"name\": \"blob\", \"type\": \"bytes\"}]}]}";
+
+/* ---- helpers ---- */
+
+/* Payload [x, blob of blob_len bytes]; blob_len 0 packs only x. */
+static void pack_row(st_row_t *r, int64_t x, size_t blob_len)
+{
+    st_row_init(r, blob_len ? 2 : 1);
+    msgpack_pack_int64(&r->pk, x);
+    if (blob_len) {
+        static uint8_t blob[4096];
+        memset(blob, (int)(x & 0xff), sizeof blob);
+        msgpack_pack_bin(&r->pk, blob_len);
+        msgpack_pack_bin_body(&r->pk, blob, blob_len);
+    }
+}
+
+typedef struct {
+    char ent[24];
+    st_row_t payload;
+} owned_row_t;
+
+/* rows[i] = entity "<prefix><first+i>", x = xs + i, offset first+i; blob_len bytes of blob each. */
+static void make_rows(const fr_view_def_t *v, owned_row_t *own, fr_write_row_t *rows, size_t n,
+                      const char *prefix, int64_t first, int64_t xs, size_t blob_len)
+{
+    for (size_t i = 0; i < n; i++) {
+        snprintf(own[i].ent, sizeof own[i].ent, "%s%lld", prefix, (long long)(first + (int64_t)i));
+        pack_row(&own[i].payload, xs + (int64_t)i, blob_len);
+        rows[i] = (fr_write_row_t){.view = v,
+                                   .entity = (const uint8_t *)own[i].ent,
+                                   .entity_len = (uint16_t)strlen(own[i].ent),
+                                   .event_ts_us = ST_NOW_US - ST_SEC,
+                                   .values = (const uint8_t *)own[i].payload.sb.data,
+                                   .values_len = (uint32_t)own[i].payload.sb.size,
+                                   .offset = first + (int64_t)i,
+                                   .has_offset = true};
+    }
+}
+
+static void free_rows(owned_row_t *own, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        st_row_fini(&own[i].payload);
+}
+
+/* x of the current version of entity, or INT64_MIN when NOT_FOUND. */
+static int64_t read_x(st_env_t *e, const fr_view_def_t *v, const char *entity)
+{
+    fr_rtxn_t *r;
+    cr_assert_eq(fr_rtxn_new(e->store, &r), FR_OK);
+    cr_assert_eq(fr_rtxn_begin(r), FR_OK);
+    fr_asof_t got;
+    cr_assert_eq(fr_asof_get(r, v, (const uint8_t *)entity, strlen(entity), ST_NOW_US, 0, &got),
+                 FR_OK);
+    int64_t x = INT64_MIN;
+    if (got.status != FR_STATUS_NOT_FOUND) {
+        fr_mp_reader_t rd;
+        fr_mp_item_t it;
+        fr_mp_reader_init(&rd, got.values, got.values_len);
+        cr_assert_eq(fr_mp_next(&rd, &it), 0);
+        cr_assert_eq(fr_mp_next(&rd, &it), 0);
+        cr_assert_eq(it.kind, FR_MP_INT);
+        x = it.v.i;
+    }
+    fr_rtxn_reset(r);
+    fr_rtxn_free(r);
+    return x;
+}
+
+static int64_t source_pos(st_env_t *e, const char *source, uint32_t partition)
+{
+    fr_rtxn_t *r;
+    int64_t off = -2;
+    cr_assert_eq(fr_rtxn_new(e->store, &r), FR_OK);
+    cr_assert_eq(fr_rtxn_begin(r), FR_OK);
+    cr_assert_eq(fr_store_source_get(r, source, partition, &off), FR_OK);
+    fr_rtxn_reset(r);
+    fr_rtxn_free(r);
+    return off;
+}
+
+static uint64_t info_write_seq(st_env_t *e)
+{
+    fr_store_info_t info;
+    cr_assert_eq(fr_store_info(e->store, &info), FR_OK);
+    return info.write_seq;
+}
+
+typedef struct {
+    int n;
+    uint32_t parts[4];
+    int64_t offs[4];
+} seen_t;
+
+static int collect_source(void *ctx, const char *source, size_t source_len, uint32_t partition,
+                          int64_t offset)
+{
+    seen_t *s = ctx;
+    cr_assert_eq(source_len, 6);
+    cr_assert_arr_eq(source, "orders", 6);
+    if (s->n < 4) {
+        s->parts[s->n] = partition;
+        s->offs[s->n] = offset;
+    }
+    s->n++;
+    return 0;
+}
+
+/* ---- exactly-once ---- */
+
+Test(write, replayed_batch_changes_nothing_and_reports_duplicates)
+{
+    st_env_t e;
+    st_open(&e, ST_NOW_US, 0);
+    cr_assert_eq(st_apply_registry(&e, REG, NULL), FR_OK);
+    fr_registry_t *reg;
+    const fr_view_def_t *v = st_view(&e, &reg, "v");
+    owned_row_t own[10];
+    fr_write_row_t rows[10];
+    make_rows(v, own, rows, 10, "u", 0, 100, 0);
+    fr_write_batch_t b = {.source = "kafka:events", .partition = 3, .rows = rows, .row_count = 10};
+    fr_write_result_t res;
+    cr_assert_eq(st_write_batch(&e, &b, &res), FR_OK);
+    cr_assert_eq(res.written, 10);
+    cr_assert_eq(res.duplicates, 0);
+    cr_assert_eq(res.high_water, 9);
+    uint64_t seq = info_write_seq(&e);
+    cr_assert_eq(res.last_write_seq, seq);
+
+    /* the same batch with other values, as a crashed job would resend it */
+    free_rows(own, 10);
+    make_rows(v, own, rows, 10, "u", 0, 500, 0);
+    cr_assert_eq(st_write_batch(&e, &b, &res), FR_OK);
+    cr_assert_eq(res.written, 0);
+    cr_assert_eq(res.duplicates, 10);
+    cr_assert_eq(res.unchanged, 0);
+    cr_assert_eq(res.high_water, 9);
+    cr_assert_eq(info_write_seq(&e), seq, "a duplicate consumes no write_seq");
+    cr_assert_eq(st_view_stat(&e, v->id).versions, 10);
+    for (int i = 0; i < 10; i++) {
+        char ent[8];
+        snprintf(ent, sizeof ent, "u%d", i);
+        cr_assert_eq(read_x(&e, v, ent), 100 + i, "replayed values must not land");
+    }
+    cr_assert_eq(source_pos(&e, "kafka:events", 3), 9);
+    cr_assert_eq(source_pos(&e, "kafka:events", 4), -1, "other partitions are independent");
+    cr_assert_eq(source_pos(&e, "kafka:event", 3), -1, "sources are matched exactly");
+    free_rows(own, 10);
+    fr_registry_release(reg);
+    st_close(&e);
+}
+
+Test(write, partially_overlapping_replay_writes_only_new_offsets)
+{
+    st_env_t e;
+    st_open(&e, ST_NOW_US, 0);
+    cr_assert_eq(st_apply_registry(&e, REG, NULL), FR_OK);
+    fr_registry_t *reg;
+    const fr_view_def_t *v = st_view(&e, &reg, "v");
+    owned_row_t own[10];
+    fr_write_row_t rows[10];
+    make_rows(v, own, rows, 10, "u", 0, 100, 0); /* offsets 0..9 */
+    fr_write_batch_t b = {.source = "s", .partition = 0, .rows = rows, .row_count = 10};
+    fr_write_result_t res;
+    cr_assert_eq(st_write_batch(&e, &b, &res), FR_OK);
+    free_rows(own, 10);
+
+    make_rows(v, own, rows, 10, "u", 5, 1000, 0); /* offsets 5..14, new values */
+    cr_assert_eq(st_write_batch(&e, &b, &res), FR_OK);
+    cr_assert_eq(res.duplicates, 5);
+    cr_assert_eq(res.written, 5);
+    cr_assert_eq(res.high_water, 14);
+    cr_assert_eq(source_pos(&e, "s", 0), 14);
+    for (int i = 5; i < 10; i++) {
+        char ent[8];
+        snprintf(ent, sizeof ent, "u%d", i);
+        cr_assert_eq(read_x(&e, v, ent), 100 + i, "offset %d was a duplicate", i);
+    }
+    for (int i = 10; i < 15; i++) {
+        char ent[8];
+        snprintf(ent, sizeof ent, "u%d", i);
+        cr_assert_eq(read_x(&e, v, ent), 1000 + i - 5, "offset %d is new", i);
+    }
+    cr_assert_eq(st_view_stat(&e, v->id).versions, 15);
+    free_rows(own, 10);
+    fr_registry_release(reg);
+    st_close(&e);
+}
+
+Test(write, source_positions_and_data_survive_close_and_reopen)
+{
+    st_env_t e;
+    st_open(&e, ST_NOW_US, 0);
+    cr_assert_eq(st_apply_registry(&e, REG, NULL), FR_OK);
+    fr_registry_t *reg;
+    const fr_view_def_t *v = st_view(&e, &reg, "v");
+    owned_row_t own[4];
+    fr_write_row_t rows[4];
+    make_rows(v, own, rows, 4, "u", 40, 7, 0); /* offsets 40..43 */
+    fr_write_batch_t b = {.source = "orders", .partition = 1, .rows = rows, .row_count = 4};
+    fr_write_result_t res;
+    cr_assert_eq(st_write_batch(&e, &b, &res), FR_OK);
+    b.partition = 2;
+    cr_assert_eq(st_write_batch(&e, &b, &res), FR_OK);
+    cr_assert_eq(res.unchanged, 4, "same rows, other partition: not duplicates but unchanged");
+    uint64_t seq = info_write_seq(&e);
+    cr_assert_eq(seq, 4);
+    fr_registry_release(reg);
+
+    fr_store_close(e.store);
+    st_open_again(&e);
+    v = st_view(&e, &reg, "v");
+    cr_assert_eq(source_pos(&e, "orders", 1), 43);
+    cr_assert_eq(source_pos(&e, "orders", 2), 43);
+    cr_assert_eq(info_write_seq(&e), seq, "write_seq is restored");
+    cr_assert_eq(read_x(&e, v, "u41"), 8);
+    /* replaying after the restart is still a duplicate */
+    b.partition = 1;
+    rows[0].view = rows[1].view = rows[2].view = rows[3].view = v;
+    cr_assert_eq(st_write_batch(&e, &b, &res), FR_OK);
+    cr_assert_eq(res.duplicates, 4);
+    cr_assert_eq(res.written, 0);
+
+    /* positions are listed in key order */
+    fr_rtxn_t *r;
+    cr_assert_eq(fr_rtxn_new(e.store, &r), FR_OK);
+    cr_assert_eq(fr_rtxn_begin(r), FR_OK);
+    seen_t seen = {0};
+    cr_assert_eq(fr_store_sources_each(r, collect_source, &seen), FR_OK);
+    fr_rtxn_reset(r);
+    fr_rtxn_free(r);
+    cr_assert_eq(seen.n, 2);
+    cr_assert_eq(seen.parts[0], 1);
+    cr_assert_eq(seen.parts[1], 2);
+    cr_assert_eq(seen.offs[0], 43);
+    cr_assert_eq(seen.offs[1], 43);
+    free_rows(own, 4);
+    fr_registry_release(reg);
+    st_close(&e);
+}
+
+/* ---- row validation ---- */
+
+static fr_feature_def_t all_features[] = {
+    {"i", FR_TYPE_INT64, 0},       {"d", FR_TYPE_DOUBLE, 0},     {"f", FR_TYPE_FLOAT, 0},
+    {"b", FR_TYPE_BOOL, 0},        {"s", FR_TYPE_STRING, 0},     {"y", FR_TYPE_BYTES, 0},
+    {"emb", FR_TYPE_FLOAT_LIST, 4}, {"anylist", FR_TYPE_FLOAT_LIST, 0},
+};
+static fr_view_def_t all_view = {.id = 1, .name = "all_types", .entity = "user",
+                                 .feature_count = 8, .features = all_features};
+
+static int check_raw(const void *p, size_t n, const char *entity, size_t entity_len, int64_t ts,
+                     const char **why)
+{
+    fr_write_row_t row = {.view = &all_view, .entity = (const uint8_t *)entity,
+                          .entity_len = (uint16_t)entity_len, .event_ts_us = ts,
+                          .values = p, .values_len = (uint32_t)n};
+    *why = NULL;
+    return fr_store_check_row(&row, ST_NOW_US, 300 * ST_SEC, why);
+}
+
+static int check_bytes(const void *p, size_t n, const char **why)
+{
+    return check_raw(p, n, "u1", 2, ST_NOW_US, why);
+}
+
+#define CHECK_FAILS(rc_want, needle, ...)                                                          \
+    do {                                                                                           \
+        static const uint8_t in_[] = {__VA_ARGS__};                                                \
+        const char *why_;                                                                          \
+        int rc_ = check_bytes(in_, sizeof in_, &why_);                                             \
+        cr_assert_eq(rc_, rc_want, "got %s", fr_err_name(rc_));                                    \
+        cr_assert_not_null(why_);                                                                  \
+        cr_assert_not_null(strstr(why_, needle), "why \"%s\" lacks \"%s\"", why_, needle);         \
+    } while (0)
+
+#define CHECK_OK(...)                                                                              \
+    do {                                                                                           \
+        static const uint8_t in_[] = {__VA_ARGS__};                                                \
+        const char *why_;                                                                          \
+        int rc_ = check_bytes(in_, sizeof in_, &why_);                                             \
+        cr_assert_eq(rc_, FR_OK, "got %s: %s", fr_err_name(rc_), why_ ? why_ : "");                \
+    } while (0)
+
+Test(write, check_row_accepts_every_type_and_nulls)
+{
+    /* [1, 2.5, 1.5f, true, "ab", bin "xy", [1.0f, 2, 3.0, -1], []] */
+    CHECK_OK(0x98, 0x01, 0xcb, 0x40, 0x04, 0, 0, 0, 0, 0, 0, 0xca, 0x3f, 0xc0, 0, 0, 0xc3, 0xa2,
+             'a', 'b', 0xc4, 2, 'x', 'y', 0x94, 0xca, 0x3f, 0x80, 0, 0, 0x02, 0xcb, 0x40, 0x08, 0,
+             0, 0, 0, 0, 0, 0xff, 0x90);
+    CHECK_OK(0x98, 0xc0, 0xc0, 0xc0, 0xc0, 0xc0, 0xc0, 0xc0, 0xc0); /* all null */
+    CHECK_OK(0x90);                                                 /* no values: all null */
+    CHECK_OK(0x92, 0xd3, 0x80, 0, 0, 0, 0, 0, 0, 0, 0x05); /* INT64_MIN; int for double */
+    CHECK_OK(0x96, 0xc0, 0xc0, 0xc0, 0xc0, 0xc0, 0xa1, 'z'); /* str accepted for bytes */
+    CHECK_OK(0x98, 0xc0, 0xc0, 0xc0, 0xc0, 0xc0, 0xc0, 0xc0, 0x93, 1, 2, 3); /* any length */
+}
+
+Test(write, check_row_names_the_feature_on_a_type_mismatch)
+{
+    CHECK_FAILS(FR_E_TYPE_MISMATCH, "values.i", 0x91, 0xa3, 'a', 'b', 'c'); /* string for int64 */
+    CHECK_FAILS(FR_E_TYPE_MISMATCH, "int64", 0x91, 0xa3, 'a', 'b', 'c');
+    CHECK_FAILS(FR_E_TYPE_MISMATCH, "values.i", 0x91, 0xc3);                /* bool for int64 */
+    CHECK_FAILS(FR_E_TYPE_MISMATCH, "values.i", 0x91, 0xcb, 0x3f, 0xf0, 0, 0, 0, 0, 0, 0);
+    /* uint64 above INT64_MAX does not fit an int64 */
+    CHECK_FAILS(FR_E_TYPE_MISMATCH, "values.i", 0x91, 0xcf, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+                0xff, 0xff);
+    CHECK_FAILS(FR_E_TYPE_MISMATCH, "values.d", 0x92, 0xc0, 0xa1, 'x');
+    CHECK_FAILS(FR_E_TYPE_MISMATCH, "values.f", 0x93, 0xc0, 0xc0, 0xc2);
+    CHECK_FAILS(FR_E_TYPE_MISMATCH, "values.b", 0x94, 0xc0, 0xc0, 0xc0, 0x01);
+    CHECK_FAILS(FR_E_TYPE_MISMATCH, "values.s", 0x95, 0xc0, 0xc0, 0xc0, 0xc0, 0xc4, 1, 'x');
+    CHECK_FAILS(FR_E_TYPE_MISMATCH, "values.y", 0x96, 0xc0, 0xc0, 0xc0, 0xc0, 0xc0, 0x07);
+    CHECK_FAILS(FR_E_TYPE_MISMATCH, "values.emb", 0x97, 0xc0, 0xc0, 0xc0, 0xc0, 0xc0, 0xc0, 0x01);
+}
+
+Test(write, check_row_rejects_a_float_list_of_the_wrong_dim)
+{
+    CHECK_FAILS(FR_E_TYPE_MISMATCH, "values.emb", 0x97, 0xc0, 0xc0, 0xc0, 0xc0, 0xc0, 0xc0, 0x93,
+                1, 2, 3);
+    CHECK_FAILS(FR_E_TYPE_MISMATCH, "dim is 4", 0x97, 0xc0, 0xc0, 0xc0, 0xc0, 0xc0, 0xc0, 0x95, 1,
+                2, 3, 4, 5);
+    CHECK_FAILS(FR_E_TYPE_MISMATCH, "values.emb", 0x97, 0xc0, 0xc0, 0xc0, 0xc0, 0xc0, 0xc0, 0x94,
+                1, 2, 0xa1, 'x', 4); /* not a number */
+    CHECK_FAILS(FR_E_TYPE_MISMATCH, "values.anylist", 0x98, 0xc0, 0xc0, 0xc0, 0xc0, 0xc0, 0xc0,
+                0xc0, 0x91, 0x91, 1); /* nested array */
+    CHECK_FAILS(FR_E_TYPE_MISMATCH, "values.anylist", 0x98, 0xc0, 0xc0, 0xc0, 0xc0, 0xc0, 0xc0,
+                0xc0, 0x91, 0xc0); /* nil element */
+}
+
+Test(write, check_row_rejects_too_many_values)
+{
+    CHECK_FAILS(FR_E_BAD_REQUEST, "9 values for view all_types of 8", 0x99, 0xc0, 0xc0, 0xc0,
+                0xc0, 0xc0, 0xc0, 0xc0, 0xc0, 0xc0);
+    /* a huge array count with no elements behind it */
+    CHECK_FAILS(FR_E_BAD_REQUEST, "values", 0xdd, 0xff, 0xff, 0xff, 0xff);
+}
+
+Test(write, check_row_rejects_malformed_msgpack_and_trailing_bytes)
+{
+    CHECK_FAILS(FR_E_BAD_REQUEST, "values.i: malformed", 0x91, 0xc1);  /* never-used byte */
+    CHECK_FAILS(FR_E_BAD_REQUEST, "values.i: malformed", 0x91);        /* element missing */
+    CHECK_FAILS(FR_E_BAD_REQUEST, "values.i: malformed", 0x91, 0x81, 1, 2); /* a map */
+    CHECK_FAILS(FR_E_BAD_REQUEST, "values.i: malformed", 0x91, 0xd4, 0, 0); /* ext */
+    CHECK_FAILS(FR_E_BAD_REQUEST, "values.s: malformed", 0x95, 0xc0, 0xc0, 0xc0, 0xc0, 0xa5, 'a');
+    CHECK_FAILS(FR_E_BAD_REQUEST, "values.emb", 0x97, 0xc0, 0xc0, 0xc0, 0xc0, 0xc0, 0xc0, 0x94, 1,
+                2, 3); /* truncated float_list */
+    CHECK_FAILS(FR_E_BAD_REQUEST, "expected a msgpack array", 0x01);
+    CHECK_FAILS(FR_E_BAD_REQUEST, "expected a msgpack array", 0x80);
+    CHECK_FAILS(FR_E_BAD_REQUEST, "trailing bytes", 0x91, 0x01, 0x02);
+    CHECK_FAILS(FR_E_BAD_REQUEST, "trailing bytes", 0x90, 0xc0);
+    const char *why;
+    cr_assert_eq(check_bytes("", 0, &why), FR_E_BAD_REQUEST, "empty payload");
+}
+
+Test(write, check_row_rejects_bad_entities_and_times)
+{
+    static const uint8_t ok[] = {0x91, 0x01};
+    const char *why;
+    char big[300];
+    memset(big, 'e', sizeof big);
+    cr_assert_eq(check_raw(ok, 2, "", 0, ST_NOW_US, &why), FR_E_BAD_REQUEST);
+    cr_assert_not_null(strstr(why, "entity"));
+    cr_assert_eq(check_raw(ok, 2, big, 257, ST_NOW_US, &why), FR_E_BAD_REQUEST);
+    cr_assert_not_null(strstr(why, "entity"));
+    cr_assert_eq(check_raw(ok, 2, big, 256, ST_NOW_US, &why), FR_OK, "256 bytes is the limit");
+    cr_assert_eq(check_raw(ok, 2, big, 1, ST_NOW_US, &why), FR_OK);
+    cr_assert_eq(check_raw(ok, 2, "u", 1, -1, &why), FR_E_BAD_REQUEST);
+    cr_assert_not_null(strstr(why, "event_ts"));
+    cr_assert_eq(check_raw(ok, 2, "u", 1, 0, &why), FR_OK, "the epoch is a valid time");
+    cr_assert_eq(check_raw(ok, 2, "u", 1, ST_NOW_US + 300 * ST_SEC, &why), FR_OK,
+                 "exactly max_future_skew ahead is allowed");
+    cr_assert_eq(check_raw(ok, 2, "u", 1, ST_NOW_US + 300 * ST_SEC + 1, &why), FR_E_FUTURE_EVENT);
+    cr_assert_not_null(strstr(why, "event_ts"), "%s", why);
+    cr_assert_not_null(strstr(why, "all_types"), "%s", why);
+    cr_assert_eq(check_raw(ok, 2, "u", 1, INT64_MAX, &why), FR_E_FUTURE_EVENT);
+}
+
+/* ---- atomicity ---- */
+
+Test(write, aborted_group_leaves_nothing_and_restores_write_seq)
+{
+    st_env_t e;
+    st_open(&e, ST_NOW_US, 0);
+    cr_assert_eq(st_apply_registry(&e, REG, NULL), FR_OK);
+    fr_registry_t *reg;
+    const fr_view_def_t *v = st_view(&e, &reg, "v");
+    owned_row_t own[3];
+    fr_write_row_t rows[3];
+    make_rows(v, own, rows, 3, "u", 0, 1, 0);
+    fr_write_batch_t b = {.source = "src", .rows = rows, .row_count = 3};
+    fr_wtxn_t *w;
+    fr_write_result_t res;
+    cr_assert_eq(fr_store_write_begin(e.store, &w), FR_OK);
+    cr_assert_eq(fr_store_write_apply(w, &b, &res), FR_OK);
+    cr_assert_eq(res.written, 3);
+    fr_store_write_abort(w);
+    cr_assert_eq(info_write_seq(&e), 0);
+    cr_assert_eq(read_x(&e, v, "u0"), INT64_MIN);
+    cr_assert_eq(source_pos(&e, "src", 0), -1);
+    cr_assert_eq(st_view_stat(&e, v->id).versions, 0);
+    free_rows(own, 3);
+    fr_registry_release(reg);
+    st_close(&e);
+}
+
+Test(write, source_name_longer_than_255_is_rejected_without_writing)
+{
+    st_env_t e;
+    st_open(&e, ST_NOW_US, 0);
+    cr_assert_eq(st_apply_registry(&e, REG, NULL), FR_OK);
+    fr_registry_t *reg;
+    const fr_view_def_t *v = st_view(&e, &reg, "v");
+    owned_row_t own[2];
+    fr_write_row_t rows[2];
+    make_rows(v, own, rows, 2, "u", 0, 1, 0);
+    char src[300];
+    memset(src, 's', sizeof src - 1);
+    src[sizeof src - 1] = 0;
+    fr_write_batch_t b = {.source = src, .rows = rows, .row_count = 2};
+    fr_write_result_t res;
+    cr_assert_eq(st_write_batch(&e, &b, &res), FR_E_BAD_REQUEST);
+    cr_assert_eq(read_x(&e, v, "u0"), INT64_MIN);
+    free_rows(own, 2);
+    fr_registry_release(reg);
+    st_close(&e);
+}
+
+/* ---- a full map ---- */
+
+Test(write, map_full_undoes_the_batch_and_keeps_the_group)
+{
+    st_env_t e;
+    st_open(&e, ST_NOW_US, 256 << 10);
+    cr_assert_eq(st_apply_registry(&e, REG, NULL), FR_OK);
+    fr_registry_t *reg;
+    const fr_view_def_t *v = st_view(&e, &reg, "v");
+    fr_wtxn_t *w;
+    cr_assert_eq(fr_store_write_begin(e.store, &w), FR_OK);
+    enum { PER = 8 };
+    owned_row_t own[PER];
+    fr_write_row_t rows[PER];
+    int batch = 0, rc = FR_OK;
+    uint64_t seq_ok = 0;
+    fr_write_result_t res;
+    for (; batch < 1000; batch++) {
+        make_rows(v, own, rows, PER, "u", batch * PER, batch * PER, 1000);
+        fr_write_batch_t b = {.source = "big", .rows = rows, .row_count = PER};
+        rc = fr_store_write_apply(w, &b, &res);
+        free_rows(own, PER);
+        if (rc != FR_OK)
+            break;
+        cr_assert_eq(res.written, PER);
+        seq_ok = res.last_write_seq;
+    }
+    cr_assert_eq(rc, FR_E_STORAGE_FULL, "got %s after %d batches", fr_err_name(rc), batch);
+    cr_assert_gt(batch, 1, "some batches must fit");
+    cr_assert_eq(res.written, 0, "a failed batch reports nothing written");
+    int rc2 = fr_store_write_commit(w);
+    cr_assert_eq(rc2, FR_OK, "commit after a full batch: %s", fr_err_name(rc2));
+
+    /* every earlier batch is there, nothing of the failed one */
+    for (int i = 0; i < batch * PER; i++) {
+        char ent[16];
+        snprintf(ent, sizeof ent, "u%d", i);
+        cr_assert_eq(read_x(&e, v, ent), i, "row %d of an applied batch", i);
+    }
+    for (int i = batch * PER; i < (batch + 1) * PER; i++) {
+        char ent[16];
+        snprintf(ent, sizeof ent, "u%d", i);
+        cr_assert_eq(read_x(&e, v, ent), INT64_MIN, "row %d of the failed batch", i);
+    }
+    cr_assert_eq(source_pos(&e, "big", 0), (int64_t)batch * PER - 1);
+    cr_assert_eq(st_view_stat(&e, v->id).versions, (uint64_t)batch * PER);
+    cr_assert_eq(info_write_seq(&e), seq_ok);
+    fr_registry_release(reg);
+    st_close(&e);
+}
+
+/* ---- registry ---- */
+
+static const char *REG_V2 =
+    "{\"entities\": [{\"name\": \"user\", \"join_key\": \"user_id\"}],"
+    " \"views\": [{\"name\": \"v\", \"entity\": \"user\", \"ttl\": \"1h\","
+    "  \"features\": [{\"name\": \"x\", \"type\": \"int64\"}, {\"name\": \"blob\", \"type\": \"bytes\"},"
+    "                 {\"name\": \"score\", \"type\": \"double\"}]},"
+    "  {\"name\": \"w\", \"entity\": \"user\", \"features\": [{\"name\": \"k\", \"type\": \"bool\"}]}]}";
+
+static const char *REG_TYPE_CHANGE =
+    "{\"entities\": [{\"name\": \"user\", \"join_key\": \"user_id\"}],"
+    " \"views\": [{\"name\": \"v\", \"entity\": \"user\","
+    "  \"features\": [{\"name\": \"x\", \"type\": \"string\"}, {\"name\": \"blob\", \"type\": \"bytes\"}]}]}";
+
+Test(write, registry_apply_persists_across_reopen)
+{
+    st_env_t e;
+    st_open(&e, ST_NOW_US, 0);
+    cr_assert_eq(st_apply_registry(&e, REG, NULL), FR_OK);
+    cr_assert_eq(st_apply_registry(&e, REG_V2, NULL), FR_OK);
+    fr_store_close(e.store);
+    st_open_again(&e);
+    fr_registry_t *reg = fr_store_registry(e.store);
+    const fr_view_def_t *v = fr_registry_view(reg, "v");
+    cr_assert_not_null(v);
+    cr_assert_eq(v->feature_count, 3);
+    cr_assert_str_eq(v->features[2].name, "score");
+    cr_assert_eq(v->features[2].type, FR_TYPE_DOUBLE);
+    cr_assert_eq(v->ttl_us, 3600 * ST_SEC);
+    const fr_view_def_t *w = fr_registry_view(reg, "w");
+    cr_assert_not_null(w);
+    cr_assert_neq(w->id, v->id);
+    uint32_t vid = v->id;
+    fr_registry_release(reg);
+
+    /* re-applying the same file is a no-op and keeps ids */
+    fr_wtxn_t *wt;
+    fr_registry_diff_t diff;
+    const char *why = NULL;
+    cr_assert_eq(fr_store_write_begin(e.store, &wt), FR_OK);
+    cr_assert_eq(fr_store_write_registry(wt, REG_V2, strlen(REG_V2), false, &diff, &why), FR_OK);
+    cr_assert_eq(diff.views_added + diff.features_added + diff.entities_added + diff.views_changed,
+                 0);
+    cr_assert_eq(fr_store_write_commit(wt), FR_OK);
+    reg = fr_store_registry(e.store);
+    cr_assert_eq(fr_registry_view(reg, "v")->id, vid);
+    fr_registry_release(reg);
+    st_close(&e);
+}
+
+Test(write, registry_type_change_is_incompatible_and_stores_nothing)
+{
+    st_env_t e;
+    st_open(&e, ST_NOW_US, 0);
+    cr_assert_eq(st_apply_registry(&e, REG, NULL), FR_OK);
+    const char *why = NULL;
+    cr_assert_eq(st_apply_registry(&e, REG_TYPE_CHANGE, &why), FR_E_INCOMPATIBLE);
+    cr_assert_not_null(why);
+    cr_assert_not_null(strstr(why, "\"x\""), "why names the feature: %s", why);
+    fr_store_close(e.store);
+    st_open_again(&e);
+    fr_registry_t *reg = fr_store_registry(e.store);
+    cr_assert_eq(fr_registry_view(reg, "v")->features[0].type, FR_TYPE_INT64);
+    fr_registry_release(reg);
+    st_close(&e);
+}
+
+Test(write, registry_dry_run_and_uncommitted_apply_are_invisible)
+{
+    st_env_t e;
+    st_open(&e, ST_NOW_US, 0);
+    fr_wtxn_t *w;
+    fr_registry_diff_t diff;
+    const char *why = NULL;
+    cr_assert_eq(fr_store_write_begin(e.store, &w), FR_OK);
+    cr_assert_eq(fr_store_write_registry(w, REG, strlen(REG), true, &diff, &why), FR_OK);
+    cr_assert_eq(diff.views_added, 1);
+    cr_assert_eq(diff.entities_added, 1);
+    cr_assert_eq(fr_store_write_commit(w), FR_OK);
+    fr_registry_t *reg = fr_store_registry(e.store);
+    cr_assert_null(fr_registry_view(reg, "v"), "dry run stores nothing");
+    fr_registry_release(reg);
+
+    cr_assert_eq(fr_store_write_begin(e.store, &w), FR_OK);
+    cr_assert_eq(fr_store_write_registry(w, REG, strlen(REG), false, &diff, &why), FR_OK);
+    reg = fr_store_registry(e.store);
+    cr_assert_null(fr_registry_view(reg, "v"), "visible only after commit");
+    fr_registry_release(reg);
+    fr_store_write_abort(w);
+    fr_store_close(e.store);
+    st_open_again(&e);
+    reg = fr_store_registry(e.store);
+    cr_assert_null(fr_registry_view(reg, "v"), "an aborted apply is not stored");
+    fr_registry_release(reg);
+    cr_assert_eq(st_apply_registry(&e, "{\"views\": [", &why), FR_E_BAD_REGISTRY);
+    st_close(&e);
+}
