@@ -66,7 +66,9 @@ static void on_read(struct bufferevent *bev, void *arg)
             char msg[128];
             snprintf(msg, sizeof msg, "frame body of %u bytes exceeds max_frame %u", f.body_len,
                      max_body);
-            if (fr_encode_error(&w->out, f.request_id, f.op, FR_E_TOO_LARGE, msg) == FR_OK)
+            /* a reply carries op | FR_OP_RESPONSE like every other response */
+            if (fr_encode_error(&w->out, f.request_id, (uint16_t)(f.op | FR_OP_RESPONSE),
+                                FR_E_TOO_LARGE, msg) == FR_OK)
                 fr_conn_send(c, &w->out);
             c->close_after_flush = 1;
             bufferevent_disable(bev, EV_READ);
@@ -161,6 +163,11 @@ static void on_notify(evutil_socket_t fd, short what, void *arg)
     free(fds);
     while (done) {
         fr_job_t *next = done->next;
+        if (done->http) {
+            fr_http_job_done(w, done);
+            done = next;
+            continue;
+        }
         fr_conn_t *c = done->conn;
         c->pending--;
         if (!c->closed) {
@@ -197,7 +204,7 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
-int fr_worker_start(fr_server_t *s, fr_worker_t *w, unsigned index)
+int fr_worker_init(fr_server_t *s, fr_worker_t *w, unsigned index)
 {
     memset(w, 0, sizeof *w);
     w->server = s;
@@ -213,12 +220,21 @@ int fr_worker_start(fr_server_t *s, fr_worker_t *w, unsigned index)
     /* keep the loop alive while it has no sockets */
     struct timeval forever = {86400 * 365, 0};
     event_add(w->notify, &forever);
-    int rc = fr_rtxn_new(s->store, &w->rtxn);
-    if (rc != FR_OK)
-        return rc;
+    return fr_rtxn_new(s->store, &w->rtxn);
+}
+
+int fr_worker_launch(fr_worker_t *w)
+{
     if (pthread_create(&w->thread, NULL, worker_main, w) != 0)
         return FR_E_INTERNAL;
+    w->running = 1;
     return FR_OK;
+}
+
+int fr_worker_start(fr_server_t *s, fr_worker_t *w, unsigned index)
+{
+    int rc = fr_worker_init(s, w, index);
+    return rc == FR_OK ? fr_worker_launch(w) : rc;
 }
 
 void fr_worker_hand_fd(fr_worker_t *w, int fd)
@@ -268,7 +284,10 @@ void fr_worker_join(fr_worker_t *w)
 {
     if (!w->base)
         return;
-    pthread_join(w->thread, NULL);
+    if (w->running)
+        pthread_join(w->thread, NULL);
+    if (w->http)
+        fr_http_stop(w);
     /* connections still open after the drain are closed here */
     while (w->conns) {
         fr_conn_t *c = w->conns;

@@ -52,6 +52,8 @@ int fr_encode_error(fr_buf_t *out, uint32_t request_id, uint16_t op, int code, c
 void fr_reply_error(fr_worker_t *w, fr_conn_t *c, const fr_frame_t *f, int code, const char *msg)
 {
     atomic_fetch_add(&w->server->stats.errors[fr_op_slot(f->op)], 1);
+    fr_stats_reject(&w->server->stats, code);
+    w->last_rc = code;
     fr_buf_reset(&w->out);
     if (fr_encode_error(&w->out, f->request_id, resp_op(f), code, msg) == FR_OK)
         fr_conn_send(c, &w->out);
@@ -71,16 +73,23 @@ void fr_reply_msg(fr_worker_t *w, fr_conn_t *c, const fr_frame_t *f, const pb_ms
 
 void fr_handle_frame(fr_worker_t *w, fr_conn_t *c, const fr_frame_t *f, const uint8_t *body)
 {
-    atomic_fetch_add(&w->server->stats.requests[fr_op_slot(f->op)], 1);
+    unsigned slot = fr_op_slot(f->op);
+    atomic_fetch_add(&w->server->stats.requests[slot], 1);
+    int64_t t0 = fr_mono_us();
+    w->last_rc = FR_OK;
+    w->submitted = 0;
     handler_fn h = lookup(f->op);
     if (!h) {
         atomic_fetch_add(&w->server->stats.bad_frames, 1);
         char msg[64];
         snprintf(msg, sizeof msg, "op %u is not an operation", f->op);
         fr_reply_error(w, c, f, FR_E_BAD_OP, msg);
-        return;
+    } else {
+        h(w, c, f, body);
     }
-    h(w, c, f, body);
+    if (!w->submitted) /* queued writes are timed when their commit completes */
+        fr_hist_observe(&w->server->stats.latency[slot][w->last_rc != FR_OK],
+                        (uint64_t)(fr_mono_us() - t0));
 }
 
 /* ---- decode helpers ---- */
@@ -113,6 +122,7 @@ static fr_job_t *job_new(fr_conn_t *c, const fr_frame_t *f, const uint8_t *body)
     job->conn = c;
     job->request_id = f->request_id;
     job->op = f->op;
+    job->received_us = fr_mono_us();
     return job;
 }
 
@@ -130,6 +140,7 @@ static void submit(fr_worker_t *w, fr_conn_t *c, const fr_frame_t *f, fr_job_t *
 {
     c->pending++;
     int rc = fr_writer_submit(w->server, job);
+    w->submitted = rc == FR_OK;
     if (rc != FR_OK) {
         c->pending--;
         fr_job_free(job);
@@ -288,6 +299,8 @@ static void h_put(fr_worker_t *w, fr_conn_t *c, const fr_frame_t *f, const uint8
         r.row_index = ctx.index;
         snprintf(r.message, sizeof r.message, "%s", ctx.why ? ctx.why : PB_GET_ERROR(&is));
         atomic_fetch_add(&w->server->stats.errors[fr_op_slot(f->op)], 1);
+        fr_stats_reject(&w->server->stats, rc);
+        w->last_rc = rc;
         fr_reply_msg(w, c, f, freshet_PutResponse_fields, &r);
         fr_job_free(job);
         return;
@@ -306,8 +319,11 @@ void fr_handle_job_reply(fr_worker_t *w, fr_job_t *job)
 {
     fr_buf_reset(&w->out);
     uint16_t op = (uint16_t)(job->op | FR_OP_RESPONSE);
+    fr_hist_observe(&w->server->stats.latency[fr_op_slot(job->op)][job->rc != FR_OK],
+                    (uint64_t)(fr_mono_us() - job->received_us));
     if (job->rc != FR_OK) {
         atomic_fetch_add(&w->server->stats.errors[fr_op_slot(job->op)], 1);
+        fr_stats_reject(&w->server->stats, job->rc);
         fr_encode_error(&w->out, job->request_id, op, job->rc, job->why);
         return;
     }

@@ -6,35 +6,14 @@
 
 #include "common/log.h"
 #include "freshet/err.h"
+#include "reads.h"
 #include "server_int.h"
 
-typedef struct {
-    const uint8_t *ptr;
-    size_t len;
-} span_t;
 
-typedef struct {
-    char join_key[FR_NAME_MAX + 1];
-    span_t *values;
-    size_t count, cap;
-} ecol_t;
 
-#define MAX_ECOLS 8
-#define MAX_GET_VIEWS 64
 
-typedef struct {
-    fr_worker_t *w;
-    int rc;
-    char why[256];
-    span_t *features;
-    size_t nfeatures, feat_cap;
-    int64_t *as_of; /* Export PIT: one time per row */
-    size_t nas_of, as_of_cap;
-    ecol_t cols[MAX_ECOLS];
-    size_t ncols;
-} get_req_t;
 
-static int grow(void **p, size_t *cap, size_t need, size_t elem)
+int fr_read_grow(void **p, size_t *cap, size_t need, size_t elem)
 {
     if (need <= *cap)
         return 0;
@@ -59,7 +38,7 @@ static bool get_feature_cb(pb_istream_t *stream, const pb_field_t *field, void *
                  (long long)g->w->server->cfg.max_features);
         return false;
     }
-    if (grow((void **)&g->features, &g->feat_cap, g->nfeatures + 1, sizeof(span_t)))
+    if (fr_read_grow((void **)&g->features, &g->feat_cap, g->nfeatures + 1, sizeof(span_t)))
         return g->rc = FR_E_NOMEM, false;
     span_t *s = &g->features[g->nfeatures++];
     return fr_pb_take_bytes(stream, &s->ptr, &s->len);
@@ -69,7 +48,7 @@ static bool entity_value_cb(pb_istream_t *stream, const pb_field_t *field, void 
 {
     (void)field;
     ecol_t *col = *arg;
-    if (grow((void **)&col->values, &col->cap, col->count + 1, sizeof(span_t)))
+    if (fr_read_grow((void **)&col->values, &col->cap, col->count + 1, sizeof(span_t)))
         return false;
     span_t *s = &col->values[col->count++];
     return fr_pb_take_bytes(stream, &s->ptr, &s->len);
@@ -101,27 +80,8 @@ static bool get_entities_cb(pb_istream_t *stream, const pb_field_t *field, void 
     return true;
 }
 
-typedef struct {
-    uint16_t view;
-    int index;
-} colref_t;
 
-typedef struct {
-    const fr_view_def_t *views[MAX_GET_VIEWS];
-    const ecol_t *ecol[MAX_GET_VIEWS];
-    size_t nviews;
-    colref_t *cols;
-    size_t ncols, cols_cap;
-    fr_asof_t *rows;
-    size_t nrows, rows_cap;
-    size_t nentities;
-    int include_expired;
-} get_plan_t;
 
-typedef struct {
-    get_req_t req;
-    get_plan_t plan;
-} get_scratch_t;
 
 static bool enc_views_cb(pb_ostream_t *stream, const pb_field_t *field, void *const *arg)
 {
@@ -181,7 +141,7 @@ static bool enc_rows_cb(pb_ostream_t *stream, const pb_field_t *field, void *con
 }
 
 /* Resolves features into views and columns, and each view to its entity column. */
-static int plan_get(get_req_t *g, const fr_registry_t *reg, get_plan_t *p)
+int fr_read_plan(get_req_t *g, const fr_registry_t *reg, get_plan_t *p)
 {
     p->nviews = p->ncols = 0;
     for (size_t i = 0; i < g->nfeatures; i++) {
@@ -206,7 +166,7 @@ static int plan_get(get_req_t *g, const fr_registry_t *reg, get_plan_t *p)
             p->views[p->nviews++] = v;
         }
         uint32_t from = idx < 0 ? 0 : (uint32_t)idx, to = idx < 0 ? v->feature_count : (uint32_t)idx + 1;
-        if (grow((void **)&p->cols, &p->cols_cap, p->ncols + (to - from), sizeof(colref_t)))
+        if (fr_read_grow((void **)&p->cols, &p->cols_cap, p->ncols + (to - from), sizeof(colref_t)))
             return FR_E_NOMEM;
         for (uint32_t k = from; k < to; k++)
             p->cols[p->ncols++] = (colref_t){(uint16_t)vi, (int)k};
@@ -260,17 +220,33 @@ static bool enc_entities_cb(pb_ostream_t *stream, const pb_field_t *field, void 
     return true;
 }
 
+/* Adds the statuses of a finished read to the per-view counters. */
+static void fr_stats_view_reads(fr_stats_t *st, const get_plan_t *p)
+{
+    for (size_t vi = 0; vi < p->nviews; vi++) {
+        uint32_t id = p->views[vi]->id;
+        if (id >= FR_STATS_VIEWS)
+            continue;
+        unsigned long long n[3] = {0, 0, 0};
+        for (size_t e = 0; e < p->nentities; e++) {
+            int status = p->rows[e * p->nviews + vi].status;
+            n[status == FR_STATUS_PRESENT ? 0 : status == FR_STATUS_EXPIRED ? 1 : 2]++;
+        }
+        fr_view_counters_t *vc = &st->views[id];
+        atomic_fetch_add_explicit(&vc->present, n[0], memory_order_relaxed);
+        atomic_fetch_add_explicit(&vc->expired, n[1], memory_order_relaxed);
+        atomic_fetch_add_explicit(&vc->not_found, n[2], memory_order_relaxed);
+    }
+}
+
 /* Reads every (entity, view) of plan p from the open snapshot rt — as of `as_of`, or of
  * row_as_of[e] per entity when given — and replies. Leaves rt open. */
-static void read_and_reply(fr_worker_t *w, fr_conn_t *c, const fr_frame_t *f, get_plan_t *p,
-                           fr_rtxn_t *rt, int64_t as_of, const int64_t *row_as_of, unsigned flags,
-                           const snap_extra_t *extra)
+int fr_read_rows(fr_worker_t *w, get_plan_t *p, fr_rtxn_t *rt, int64_t as_of,
+                 const int64_t *row_as_of, unsigned flags)
 {
     p->nrows = p->nentities * p->nviews;
-    if (grow((void **)&p->rows, &p->rows_cap, p->nrows, sizeof(fr_asof_t))) {
-        fr_reply_error(w, c, f, FR_E_NOMEM, NULL);
-        return;
-    }
+    if (fr_read_grow((void **)&p->rows, &p->rows_cap, p->nrows, sizeof(fr_asof_t)))
+        return FR_E_NOMEM;
     int rc = FR_OK;
     unsigned long long present = 0, expired = 0, missing = 0;
     for (size_t e = 0; e < p->nentities && rc == FR_OK; e++) {
@@ -284,13 +260,25 @@ static void read_and_reply(fr_worker_t *w, fr_conn_t *c, const fr_frame_t *f, ge
             missing += a->status == FR_STATUS_NOT_FOUND;
         }
     }
+    if (rc != FR_OK)
+        return rc;
+    atomic_fetch_add(&w->server->stats.values_present, present);
+    atomic_fetch_add(&w->server->stats.values_expired, expired);
+    atomic_fetch_add(&w->server->stats.values_not_found, missing);
+    fr_stats_view_reads(&w->server->stats, p);
+    return FR_OK;
+}
+
+/* Reads plan p from the open snapshot rt (see fr_read_rows) and replies. Leaves rt open. */
+static void read_and_reply(fr_worker_t *w, fr_conn_t *c, const fr_frame_t *f, get_plan_t *p,
+                           fr_rtxn_t *rt, int64_t as_of, const int64_t *row_as_of, unsigned flags,
+                           const snap_extra_t *extra)
+{
+    int rc = fr_read_rows(w, p, rt, as_of, row_as_of, flags);
     if (rc != FR_OK) {
         fr_reply_error(w, c, f, rc, "read failed");
         return;
     }
-    atomic_fetch_add(&w->server->stats.values_present, present);
-    atomic_fetch_add(&w->server->stats.values_expired, expired);
-    atomic_fetch_add(&w->server->stats.values_not_found, missing);
     freshet_GetResponse r = freshet_GetResponse_init_zero;
     r.has_code = r.has_entity_count = r.has_snapshot_txn = true;
     r.has_as_of_us = row_as_of == NULL;
@@ -319,7 +307,7 @@ static void read_and_reply(fr_worker_t *w, fr_conn_t *c, const fr_frame_t *f, ge
     fr_reply_msg(w, c, f, freshet_GetResponse_fields, &r);
 }
 
-static get_scratch_t *scratch_for(fr_worker_t *w)
+get_scratch_t *fr_read_scratch(fr_worker_t *w)
 {
     if (!w->get_scratch)
         w->get_scratch = calloc(1, sizeof(get_scratch_t));
@@ -335,7 +323,7 @@ static get_scratch_t *scratch_for(fr_worker_t *w)
 
 void fr_handle_get(fr_worker_t *w, fr_conn_t *c, const fr_frame_t *f, const uint8_t *body)
 {
-    get_scratch_t *scratch = scratch_for(w);
+    get_scratch_t *scratch = fr_read_scratch(w);
     if (!scratch) {
         fr_reply_error(w, c, f, FR_E_NOMEM, NULL);
         return;
@@ -354,7 +342,7 @@ void fr_handle_get(fr_worker_t *w, fr_conn_t *c, const fr_frame_t *f, const uint
         return;
     }
     fr_registry_t *reg = fr_store_registry(w->server->store);
-    int rc = plan_get(g, reg, p);
+    int rc = fr_read_plan(g, reg, p);
     if (rc != FR_OK) {
         fr_reply_error(w, c, f, rc, g->why);
         fr_registry_release(reg);
@@ -388,7 +376,7 @@ static bool asof_list_cb(pb_istream_t *stream, const pb_field_t *field, void **a
                      (long long)g->w->server->cfg.max_entities);
             return false;
         }
-        if (grow((void **)&g->as_of, &g->as_of_cap, g->nas_of + 1, sizeof(int64_t)))
+        if (fr_read_grow((void **)&g->as_of, &g->as_of_cap, g->nas_of + 1, sizeof(int64_t)))
             return g->rc = FR_E_NOMEM, false;
         g->as_of[g->nas_of++] = v;
     }
@@ -398,7 +386,7 @@ static bool asof_list_cb(pb_istream_t *stream, const pb_field_t *field, void **a
 static int collect_entity_cb(void *ctx, const uint8_t *entity, size_t len)
 {
     ecol_t *col = ctx;
-    if (grow((void **)&col->values, &col->cap, col->count + 1, sizeof(span_t)))
+    if (fr_read_grow((void **)&col->values, &col->cap, col->count + 1, sizeof(span_t)))
         return 1;
     col->values[col->count++] = (span_t){entity, len};
     return 0;
@@ -454,7 +442,7 @@ static int plan_snapshot(get_req_t *g, get_plan_t *p, const fr_registry_t *reg, 
                                 collect_entity_cb, col, &more);
     if (rc != FR_OK)
         return snprintf(g->why, sizeof g->why, "entity scan failed"), rc;
-    rc = plan_get(g, reg, p);
+    rc = fr_read_plan(g, reg, p);
     if (rc != FR_OK)
         return rc;
     for (size_t vi = 0; vi < p->nviews; vi++)
@@ -477,7 +465,7 @@ static int plan_snapshot(get_req_t *g, get_plan_t *p, const fr_registry_t *reg, 
 
 void fr_handle_export(fr_worker_t *w, fr_conn_t *c, const fr_frame_t *f, const uint8_t *body)
 {
-    get_scratch_t *scratch = scratch_for(w);
+    get_scratch_t *scratch = fr_read_scratch(w);
     if (!scratch) {
         fr_reply_error(w, c, f, FR_E_NOMEM, NULL);
         return;
@@ -508,7 +496,7 @@ void fr_handle_export(fr_worker_t *w, fr_conn_t *c, const fr_frame_t *f, const u
     p->include_expired = req.has_include_expired && req.include_expired;
     snap_extra_t extra = {0};
     if (req.kind == freshet_ExportKind_EXPORT_PIT) {
-        rc = plan_get(g, reg, p);
+        rc = fr_read_plan(g, reg, p);
         if (rc == FR_OK && g->nas_of != p->nentities) {
             snprintf(g->why, sizeof g->why, "as_of_us: %zu times for %zu label rows", g->nas_of,
                      p->nentities);

@@ -127,6 +127,11 @@ int fr_server_new(const fr_config_t *cfg, const fr_clock_t *clock, fr_server_t *
         return FR_E_NOMEM;
     s->cfg = *cfg;
     s->clock = clock ? clock : fr_clock_system();
+    s->stats.views = calloc(FR_STATS_VIEWS, sizeof *s->stats.views);
+    if (!s->stats.views) {
+        free(s);
+        return FR_E_NOMEM;
+    }
     fr_store_opts_t so = {
         .path = cfg->data,
         .map_size = (uint64_t)cfg->map_size_mb << 20,
@@ -146,6 +151,14 @@ int fr_server_new(const fr_config_t *cfg, const fr_clock_t *clock, fr_server_t *
     rc = bind_listener(s, why);
     if (rc != FR_OK)
         goto fail;
+    if (cfg->http[0]) {
+        s->http_worker = calloc(1, sizeof *s->http_worker);
+        rc = s->http_worker ? fr_worker_init(s, s->http_worker, 999) : FR_E_NOMEM;
+        if (rc == FR_OK)
+            rc = fr_http_start(s, s->http_worker, why);
+        if (rc != FR_OK)
+            goto fail;
+    }
     s->started_us = fr_clock_now(s->clock);
     *out = s;
     return FR_OK;
@@ -156,6 +169,8 @@ fail:
 
 const char *fr_server_listen_addr(const fr_server_t *s) { return s->listen_addr; }
 
+const char *fr_server_http_addr(const fr_server_t *s) { return s->http_worker ? s->http_addr : NULL; }
+
 int fr_server_run(fr_server_t *s)
 {
     int rc = FR_OK;
@@ -165,6 +180,8 @@ int fr_server_run(fr_server_t *s)
         return FR_E_NOMEM;
     for (unsigned i = 0; i < s->worker_count && rc == FR_OK; i++)
         rc = fr_worker_start(s, &s->workers[i], i);
+    if (rc == FR_OK && s->http_worker)
+        rc = fr_worker_launch(s->http_worker);
     if (rc == FR_OK)
         rc = fr_writer_start(s);
     if (rc != FR_OK) {
@@ -186,8 +203,12 @@ int fr_server_run(fr_server_t *s)
     fr_writer_stop(s);
     for (unsigned i = 0; i < s->worker_count; i++)
         fr_worker_stop(&s->workers[i]);
+    if (s->http_worker)
+        fr_worker_stop(s->http_worker);
     for (unsigned i = 0; i < s->worker_count; i++)
         fr_worker_join(&s->workers[i]);
+    if (s->http_worker)
+        fr_worker_join(s->http_worker);
     fr_store_sync(s->store);
     fr_log(FR_LOG_INFO, "event=stopped rows_written=%llu",
            (unsigned long long)atomic_load(&s->stats.rows_written));
@@ -211,6 +232,10 @@ void fr_server_free(fr_server_t *s)
     if (s->base)
         event_base_free(s->base);
     free(s->workers);
+    if (s->http_worker && !s->http_worker->running)
+        fr_worker_join(s->http_worker); /* initialised but never run (start-up failed) */
+    free(s->http_worker);
     fr_store_close(s->store);
+    free(s->stats.views);
     free(s);
 }

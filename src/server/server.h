@@ -20,6 +20,8 @@ int fr_server_new(const fr_config_t *cfg, const fr_clock_t *clock, fr_server_t *
                   const char **why);
 /* The bound address ("127.0.0.1:40123"), valid until fr_server_free. */
 const char *fr_server_listen_addr(const fr_server_t *s);
+/* The bound HTTP address, or NULL when --http is not set. */
+const char *fr_server_http_addr(const fr_server_t *s);
 /* Runs until SIGTERM/SIGINT or fr_server_stop, then drains: stops accepting, finishes queued
  * writes, commits, answers them, closes connections. Returns FR_OK or the first fatal error. */
 int fr_server_run(fr_server_t *s);

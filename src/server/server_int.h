@@ -11,6 +11,7 @@
 #include <event2/listener.h>
 
 #include "common/buf.h"
+#include "metrics.h"
 #include "proto/frame.h"
 #include "server.h"
 #include "store/store.h"
@@ -19,17 +20,38 @@ typedef struct fr_worker fr_worker_t;
 typedef struct fr_conn fr_conn_t;
 
 /* Counters; plain atomics, read by Status and /metrics. */
-#define FR_OP_COUNT 8
+#define FR_OP_COUNT 16
+#define FR_STATS_VIEWS 4096 /* per-view counters for view ids below this */
+#define FR_STATS_CODES 64   /* rejects by -fr_err_t */
+
+typedef struct {
+    atomic_ullong present, expired, not_found, rows_received;
+} fr_view_counters_t;
+
 typedef struct {
     atomic_ullong requests[FR_OP_COUNT];
     atomic_ullong errors[FR_OP_COUNT];
+    fr_hist_t latency[FR_OP_COUNT][2]; /* [op][0 ok, 1 error], microseconds */
+    atomic_ullong rejects[FR_STATS_CODES];
     atomic_ullong rows_written, rows_duplicate, rows_unchanged, rows_late, rows_rejected;
     atomic_ullong values_present, values_expired, values_not_found;
     atomic_ullong commits, commit_us_total, group_rows_max;
-    atomic_ullong sweep_deleted;
+    fr_hist_t commit_latency;  /* microseconds per group commit (incl. fsync) */
+    fr_hist_t group_rows;      /* rows per group commit */
+    fr_hist_t ingest_visible;  /* request received → committed and visible, microseconds */
+    atomic_ullong sweep_deleted, sweep_passes;
     atomic_ullong connections_open, connections_total, frames_too_large, bad_frames;
     atomic_ullong queue_depth;
+    atomic_ullong http_requests, http_errors;
+    fr_view_counters_t *views; /* FR_STATS_VIEWS entries */
 } fr_stats_t;
+
+/* Counts a rejected request by its error code. */
+static inline void fr_stats_reject(fr_stats_t *st, int code)
+{
+    unsigned i = code < 0 && -code < FR_STATS_CODES ? (unsigned)-code : 0;
+    atomic_fetch_add_explicit(&st->rejects[i], 1, memory_order_relaxed);
+}
 
 /* A write request travelling worker → writer → worker. */
 typedef struct fr_job {
@@ -51,6 +73,8 @@ typedef struct fr_job {
     char why_buf[256];
     fr_write_result_t result;
     fr_registry_diff_t diff;
+    int64_t received_us; /* fr_mono_us() when the frame arrived */
+    struct evhttp_request *http; /* set for jobs from the HTTP front door (http.c) */
 } fr_job_t;
 
 struct fr_conn {
@@ -74,10 +98,14 @@ struct fr_worker {
     size_t new_fd_count, new_fd_cap;
     fr_job_t *done_head, *done_tail;
     int stopping;
+    int running; /* its thread was started */
     fr_conn_t *conns;
     size_t conn_count;
     fr_rtxn_t *rtxn;
     fr_buf_t out; /* reply being encoded */
+    int last_rc;   /* code of the last reply sent by a handler (for latency labels) */
+    int submitted; /* the handler queued a job: latency is recorded at completion */
+    struct evhttp *http; /* the HTTP worker's listener (http.c), NULL on binary workers */
     void *get_scratch; /* handlers.c: decode/plan arrays reused across Get requests */
 };
 
@@ -101,6 +129,8 @@ struct fr_server {
     char listen_addr[128];
     fr_worker_t *workers;
     unsigned worker_count, next_worker;
+    fr_worker_t *http_worker; /* its own loop; NULL without --http */
+    char http_addr[128];
     fr_writer_t writer;
     fr_stats_t stats;
     int64_t started_us;
@@ -108,6 +138,9 @@ struct fr_server {
 
 /* conn.c */
 int fr_worker_start(fr_server_t *s, fr_worker_t *w, unsigned index);
+/* Two halves of fr_worker_start: set up the loop (no thread yet), then run it on a thread. */
+int fr_worker_init(fr_server_t *s, fr_worker_t *w, unsigned index);
+int fr_worker_launch(fr_worker_t *w);
 void fr_worker_hand_fd(fr_worker_t *w, int fd);
 void fr_worker_complete(fr_worker_t *w, fr_job_t *job);
 void fr_worker_stop(fr_worker_t *w);
@@ -134,6 +167,13 @@ void fr_handle_job_reply(fr_worker_t *w, fr_job_t *job);
 int fr_encode_error(fr_buf_t *out, uint32_t request_id, uint16_t op, int code, const char *msg);
 void fr_job_free(fr_job_t *job);
 void fr_handle_scratch_free(fr_worker_t *w);
+
+/* http.c */
+/* Binds --http on the HTTP worker's loop (fills s->http_addr). FR_E_IO / FR_E_BAD_ARG. */
+int fr_http_start(fr_server_t *s, fr_worker_t *w, const char **why);
+/* Completes an HTTP write job on the HTTP worker. */
+void fr_http_job_done(fr_worker_t *w, fr_job_t *job);
+void fr_http_stop(fr_worker_t *w);
 
 /* writer.c */
 int fr_writer_start(fr_server_t *s);

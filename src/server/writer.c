@@ -82,13 +82,20 @@ static void run_group(fr_server_t *s, fr_job_t *group)
     } else {
         fr_log(FR_LOG_ERROR, "event=write_begin_failed code=%s", fr_err_name(rc));
     }
-    int64_t dt = fr_mono_us() - t0;
+    int64_t t1 = fr_mono_us(), dt = t1 - t0;
+    fr_hist_observe(&s->stats.commit_latency, (uint64_t)dt);
+    fr_hist_observe(&s->stats.group_rows, rows);
     atomic_fetch_add(&s->stats.commits, 1);
     atomic_fetch_add(&s->stats.commit_us_total, (unsigned long long)dt);
     if (rows > atomic_load(&s->stats.group_rows_max))
         atomic_store(&s->stats.group_rows_max, rows);
     for (fr_job_t *j = group; j; j = j->next)
         if (j->rc == FR_OK && j->op == freshet_Op_OP_PUT) {
+            fr_hist_observe(&s->stats.ingest_visible, (uint64_t)(t1 - j->received_us));
+            for (size_t i = 0; i < j->row_count; i++)
+                if (j->rows[i].view->id < FR_STATS_VIEWS)
+                    atomic_fetch_add_explicit(&s->stats.views[j->rows[i].view->id].rows_received, 1,
+                                              memory_order_relaxed);
             atomic_fetch_add(&s->stats.rows_written, j->result.written);
             atomic_fetch_add(&s->stats.rows_duplicate, j->result.duplicates);
             atomic_fetch_add(&s->stats.rows_unchanged, j->result.unchanged);
@@ -96,7 +103,7 @@ static void run_group(fr_server_t *s, fr_job_t *group)
         }
     while (group) {
         fr_job_t *next = group->next;
-        fr_worker_complete(group->conn->worker, group);
+        fr_worker_complete(group->http ? s->http_worker : group->conn->worker, group);
         group = next;
     }
 }
@@ -112,6 +119,7 @@ static void sweep_tick(fr_server_t *s)
         rc = fr_store_write_commit(txn);
     else
         fr_store_write_abort(txn);
+    atomic_store(&s->stats.sweep_passes, s->writer.sweep.passes);
     if (rc == FR_OK && deleted) {
         atomic_fetch_add(&s->stats.sweep_deleted, deleted);
         fr_log(FR_LOG_DEBUG, "event=sweep deleted=%llu", (unsigned long long)deleted);

@@ -36,6 +36,8 @@ int main(int argc, char **argv)
         return 1;
     }
     printf("listening %s\n", fr_server_listen_addr(s));
+    if (fr_server_http_addr(s))
+        printf("http %s\n", fr_server_http_addr(s));
     fflush(stdout);
     rc = fr_server_run(s);
     fr_server_free(s);
