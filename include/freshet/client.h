@@ -191,10 +191,17 @@ typedef struct {
     int64_t server_time_us;
     size_t view_count;
     fr_view_status_t *views; /* owned by the struct: fr_server_status_fini */
+    char *config;            /* effective server configuration, "name = value" lines; owned */
 } fr_server_status_t;
 
 int fr_client_status(fr_client_t *c, fr_server_status_t *out);
 void fr_server_status_fini(fr_server_status_t *st);
+
+/* Asks the server for a hot, consistent (compacting by default) copy of its whole store into
+ * directory dest on the server's machine (must not exist or be empty). Blocks until the copy is
+ * done; *bytes gets its size. FR_E_IO (dest unusable), FR_E_STORAGE, transport errors. */
+int fr_client_backup(fr_client_t *c, const char *dest, bool compact, uint64_t *bytes,
+                     uint64_t *duration_us);
 
 typedef struct {
     char source[132];

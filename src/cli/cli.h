@@ -17,6 +17,7 @@ int fr_cli_put(fr_cli_ctx_t *ctx);
 int fr_cli_get(fr_cli_ctx_t *ctx);
 int fr_cli_status(fr_cli_ctx_t *ctx);
 int fr_cli_sources(fr_cli_ctx_t *ctx);
+int fr_cli_backup(fr_cli_ctx_t *ctx);
 
 /* Helpers shared by the commands. */
 /* Prints "freshet: NAME: sentence" to stderr and returns 1 (or 2 for usage errors). */

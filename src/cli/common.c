@@ -121,6 +121,9 @@ int fr_cli_apply(fr_cli_ctx_t *ctx)
 
 int fr_cli_status(fr_cli_ctx_t *ctx)
 {
+    bool show_config = ctx->argc > 0 && !strcmp(ctx->argv[0], "--config");
+    if (ctx->argc > (show_config ? 1 : 0))
+        return fr_cli_fail(2, "usage: freshet status [--config]");
     fr_client_t *c;
     int rc = fr_cli_connect(ctx, &c);
     if (rc)
@@ -131,6 +134,12 @@ int fr_cli_status(fr_cli_ctx_t *ctx)
         int ex = fr_cli_fail(rc, "%s", fr_client_error(c));
         fr_client_free(c);
         return ex;
+    }
+    if (show_config) {
+        fputs(st.config ? st.config : "", stdout);
+        fr_server_status_fini(&st);
+        fr_client_free(c);
+        return 0;
     }
     char now[32];
     fr_time_format(st.server_time_us, now);
@@ -224,3 +233,35 @@ void fr_cli_chomp(char *s)
         s[--n] = 0;
 }
 
+
+int fr_cli_backup(fr_cli_ctx_t *ctx)
+{
+    const char *dest = NULL;
+    bool compact = true;
+    for (int i = 0; i < ctx->argc; i++) {
+        if (!strcmp(ctx->argv[i], "--no-compact"))
+            compact = false;
+        else if (!dest && ctx->argv[i][0] != '-')
+            dest = ctx->argv[i];
+        else
+            return fr_cli_fail(2, "usage: freshet backup DEST [--no-compact]");
+    }
+    if (!dest)
+        return fr_cli_fail(2, "usage: freshet backup DEST [--no-compact]");
+    fr_client_t *c;
+    int rc = fr_cli_connect(ctx, &c);
+    if (rc)
+        return rc;
+    uint64_t bytes = 0, us = 0;
+    fprintf(stderr, "backup: copying the store to %s on the server ...\n", dest);
+    rc = fr_client_backup(c, dest, compact, &bytes, &us);
+    if (rc != FR_OK) {
+        int ex = fr_cli_fail(rc, "%s", fr_client_error(c));
+        fr_client_free(c);
+        return ex;
+    }
+    printf("backup: %s written (%llu bytes%s) in %.3f s; restore with: freshetd --data %s\n", dest,
+           (unsigned long long)bytes, compact ? ", compacted" : "", (double)us / 1e6, dest);
+    fr_client_free(c);
+    return 0;
+}

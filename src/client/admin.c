@@ -65,12 +65,16 @@ static int status_call(fr_client_t *c, fr_server_status_t *out, json_dec_t *json
     resp.views.arg = &d;
     resp.registry_json.funcs.decode = dec_json_cb;
     resp.registry_json.arg = json;
+    json_dec_t cfg = {0};
+    resp.config.funcs.decode = dec_json_cb;
+    resp.config.arg = &cfg;
     int rc = fr_client_call(c, freshet_Op_OP_STATUS, freshet_StatusRequest_fields, &req,
                             freshet_StatusResponse_fields, &resp);
     if (rc == FR_OK)
         rc = fr_client_check(c, resp.has_code, resp.code, resp.message);
     if (rc != FR_OK || !out) {
         free(d.views);
+        free(cfg.json);
         return rc;
     }
     memset(out, 0, sizeof *out);
@@ -83,6 +87,7 @@ static int status_call(fr_client_t *c, fr_server_status_t *out, json_dec_t *json
     out->server_time_us = resp.server_time_us;
     out->views = d.views;
     out->view_count = d.count;
+    out->config = cfg.json;
     return FR_OK;
 }
 
@@ -97,7 +102,9 @@ int fr_client_status(fr_client_t *c, fr_server_status_t *out)
 void fr_server_status_fini(fr_server_status_t *st)
 {
     free(st->views);
+    free(st->config);
     st->views = NULL;
+    st->config = NULL;
     st->view_count = 0;
 }
 
@@ -226,5 +233,29 @@ int fr_client_view_join_key(fr_client_t *c, const char *view, const char **join_
     int rc = find_view(c, view, &v);
     if (rc == FR_OK)
         *join_key = v->join_key;
+    return rc;
+}
+
+int fr_client_backup(fr_client_t *c, const char *dest, bool compact, uint64_t *bytes,
+                     uint64_t *duration_us)
+{
+    freshet_BackupRequest req = freshet_BackupRequest_init_zero;
+    if (!dest || strlen(dest) >= sizeof req.dest)
+        return fr_client_failf(c, FR_E_BAD_ARG, "dest: empty or longer than %zu bytes",
+                               sizeof req.dest - 1);
+    req.has_dest = req.has_compact = true;
+    strcpy(req.dest, dest);
+    req.compact = compact;
+    freshet_BackupResponse resp = freshet_BackupResponse_init_zero;
+    int rc = fr_client_call(c, freshet_Op_OP_BACKUP, freshet_BackupRequest_fields, &req,
+                            freshet_BackupResponse_fields, &resp);
+    if (rc == FR_OK)
+        rc = fr_client_check(c, resp.has_code, resp.code, resp.message);
+    if (rc == FR_OK) {
+        if (bytes)
+            *bytes = resp.bytes;
+        if (duration_us)
+            *duration_us = resp.duration_us;
+    }
     return rc;
 }

@@ -47,6 +47,8 @@ const fr_cfg_item_t fr_cfg_items[] = {
      "keys the sweeper visits per tick (its time budget)"},
     {"idle_timeout_ms", FR_CFG_INT, I(idle_timeout_ms), "0", 0, 86400000, NULL,
      "close connections idle this long (0: never)"},
+    {"slow_ms", FR_CFG_INT, I(slow_ms), "100", 0, 3600000, NULL,
+     "log requests slower than this, with their size (0: off)"},
 };
 const size_t fr_cfg_item_count = sizeof fr_cfg_items / sizeof fr_cfg_items[0];
 

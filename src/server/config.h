@@ -29,6 +29,7 @@ typedef struct {
     int64_t sweep_interval_ms;
     int64_t sweep_keys;
     int64_t idle_timeout_ms;
+    int64_t slow_ms;
 } fr_config_t;
 
 typedef enum { FR_CFG_STR, FR_CFG_INT, FR_CFG_DURATION, FR_CFG_ENUM } fr_cfg_type_t;

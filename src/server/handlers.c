@@ -1,6 +1,7 @@
 /* Request handlers: decode (nanopb, bounded) → run → encode the reply into the worker's buffer.
  * Reads run here on the worker, in one read transaction each; writes become jobs for the writer.
  * The op table (FR_OPS) is the dispatch table: a new op is a line. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -14,6 +15,7 @@ static void h_apply(fr_worker_t *w, fr_conn_t *c, const fr_frame_t *f, const uin
 static void h_put(fr_worker_t *w, fr_conn_t *c, const fr_frame_t *f, const uint8_t *body);
 static void h_status(fr_worker_t *w, fr_conn_t *c, const fr_frame_t *f, const uint8_t *body);
 static void h_sources(fr_worker_t *w, fr_conn_t *c, const fr_frame_t *f, const uint8_t *body);
+static void h_backup(fr_worker_t *w, fr_conn_t *c, const fr_frame_t *f, const uint8_t *body);
 
 /* X(op, handler) */
 #define FR_OPS(X)                                                                                  \
@@ -22,7 +24,8 @@ static void h_sources(fr_worker_t *w, fr_conn_t *c, const fr_frame_t *f, const u
     X(freshet_Op_OP_GET, fr_handle_get)                                                            \
     X(freshet_Op_OP_EXPORT, fr_handle_export)                                                      \
     X(freshet_Op_OP_STATUS, h_status)                                                              \
-    X(freshet_Op_OP_SOURCES, h_sources)
+    X(freshet_Op_OP_SOURCES, h_sources)                                                            \
+    X(freshet_Op_OP_BACKUP, h_backup)
 
 static handler_fn lookup(uint16_t op)
 {
@@ -87,9 +90,13 @@ void fr_handle_frame(fr_worker_t *w, fr_conn_t *c, const fr_frame_t *f, const ui
     } else {
         h(w, c, f, body);
     }
-    if (!w->submitted) /* queued writes are timed when their commit completes */
-        fr_hist_observe(&w->server->stats.latency[slot][w->last_rc != FR_OK],
-                        (uint64_t)(fr_mono_us() - t0));
+    if (!w->submitted) { /* queued writes are timed when their commit completes */
+        int64_t us = fr_mono_us() - t0;
+        fr_hist_observe(&w->server->stats.latency[slot][w->last_rc != FR_OK], (uint64_t)us);
+        if (w->server->cfg.slow_ms && us >= w->server->cfg.slow_ms * 1000)
+            fr_log(FR_LOG_WARN, "event=slow_request op=%u request_bytes=%u reply_bytes=%zu us=%lld code=%s",
+                   f->op, f->body_len, w->out.len, (long long)us, fr_err_name(w->last_rc));
+    }
 }
 
 /* ---- decode helpers ---- */
@@ -319,12 +326,23 @@ void fr_handle_job_reply(fr_worker_t *w, fr_job_t *job)
 {
     fr_buf_reset(&w->out);
     uint16_t op = (uint16_t)(job->op | FR_OP_RESPONSE);
-    fr_hist_observe(&w->server->stats.latency[fr_op_slot(job->op)][job->rc != FR_OK],
-                    (uint64_t)(fr_mono_us() - job->received_us));
+    int64_t us = fr_mono_us() - job->received_us;
+    fr_hist_observe(&w->server->stats.latency[fr_op_slot(job->op)][job->rc != FR_OK], (uint64_t)us);
+    if (w->server->cfg.slow_ms && us >= w->server->cfg.slow_ms * 1000 && job->op != freshet_Op_OP_BACKUP)
+        fr_log(FR_LOG_WARN, "event=slow_request op=%u request_bytes=%zu rows=%zu us=%lld code=%s",
+               job->op, job->body_len, job->row_count, (long long)us, fr_err_name(job->rc));
     if (job->rc != FR_OK) {
         atomic_fetch_add(&w->server->stats.errors[fr_op_slot(job->op)], 1);
         fr_stats_reject(&w->server->stats, job->rc);
         fr_encode_error(&w->out, job->request_id, op, job->rc, job->why);
+        return;
+    }
+    if (job->op == freshet_Op_OP_BACKUP) {
+        freshet_BackupResponse r = freshet_BackupResponse_init_zero;
+        r.has_code = r.has_bytes = r.has_duration_us = true;
+        r.bytes = job->result.last_write_seq; /* backup jobs reuse the result fields */
+        r.duration_us = (uint64_t)(fr_mono_us() - job->received_us);
+        fr_frame_encode_msg(&w->out, job->request_id, op, freshet_BackupResponse_fields, &r);
         return;
     }
     if (job->op == freshet_Op_OP_PUT) {
@@ -414,7 +432,18 @@ static void h_status(fr_worker_t *w, fr_conn_t *c, const fr_frame_t *f, const ui
     fr_pb_bytes_t jb = {json, json_len};
     r.registry_json.funcs.encode = fr_pb_encode_bytes;
     r.registry_json.arg = &jb;
+    char *cfg_text = NULL;
+    size_t cfg_len = 0;
+    FILE *mem = open_memstream(&cfg_text, &cfg_len);
+    if (mem) {
+        fr_config_dump(&s->cfg, mem);
+        fclose(mem);
+    }
+    fr_pb_bytes_t cb = {cfg_text, cfg_len};
+    r.config.funcs.encode = fr_pb_encode_bytes;
+    r.config.arg = &cb;
     fr_reply_msg(w, c, f, freshet_StatusResponse_fields, &r);
+    free(cfg_text);
     fr_rtxn_reset(w->rtxn);
     free(json);
     fr_registry_release(reg);
@@ -462,3 +491,80 @@ static void h_sources(fr_worker_t *w, fr_conn_t *c, const fr_frame_t *f, const u
     fr_rtxn_reset(w->rtxn);
 }
 
+
+/* ---- Backup ---- */
+
+typedef struct {
+    fr_server_t *server;
+    fr_job_t *job;
+    char dest[1025];
+    bool compact;
+} backup_task_t;
+
+static void *backup_main(void *arg)
+{
+    backup_task_t *t = arg;
+    fr_job_t *job = t->job;
+    const char *why = NULL;
+    uint64_t bytes = 0;
+    job->rc = fr_store_backup(t->server->store, t->dest, t->compact, &bytes, &why);
+    job->result.last_write_seq = bytes;
+    if (job->rc != FR_OK && why) {
+        snprintf(job->why_buf, sizeof job->why_buf, "%s", why);
+        job->why = job->why_buf;
+    }
+    fr_log(job->rc == FR_OK ? FR_LOG_INFO : FR_LOG_ERROR,
+           "event=backup dest=%s bytes=%llu code=%s us=%lld", t->dest, (unsigned long long)bytes,
+           fr_err_name(job->rc), (long long)(fr_mono_us() - job->received_us));
+    fr_worker_complete(job->conn->worker, job);
+    atomic_fetch_sub(&t->server->backups_running, 1);
+    free(t);
+    return NULL;
+}
+
+/* Backups copy the whole store: they run on a thread of their own, never on an event loop. */
+static void h_backup(fr_worker_t *w, fr_conn_t *c, const fr_frame_t *f, const uint8_t *body)
+{
+    freshet_BackupRequest req = freshet_BackupRequest_init_zero;
+    pb_istream_t is = pb_istream_from_buffer(body, f->body_len);
+    if (!pb_decode(&is, freshet_BackupRequest_fields, &req)) {
+        fr_reply_error(w, c, f, FR_E_BAD_REQUEST, PB_GET_ERROR(&is));
+        return;
+    }
+    if (!req.has_dest || !req.dest[0]) {
+        fr_reply_error(w, c, f, FR_E_BAD_REQUEST, "dest: a directory path is required");
+        return;
+    }
+    backup_task_t *t = calloc(1, sizeof *t);
+    fr_job_t *job = calloc(1, sizeof *job);
+    if (!t || !job) {
+        free(t);
+        free(job);
+        fr_reply_error(w, c, f, FR_E_NOMEM, NULL);
+        return;
+    }
+    job->conn = c;
+    job->request_id = f->request_id;
+    job->op = f->op;
+    job->received_us = fr_mono_us();
+    t->server = w->server;
+    t->job = job;
+    snprintf(t->dest, sizeof t->dest, "%s", req.dest);
+    t->compact = !req.has_compact || req.compact;
+    pthread_t th;
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    c->pending++;
+    atomic_fetch_add(&w->server->backups_running, 1);
+    if (pthread_create(&th, &attr, backup_main, t) != 0) {
+        atomic_fetch_sub(&w->server->backups_running, 1);
+        c->pending--;
+        free(t);
+        free(job);
+        fr_reply_error(w, c, f, FR_E_INTERNAL, "cannot start the backup thread");
+    } else {
+        w->submitted = 1;
+    }
+    pthread_attr_destroy(&attr);
+}

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/thread.h>
@@ -201,6 +202,11 @@ int fr_server_run(fr_server_t *s)
     evconnlistener_free(s->listener);
     s->listener = NULL;
     fr_writer_stop(s);
+    while (atomic_load(&s->backups_running) > 0) {
+        /* a running backup completes to a worker: let it finish before the loops stop */
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
     for (unsigned i = 0; i < s->worker_count; i++)
         fr_worker_stop(&s->workers[i]);
     if (s->http_worker)

@@ -134,6 +134,7 @@ struct fr_server {
     fr_writer_t writer;
     fr_stats_t stats;
     int64_t started_us;
+    atomic_uint backups_running; /* backup threads; shutdown waits for them */
 };
 
 /* conn.c */

@@ -110,6 +110,9 @@ static void run_group(fr_server_t *s, fr_job_t *group)
 
 static void sweep_tick(fr_server_t *s)
 {
+    int cleared = 0;
+    if (fr_store_reader_check(s->store, &cleared) == FR_OK && cleared)
+        fr_log(FR_LOG_WARN, "event=stale_readers_cleared count=%d", cleared);
     fr_wtxn_t *txn;
     if (fr_store_write_begin(s->store, &txn) != FR_OK)
         return;

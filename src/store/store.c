@@ -204,3 +204,30 @@ int fr_store_info(fr_store_t *s, fr_store_info_t *out)
     out->write_seq = __atomic_load_n(&s->write_seq, __ATOMIC_RELAXED);
     return FR_OK;
 }
+
+int fr_store_backup(fr_store_t *s, const char *dest, bool compact, uint64_t *bytes, const char **why)
+{
+    if (mkdir(dest, 0750) != 0 && errno != EEXIST) {
+        snprintf(why_buf, sizeof why_buf, "dest: cannot create %s: %s", dest, strerror(errno));
+        *why = why_buf;
+        return FR_E_IO;
+    }
+    int mrc = mdb_env_copy2(s->env, dest, compact ? MDB_CP_COMPACT : 0);
+    if (mrc != MDB_SUCCESS) {
+        snprintf(why_buf, sizeof why_buf, "dest: copy to %s failed: %s", dest, mdb_strerror(mrc));
+        *why = why_buf;
+        return mrc == EEXIST || mrc == ENOENT || mrc == EACCES || mrc == ENOSPC ? FR_E_IO
+                                                                              : FR_E_STORAGE;
+    }
+    char path[4200];
+    snprintf(path, sizeof path, "%s/data.mdb", dest);
+    struct stat st;
+    *bytes = stat(path, &st) == 0 ? (uint64_t)st.st_size : 0;
+    return FR_OK;
+}
+
+int fr_store_reader_check(fr_store_t *s, int *cleared)
+{
+    *cleared = 0;
+    return fr_store_mdb_err(mdb_reader_check(s->env, cleared));
+}

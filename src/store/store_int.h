@@ -31,6 +31,7 @@ struct fr_wtxn {
     uint64_t write_seq_at_begin;
     int64_t now_us;
     fr_registry_t *new_registry; /* set by fr_store_write_registry; published at commit */
+    uint64_t pages_bound;        /* upper bound of the pages this group allocated (write.c) */
 };
 
 /* Maps an LMDB return code to fr_err_t. */

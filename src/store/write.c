@@ -268,12 +268,27 @@ static int apply_rows(fr_wtxn_t *w, MDB_txn *txn, const fr_write_batch_t *b, fr_
 
 /* Committing a group allocates pages too (LMDB saves the freelist), so a batch that fills the map
  * to the last page would make the whole group fail at commit. A batch is therefore only kept when
- * FR_COMMIT_HEADROOM more bytes still fit: probed with a reservation in a grandchild transaction,
- * whose abort gives every probed page back. */
+ * FR_COMMIT_HEADROOM more bytes still fit. The exact probe (a reservation in a grandchild
+ * transaction, whose abort gives every probed page back) costs a contiguous page allocation, so it
+ * only runs when a pessimistic bound of the group's pages comes near the end of the map. */
 #define FR_COMMIT_HEADROOM (64u << 10)
 
-static int keep_headroom(fr_store_t *s, MDB_txn *txn)
+static int keep_headroom(fr_wtxn_t *w, MDB_txn *txn, const fr_write_batch_t *b)
 {
+    fr_store_t *s = w->store;
+    MDB_envinfo ei;
+    MDB_stat rows, env;
+    if (mdb_env_info(s->env, &ei) == MDB_SUCCESS && mdb_env_stat(s->env, &env) == MDB_SUCCESS &&
+        mdb_stat(txn, s->rows, &rows) == MDB_SUCCESS) {
+        /* A row copies and may split every page of its root-to-leaf path, plus its overflow pages;
+         * a batch also rewrites a few meta/sources pages. */
+        uint64_t psize = env.ms_psize, per_row = 2 * ((uint64_t)rows.ms_depth + 1);
+        for (size_t i = 0; i < b->row_count; i++)
+            w->pages_bound += per_row + (16 + (uint64_t)b->rows[i].values_len) / psize + 1;
+        w->pages_bound += 64;
+        if ((ei.me_last_pgno + 1 + w->pages_bound) * psize + FR_COMMIT_HEADROOM <= ei.me_mapsize)
+            return MDB_SUCCESS;
+    }
     MDB_txn *probe;
     int mrc = mdb_txn_begin(s->env, txn, 0, &probe);
     if (mrc != MDB_SUCCESS)
@@ -296,7 +311,7 @@ int fr_store_write_apply(fr_wtxn_t *w, const fr_write_batch_t *b, fr_write_resul
     uint64_t seq_before = w->store->write_seq;
     mrc = apply_rows(w, child, b, res);
     if (mrc == MDB_SUCCESS)
-        mrc = keep_headroom(w->store, child);
+        mrc = keep_headroom(w, child, b);
     if (mrc == MDB_SUCCESS)
         mrc = mdb_txn_commit(child);
     else
@@ -332,6 +347,7 @@ int fr_store_write_registry(fr_wtxn_t *w, const char *json, size_t len, bool dry
         rc = fr_store_mdb_err(mrc);
         goto out;
     }
+    w->pages_bound += 2 * (out_len / 4096 + 1) + 16; /* for keep_headroom's estimate */
     fr_registry_release(w->new_registry);
     w->new_registry = merged;
     merged = NULL;

@@ -15,7 +15,8 @@ static const struct {
     {"get", fr_cli_get, "get --entities a,b (--view V | --features v:f,...) [--as-of T] [--include-expired] [--format table|json]"},
     {"export", fr_cli_export, "export pit --labels FILE --features v:f,... [--mode event|served] [--format csv|jsonl|msgpack] [--with-status] [-o OUT]\n"
                               "  freshet export snapshot (--view V | --features v:f,...) [--as-of T] [--format ...] [-o OUT]"},
-    {"status", fr_cli_status, "status                            server, storage and per-view state"},
+    {"status", fr_cli_status, "status [--config]                 server, storage and per-view state (or its configuration)"},
+    {"backup", fr_cli_backup, "backup DEST [--no-compact]         hot, consistent copy of the store (on the server's disk)"},
     {"sources", fr_cli_sources, "sources                           stored stream positions (exactly-once)"},
 };
 
