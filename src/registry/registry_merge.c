@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/fault.h"
 #include "freshet/err.h"
 #include "registry/registry_int.h"
 
@@ -17,7 +18,7 @@ static int str_eq(const char *a, const char *b) { return a == b || (a && b && st
  * (n == 0 returns a 1-byte allocation so that NULL keeps meaning failure). */
 static fr_name_ref_t *index_names(const void *base, size_t stride, uint32_t n)
 {
-    fr_name_ref_t *ix = malloc(n ? n * sizeof *ix : 1);
+    fr_name_ref_t *ix = fr_malloc(n ? n * sizeof *ix : 1);
     if (!ix)
         return NULL;
     for (uint32_t i = 0; i < n; i++)
@@ -186,7 +187,7 @@ static int build_view(fr_view_def_t *dst, const fr_view_def_t *cv, const fr_view
     dst->description = fr_registry_strdup(iv->description, &ok);
     dst->owner = fr_registry_strdup(iv->owner, &ok);
     uint32_t total = cv->feature_count + added;
-    dst->features = malloc((total ? total : 1) * sizeof *dst->features);
+    dst->features = fr_malloc((total ? total : 1) * sizeof *dst->features);
     if (!ok || !dst->features)
         return FR_E_NOMEM;
     memcpy(dst->features, cv->features, cv->feature_count * sizeof *dst->features);
@@ -223,7 +224,7 @@ static int build(const plan_t *p, fr_registry_t *r)
     if (!ok)
         return FR_E_NOMEM;
     /* Where each current view went: its incoming version, or NO_MATCH to copy it unchanged. */
-    uint32_t *src = malloc((cur->view_count ? cur->view_count : 1) * sizeof *src);
+    uint32_t *src = fr_malloc((cur->view_count ? cur->view_count : 1) * sizeof *src);
     if (!src)
         return FR_E_NOMEM;
     for (uint32_t j = 0; j < cur->view_count; j++)
@@ -266,9 +267,9 @@ int fr_registry_merge(const fr_registry_t *current, const fr_registry_t *incomin
     plan_t p = {.cur = current, .in = incoming};
     fr_registry_t *r = NULL;
     int rc = FR_E_NOMEM;
-    p.ent_match = malloc((incoming->entity_count + 1) * sizeof *p.ent_match);
-    p.view_match = malloc((incoming->view_count + 1) * sizeof *p.view_match);
-    p.new_features = calloc(incoming->view_count + 1, sizeof *p.new_features);
+    p.ent_match = fr_malloc((incoming->entity_count + 1) * sizeof *p.ent_match);
+    p.view_match = fr_malloc((incoming->view_count + 1) * sizeof *p.view_match);
+    p.new_features = fr_calloc(incoming->view_count + 1, sizeof *p.new_features);
     if (!p.ent_match || !p.view_match || !p.new_features)
         goto out;
     if ((rc = check_entities(&p, why)) != FR_OK || (rc = check_views(&p, why)) != FR_OK)

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/fault.h"
 #include "common/timefmt.h"
 #include "freshet/err.h"
 #include "registry/registry_int.h"
@@ -68,7 +69,7 @@ static int get_text(const json_t *obj, const char *path, const char *key, char *
                                 FR_REGISTRY_TEXT_MAX);
     if (strlen(json_string_value(v)) != len)
         return fr_registry_whyf(why, BAD, "%s.%s: contains a NUL character", path, key);
-    *out = malloc(len + 1);
+    *out = fr_malloc(len + 1);
     if (!*out)
         return FR_E_NOMEM;
     memcpy(*out, json_string_value(v), len + 1);
@@ -135,8 +136,8 @@ static int parse_entities(const json_t *root, fr_registry_t *reg, fr_name_ref_t 
     int rc = get_array(root, "entities", FR_REGISTRY_VIEWS_MAX, &arr, &n, why);
     if (rc != FR_OK || n == 0)
         return rc;
-    reg->entities = calloc(n, sizeof *reg->entities);
-    *index = malloc(n * sizeof **index);
+    reg->entities = fr_calloc(n, sizeof *reg->entities);
+    *index = fr_malloc(n * sizeof **index);
     if (!reg->entities || !*index)
         return FR_E_NOMEM;
     reg->entity_count = (uint32_t)n;
@@ -212,7 +213,7 @@ static int parse_features(const json_t *o, const char *vpath, fr_view_def_t *v, 
     if (n > FR_VIEW_FEATURES_MAX)
         return fr_registry_whyf(why, BAD, "%s.features: %zu features, at most %d allowed", vpath, n,
                                 FR_VIEW_FEATURES_MAX);
-    v->features = calloc(n, sizeof *v->features);
+    v->features = fr_calloc(n, sizeof *v->features);
     if (!v->features)
         return FR_E_NOMEM;
     v->feature_count = (uint32_t)n;
@@ -291,7 +292,7 @@ static int u64_cmp(const void *a, const void *b)
 static int check_ids(const json_t *root, fr_registry_t *reg, const char **why)
 {
     uint32_t n = reg->view_count, m = 0, max_id = 0, max_at = 0;
-    uint64_t *ids = n ? malloc(n * sizeof *ids) : NULL;
+    uint64_t *ids = n ? fr_malloc(n * sizeof *ids) : NULL;
     if (n && !ids)
         return FR_E_NOMEM;
     for (uint32_t i = 0; i < n; i++) {
@@ -336,7 +337,7 @@ static int check_ids(const json_t *root, fr_registry_t *reg, const char **why)
 static int check_views(const json_t *root, fr_registry_t *reg, const char **why)
 {
     uint32_t n = reg->view_count, first, dup;
-    fr_name_ref_t *index = n ? malloc(n * sizeof *index) : NULL;
+    fr_name_ref_t *index = n ? fr_malloc(n * sizeof *index) : NULL;
     if (n && !index)
         return FR_E_NOMEM;
     for (uint32_t i = 0; i < n; i++)
@@ -379,7 +380,7 @@ int fr_registry_parse(const char *json, size_t len, fr_registry_t **out, const c
         goto out;
     if (n) {
         rc = FR_E_NOMEM;
-        if (!(reg->views = calloc(n, sizeof *reg->views)))
+        if (!(reg->views = fr_calloc(n, sizeof *reg->views)))
             goto out;
         reg->view_count = (uint32_t)n;
     }

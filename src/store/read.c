@@ -2,6 +2,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/fault.h"
 #include "common/buf.h"
 #include "freshet/err.h"
 #include "key.h"
@@ -9,7 +10,7 @@
 
 int fr_rtxn_new(fr_store_t *s, fr_rtxn_t **out)
 {
-    fr_rtxn_t *r = calloc(1, sizeof *r);
+    fr_rtxn_t *r = fr_calloc(1, sizeof *r);
     if (!r)
         return FR_E_NOMEM;
     r->store = s;

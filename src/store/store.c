@@ -5,6 +5,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "common/fault.h"
 #include "common/buf.h"
 #include "freshet/err.h"
 #include "store_int.h"
@@ -111,7 +112,7 @@ int fr_store_open(const fr_store_opts_t *opts, fr_store_t **out, const char **wh
     if (!why)
         why = &dummy;
     *why = none;
-    fr_store_t *s = calloc(1, sizeof *s);
+    fr_store_t *s = fr_calloc(1, sizeof *s);
     if (!s)
         return FR_E_NOMEM;
     s->opts = *opts;

@@ -2,9 +2,11 @@
 #ifndef FR_STORE_INT_H
 #define FR_STORE_INT_H
 
+#include <errno.h>
 #include <lmdb.h>
 #include <pthread.h>
 
+#include "common/fault.h"
 #include "store.h"
 
 struct fr_store {
@@ -33,6 +35,12 @@ struct fr_wtxn {
     fr_registry_t *new_registry; /* set by fr_store_write_registry; published at commit */
     uint64_t pages_bound;        /* upper bound of the pages this group allocated (write.c) */
 };
+
+/* Storage calls on the write path go through these so tests can make the Nth one fail (fault.h):
+ * the call is skipped and EIO returned; a failed commit still frees its transaction, as LMDB's
+ * own mdb_txn_commit does. */
+#define FR_MDB(call) (fr_fault_hit(FR_FAULT_STORE) ? EIO : (call))
+#define FR_MDB_COMMIT(txn) (fr_fault_hit(FR_FAULT_STORE) ? (mdb_txn_abort(txn), EIO) : mdb_txn_commit(txn))
 
 /* Maps an LMDB return code to fr_err_t. */
 int fr_store_mdb_err(int mdb_rc);

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include "common/fault.h"
 #include "freshet/err.h"
 #include "key.h"
 #include "store_int.h"
@@ -47,7 +48,7 @@ int fr_store_sweep(fr_wtxn_t *w, fr_sweep_state_t *st, size_t max_keys, uint64_t
                 per_view[nviews].view_id = dk.view_id;
                 per_view[nviews++].deleted = 0;
             }
-            mrc = mdb_cursor_del(cur, 0);
+            mrc = FR_MDB(mdb_cursor_del(cur, 0));
             if (mrc != MDB_SUCCESS)
                 break;
             per_view[i].deleted++;
@@ -80,7 +81,7 @@ int fr_store_sweep(fr_wtxn_t *w, fr_sweep_state_t *st, size_t max_keys, uint64_t
         versions = versions >= per_view[i].deleted ? versions - per_view[i].deleted : 0;
         memcpy(val, &versions, 8);
         sv = (MDB_val){16, val};
-        mrc = mdb_put(w->txn, s->meta, &sk, &sv, 0);
+        mrc = FR_MDB(mdb_put(w->txn, s->meta, &sk, &sv, 0));
     }
     st->deleted_total += *deleted;
     fr_registry_release(reg);

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/fault.h"
 #include "common/buf.h"
 #include "freshet/err.h"
 #include "key.h"
@@ -113,10 +114,10 @@ int fr_store_write_begin(fr_store_t *s, fr_wtxn_t **out)
 {
     if (s->opts.read_only)
         return FR_E_STORAGE;
-    fr_wtxn_t *w = calloc(1, sizeof *w);
+    fr_wtxn_t *w = fr_calloc(1, sizeof *w);
     if (!w)
         return FR_E_NOMEM;
-    int mrc = mdb_txn_begin(s->env, NULL, 0, &w->txn);
+    int mrc = FR_MDB(mdb_txn_begin(s->env, NULL, 0, &w->txn));
     if (mrc != MDB_SUCCESS) {
         free(w);
         return fr_store_mdb_err(mrc);
@@ -157,7 +158,7 @@ static int vstat_add(MDB_txn *txn, fr_store_t *s, uint32_t view_id, int64_t delt
     memcpy(val, &versions, 8);
     memcpy(val + 8, &newest, 8);
     v = (MDB_val){16, val};
-    return mdb_put(txn, s->meta, &k, &v, 0);
+    return FR_MDB(mdb_put(txn, s->meta, &k, &v, 0));
 }
 
 typedef struct {
@@ -224,7 +225,7 @@ static int apply_rows(fr_wtxn_t *w, MDB_txn *txn, const fr_write_batch_t *b, fr_
         klen = fr_key_encode(key, row->view->id, row->entity, row->entity_len, row->event_ts_us, seq);
         k = (MDB_val){klen, key};
         v = (MDB_val){8 + (size_t)row->values_len, NULL};
-        mrc = mdb_cursor_put(cur, &k, &v, MDB_RESERVE);
+        mrc = FR_MDB(mdb_cursor_put(cur, &k, &v, MDB_RESERVE));
         if (mrc != MDB_SUCCESS)
             break;
         uint64_t written_at = (uint64_t)w->now_us;
@@ -254,14 +255,14 @@ static int apply_rows(fr_wtxn_t *w, MDB_txn *txn, const fr_write_batch_t *b, fr_
         mrc = vstat_add(txn, s, deltas[d].view_id, deltas[d].added, deltas[d].newest);
     if (mrc == MDB_SUCCESS && b->source && hwm >= 0) {
         sv = (MDB_val){8, &hwm};
-        mrc = mdb_put(txn, s->sources, &sk, &sv, 0);
+        mrc = FR_MDB(mdb_put(txn, s->sources, &sk, &sv, 0));
     }
     res->high_water = b->source ? hwm : -1;
     if (mrc == MDB_SUCCESS && res->written) {
         uint8_t seqb[8];
         fr_put_be64(seqb, s->write_seq);
         MDB_val k = {9, "write_seq"}, v = {8, seqb};
-        mrc = mdb_put(txn, s->meta, &k, &v, 0);
+        mrc = FR_MDB(mdb_put(txn, s->meta, &k, &v, 0));
     }
     return mrc;
 }
@@ -290,11 +291,11 @@ static int keep_headroom(fr_wtxn_t *w, MDB_txn *txn, const fr_write_batch_t *b)
             return MDB_SUCCESS;
     }
     MDB_txn *probe;
-    int mrc = mdb_txn_begin(s->env, txn, 0, &probe);
+    int mrc = FR_MDB(mdb_txn_begin(s->env, txn, 0, &probe));
     if (mrc != MDB_SUCCESS)
         return mrc;
     MDB_val k = {8, "headroom"}, v = {FR_COMMIT_HEADROOM, NULL};
-    mrc = mdb_put(probe, s->meta, &k, &v, MDB_RESERVE);
+    mrc = FR_MDB(mdb_put(probe, s->meta, &k, &v, MDB_RESERVE));
     mdb_txn_abort(probe);
     return mrc;
 }
@@ -305,7 +306,7 @@ int fr_store_write_apply(fr_wtxn_t *w, const fr_write_batch_t *b, fr_write_resul
     if (b->source && strlen(b->source) > 255)
         return FR_E_BAD_REQUEST;
     MDB_txn *child;
-    int mrc = mdb_txn_begin(w->store->env, w->txn, 0, &child);
+    int mrc = FR_MDB(mdb_txn_begin(w->store->env, w->txn, 0, &child));
     if (mrc != MDB_SUCCESS)
         return fr_store_mdb_err(mrc);
     uint64_t seq_before = w->store->write_seq;
@@ -313,7 +314,7 @@ int fr_store_write_apply(fr_wtxn_t *w, const fr_write_batch_t *b, fr_write_resul
     if (mrc == MDB_SUCCESS)
         mrc = keep_headroom(w, child, b);
     if (mrc == MDB_SUCCESS)
-        mrc = mdb_txn_commit(child);
+        mrc = FR_MDB_COMMIT(child);
     else
         mdb_txn_abort(child);
     if (mrc != MDB_SUCCESS) {
@@ -341,7 +342,7 @@ int fr_store_write_registry(fr_wtxn_t *w, const char *json, size_t len, bool dry
     if (rc != FR_OK)
         goto out;
     MDB_val k = {8, "registry"}, v = {out_len, out};
-    int mrc = mdb_put(w->txn, w->store->meta, &k, &v, 0);
+    int mrc = FR_MDB(mdb_put(w->txn, w->store->meta, &k, &v, 0));
     if (mrc != MDB_SUCCESS) {
         *why = mdb_strerror(mrc);
         rc = fr_store_mdb_err(mrc);
@@ -362,7 +363,7 @@ out:
 int fr_store_write_commit(fr_wtxn_t *w)
 {
     fr_store_t *s = w->store;
-    int mrc = mdb_txn_commit(w->txn);
+    int mrc = FR_MDB_COMMIT(w->txn);
     int rc = fr_store_mdb_err(mrc);
     if (rc != FR_OK) {
         __atomic_store_n(&s->write_seq, w->write_seq_at_begin, __ATOMIC_RELAXED);

@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "common/fault.h"
 #include "common/log.h"
 #include "freshet/err.h"
 #include "server/server.h"
@@ -19,6 +20,7 @@ int main(int argc, char **argv)
         return 2;
     }
     fr_log_min_level = fr_log_level_parse(cfg.log_level);
+    fr_fault_arm_from_env(); /* test-only: FRESHET_FAULT_*_NTH */
     FILE *logf = NULL;
     if (cfg.log_file[0]) {
         logf = fopen(cfg.log_file, "a");

@@ -363,6 +363,16 @@ Test(write, check_row_rejects_malformed_msgpack_and_trailing_bytes)
     cr_assert_eq(check_bytes("", 0, &why), FR_E_BAD_REQUEST, "empty payload");
 }
 
+/* Regression: a float_list cut short was reported as TYPE_MISMATCH ("element is not a number")
+ * instead of a malformed payload. */
+Test(write, regression_truncated_float_list_is_bad_request_not_type_mismatch)
+{
+    CHECK_FAILS(FR_E_BAD_REQUEST, "values.anylist: malformed", 0x98, 0xc0, 0xc0, 0xc0, 0xc0, 0xc0,
+                0xc0, 0xc0, 0x92, 0xca, 0x3f);
+    CHECK_FAILS(FR_E_TYPE_MISMATCH, "not a number", 0x98, 0xc0, 0xc0, 0xc0, 0xc0, 0xc0, 0xc0,
+                0xc0, 0x92, 0x01, 0xc3);
+}
+
 Test(write, check_row_rejects_bad_entities_and_times)
 {
     static const uint8_t ok[] = {0x91, 0x01};
@@ -438,53 +448,82 @@ Test(write, source_name_longer_than_255_is_rejected_without_writing)
 
 /* ---- a full map ---- */
 
-Test(write, map_full_undoes_the_batch_and_keeps_the_group)
+/* Fills one group with batches of `per` rows (blob_len bytes each) until a batch gets
+ * FR_E_STORAGE_FULL, commits the group and checks that exactly the earlier batches are stored. */
+static void fill_until_full(uint64_t map_size, int per, size_t blob_len)
 {
     st_env_t e;
-    st_open(&e, ST_NOW_US, 256 << 10);
+    st_open(&e, ST_NOW_US, map_size);
     cr_assert_eq(st_apply_registry(&e, REG, NULL), FR_OK);
     fr_registry_t *reg;
     const fr_view_def_t *v = st_view(&e, &reg, "v");
     fr_wtxn_t *w;
     cr_assert_eq(fr_store_write_begin(e.store, &w), FR_OK);
-    enum { PER = 8 };
-    owned_row_t own[PER];
-    fr_write_row_t rows[PER];
+    owned_row_t own[32];
+    fr_write_row_t rows[32];
+    cr_assert_leq(per, 32);
     int batch = 0, rc = FR_OK;
     uint64_t seq_ok = 0;
     fr_write_result_t res;
-    for (; batch < 1000; batch++) {
-        make_rows(v, own, rows, PER, "u", batch * PER, batch * PER, 1000);
-        fr_write_batch_t b = {.source = "big", .rows = rows, .row_count = PER};
+    for (; batch < 100000; batch++) {
+        make_rows(v, own, rows, (size_t)per, "u", batch * per, batch * per, blob_len);
+        fr_write_batch_t b = {.source = "big", .rows = rows, .row_count = (size_t)per};
         rc = fr_store_write_apply(w, &b, &res);
-        free_rows(own, PER);
+        free_rows(own, (size_t)per);
         if (rc != FR_OK)
             break;
-        cr_assert_eq(res.written, PER);
+        cr_assert_eq(res.written, (uint32_t)per);
         seq_ok = res.last_write_seq;
     }
     cr_assert_eq(rc, FR_E_STORAGE_FULL, "got %s after %d batches", fr_err_name(rc), batch);
     cr_assert_gt(batch, 1, "some batches must fit");
     cr_assert_eq(res.written, 0, "a failed batch reports nothing written");
+    cr_assert_eq(info_write_seq(&e), seq_ok, "the failed batch's write_seqs are given back");
     int rc2 = fr_store_write_commit(w);
     cr_assert_eq(rc2, FR_OK, "commit after a full batch: %s", fr_err_name(rc2));
 
-    /* every earlier batch is there, nothing of the failed one */
-    for (int i = 0; i < batch * PER; i++) {
+    /* every earlier batch is there, nothing of the failed one; reads still work */
+    fr_rtxn_t *r;
+    cr_assert_eq(fr_rtxn_new(e.store, &r), FR_OK);
+    cr_assert_eq(fr_rtxn_begin(r), FR_OK);
+    for (int i = 0; i < (batch + 1) * per; i++) {
         char ent[16];
         snprintf(ent, sizeof ent, "u%d", i);
-        cr_assert_eq(read_x(&e, v, ent), i, "row %d of an applied batch", i);
+        fr_asof_t got;
+        cr_assert_eq(fr_asof_get(r, v, (const uint8_t *)ent, strlen(ent), ST_NOW_US, 0, &got),
+                     FR_OK);
+        if (i < batch * per) {
+            cr_assert_eq(got.status, FR_STATUS_PRESENT, "row %d of an applied batch", i);
+            fr_mp_reader_t rd;
+            fr_mp_item_t it;
+            fr_mp_reader_init(&rd, got.values, got.values_len);
+            cr_assert_eq(fr_mp_next(&rd, &it), 0);
+            cr_assert_eq(fr_mp_next(&rd, &it), 0);
+            cr_assert_eq(it.v.i, i, "row %d", i);
+        } else {
+            cr_assert_eq(got.status, FR_STATUS_NOT_FOUND, "row %d of the failed batch", i);
+        }
     }
-    for (int i = batch * PER; i < (batch + 1) * PER; i++) {
-        char ent[16];
-        snprintf(ent, sizeof ent, "u%d", i);
-        cr_assert_eq(read_x(&e, v, ent), INT64_MIN, "row %d of the failed batch", i);
-    }
-    cr_assert_eq(source_pos(&e, "big", 0), (int64_t)batch * PER - 1);
-    cr_assert_eq(st_view_stat(&e, v->id).versions, (uint64_t)batch * PER);
+    fr_rtxn_reset(r);
+    fr_rtxn_free(r);
+    cr_assert_eq(source_pos(&e, "big", 0), (int64_t)batch * per - 1);
+    cr_assert_eq(st_view_stat(&e, v->id).versions, (uint64_t)batch * (uint64_t)per);
     cr_assert_eq(info_write_seq(&e), seq_ok);
     fr_registry_release(reg);
     st_close(&e);
+}
+
+Test(write, map_full_batch_is_undone_and_the_group_still_commits)
+{
+    fill_until_full(256 << 10, 8, 1000);
+}
+
+/* Regression: the last batch that fit could leave no pages for LMDB's freelist, so the group's
+ * commit itself failed with STORAGE_FULL and every earlier batch of the group was lost. */
+Test(write, regression_group_commit_failed_with_storage_full_after_a_full_batch)
+{
+    fill_until_full(4u << 20, 32, 200);
+    fill_until_full(1u << 20, 1, 3000);
 }
 
 /* ---- registry ---- */

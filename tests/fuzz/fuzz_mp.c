@@ -1,0 +1,58 @@
+/* Fuzz target for the msgpack reader: reading item after item until an error or the end never
+ * reads outside the input (ASan), always makes progress, and string/binary items lie inside the
+ * input. A second pass reads every item as a float the way float_list elements are read. */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "proto/mp.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+#define CHECK(cond)                                                                                \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "fuzz_mp: %s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);      \
+            abort();                                                                               \
+        }                                                                                          \
+    } while (0)
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    fr_mp_reader_t r;
+    fr_mp_item_t it;
+    fr_mp_reader_init(&r, data, size);
+    const uint8_t *end = data + size;
+    while (r.p < end) {
+        const uint8_t *before = r.p;
+        if (fr_mp_next(&r, &it) != 0) {
+            CHECK(r.p >= before && r.p <= end);
+            break;
+        }
+        CHECK(r.p > before && r.p <= end);
+        switch (it.kind) {
+        case FR_MP_STR:
+        case FR_MP_BIN:
+            CHECK(it.v.ptr >= data && it.v.ptr + it.count == r.p);
+            break;
+        case FR_MP_UINT:
+            CHECK(it.v.u > (uint64_t)INT64_MAX);
+            break;
+        case FR_MP_NIL: case FR_MP_BOOL: case FR_MP_INT: case FR_MP_F32: case FR_MP_F64:
+        case FR_MP_ARRAY:
+            break;
+        default:
+            CHECK(!"unknown kind");
+        }
+    }
+    fr_mp_reader_init(&r, data, size);
+    float f;
+    while (r.p < end) {
+        const uint8_t *before = r.p;
+        if (fr_mp_next_float(&r, &f) != 0)
+            break;
+        CHECK(r.p > before && r.p <= end);
+    }
+    return 0;
+}

@@ -1,0 +1,69 @@
+/* Fuzz target for row validation: the input is a row payload checked against a fixed view with one
+ * feature of every type. fr_store_check_row must never crash, must give a reason on failure, and a
+ * payload it accepts must be exactly one array of at most feature_count values that the plain
+ * reader can walk to the end. */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "freshet/err.h"
+#include "proto/mp.h"
+#include "store/store.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+#define CHECK(cond)                                                                                \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "fuzz_row: %s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);     \
+            abort();                                                                               \
+        }                                                                                          \
+    } while (0)
+
+static fr_feature_def_t features[] = {
+    {"i", FR_TYPE_INT64, 0},      {"d", FR_TYPE_DOUBLE, 0},  {"f", FR_TYPE_FLOAT, 0},
+    {"b", FR_TYPE_BOOL, 0},       {"s", FR_TYPE_STRING, 0},  {"y", FR_TYPE_BYTES, 0},
+    {"emb", FR_TYPE_FLOAT_LIST, 3}, {"list", FR_TYPE_FLOAT_LIST, 0},
+};
+static fr_view_def_t view = {.id = 1, .name = "all_types", .entity = "user",
+                             .feature_count = sizeof features / sizeof features[0],
+                             .features = features};
+
+/* Skips one value (an array counts its elements, one level deep). */
+static int skip_value(fr_mp_reader_t *r)
+{
+    fr_mp_item_t it;
+    if (fr_mp_next(r, &it))
+        return -1;
+    if (it.kind == FR_MP_ARRAY)
+        for (uint32_t i = 0; i < it.count; i++)
+            if (fr_mp_next(r, &it) || it.kind == FR_MP_ARRAY)
+                return -1;
+    return 0;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    if (size > UINT32_MAX)
+        return 0;
+    const int64_t now = 1795860000000000LL;
+    fr_write_row_t row = {.view = &view, .entity = (const uint8_t *)"u1", .entity_len = 2,
+                          .event_ts_us = now, .values = data, .values_len = (uint32_t)size};
+    const char *why = NULL;
+    int rc = fr_store_check_row(&row, now, 300000000, &why);
+    if (rc != FR_OK) {
+        CHECK(rc == FR_E_BAD_REQUEST || rc == FR_E_TYPE_MISMATCH || rc == FR_E_TOO_LARGE);
+        CHECK(why != NULL && why[0] != 0);
+        return 0;
+    }
+    fr_mp_reader_t r;
+    fr_mp_item_t it;
+    fr_mp_reader_init(&r, data, size);
+    CHECK(fr_mp_next(&r, &it) == 0 && it.kind == FR_MP_ARRAY);
+    CHECK(it.count <= view.feature_count);
+    for (uint32_t i = 0; i < it.count; i++)
+        CHECK(skip_value(&r) == 0);
+    CHECK(r.p == r.end);
+    return 0;
+}
