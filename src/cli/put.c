@@ -3,7 +3,6 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <jansson.h>
 
@@ -331,15 +330,8 @@ static int send_chunk(fr_client_t *c, const put_opts_t *o, fr_put_row_t *rows, s
                       fr_put_result_t *total, const size_t *lines)
 {
     fr_put_result_t r;
-    int rc;
-    for (int attempt = 0;; attempt++) {
-        rc = fr_client_put(c, o->source, o->partition, rows, n, &r);
-        /* Re-sending a chunk is safe: rows already stored come back as unchanged/duplicates. */
-        if (rc != FR_E_BUSY || attempt == 10)
-            break;
-        struct timespec ts = {0, (long)(1000000L << (attempt < 8 ? attempt : 8))};
-        nanosleep(&ts, NULL);
-    }
+    /* libfreshet retries BUSY with backoff, in order (see fr_client_put) */
+    int rc = fr_client_put(c, o->source, o->partition, rows, n, &r);
     if (rc != FR_OK) {
         size_t line = r.failed_row < n ? lines[r.failed_row] : 0;
         fr_cli_fail(rc, "line %zu: %s", line, fr_client_error(c));

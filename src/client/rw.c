@@ -1,7 +1,9 @@
 /* libfreshet reads and writes: Put frames with msgpack row payloads, Get replies decoded into
  * typed cells. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <msgpack.h>
 
@@ -45,7 +47,7 @@ static bool enc_rows_cb(pb_ostream_t *stream, const pb_field_t *field, void *con
 
 static int queue_put(fr_client_t *c, const char *source, uint32_t partition,
                      const fr_put_row_t *rows, size_t count, msgpack_sbuffer *sb, size_t **offs,
-                     uint32_t *id)
+                     uint32_t *id, bool resume)
 {
     msgpack_sbuffer_clear(sb);
     size_t *o = realloc(*offs, (count + 1) * sizeof *o);
@@ -67,6 +69,8 @@ static int queue_put(fr_client_t *c, const char *source, uint32_t partition,
     freshet_PutRequest req = freshet_PutRequest_init_zero;
     req.rows.funcs.encode = enc_rows_cb;
     req.rows.arg = &pe;
+    req.has_resume = resume;
+    req.resume = resume;
     if (source) {
         if (strlen(source) >= sizeof req.source)
             return fr_client_failf(c, FR_E_BAD_ARG, "source: longer than %zu bytes", sizeof req.source - 1);
@@ -80,6 +84,7 @@ static int queue_put(fr_client_t *c, const char *source, uint32_t partition,
 }
 
 #define PUT_WINDOW 8
+#define PUT_BUSY_RETRIES 12
 
 int fr_client_put(fr_client_t *c, const char *source, uint32_t partition, const fr_put_row_t *rows,
                   size_t count, fr_put_result_t *out)
@@ -91,16 +96,33 @@ int fr_client_put(fr_client_t *c, const char *source, uint32_t partition, const 
     size_t starts[PUT_WINDOW];
     uint32_t ids[PUT_WINDOW];
     size_t inflight = 0, head = 0, sent = 0;
-    int rc = FR_OK, first_err = FR_OK;
+    int rc = FR_OK, first_err = FR_OK, busy_tries = 0;
+    bool busy = false, resume = false;
+    size_t busy_from = 0;
     char first_msg[512] = "";
-    while ((sent < count || inflight > 0) && rc == FR_OK) {
+    while ((sent < count || inflight > 0 || busy) && rc == FR_OK) {
+        if (busy && inflight == 0) {
+            /* every frame from busy_from on was refused, in order: back off and resend them */
+            if (++busy_tries > PUT_BUSY_RETRIES) {
+                first_err = FR_E_BUSY;
+                snprintf(first_msg, sizeof first_msg, "server stayed busy after %d retries", PUT_BUSY_RETRIES);
+                res.failed_row = busy_from;
+                break;
+            }
+            struct timespec ts = {0, (long)(1000000L << (busy_tries < 9 ? busy_tries : 9))};
+            nanosleep(&ts, NULL);
+            sent = busy_from;
+            busy = false;
+            resume = true;
+        }
         /* fill the window */
-        while (sent < count && inflight < PUT_WINDOW && first_err == FR_OK) {
+        while (!busy && sent < count && inflight < PUT_WINDOW && first_err == FR_OK) {
             size_t n = count - sent < c->batch_rows ? count - sent : c->batch_rows;
             size_t slot = (head + inflight) % PUT_WINDOW;
-            rc = queue_put(c, source, partition, rows + sent, n, &sb, &offs, &ids[slot]);
+            rc = queue_put(c, source, partition, rows + sent, n, &sb, &offs, &ids[slot], resume);
             if (rc != FR_OK)
                 break;
+            resume = false;
             starts[slot] = sent;
             sent += n;
             inflight++;
@@ -109,7 +131,7 @@ int fr_client_put(fr_client_t *c, const char *source, uint32_t partition, const 
                 break;
         }
         if (rc != FR_OK || inflight == 0)
-            break;
+            continue;
         fr_frame_t f;
         rc = fr_client_recv(c, &f);
         if (rc != FR_OK)
@@ -123,7 +145,12 @@ int fr_client_put(fr_client_t *c, const char *source, uint32_t partition, const 
         rc = fr_client_decode(c, freshet_PutResponse_fields, &resp);
         if (rc != FR_OK)
             break;
-        if (resp.has_code && resp.code != 0) {
+        if (resp.has_code && resp.code == FR_E_BUSY) {
+            if (!busy) {
+                busy = true;
+                busy_from = starts[head];
+            }
+        } else if (resp.has_code && resp.code != 0) {
             if (first_err == FR_OK) {
                 first_err = resp.code;
                 snprintf(first_msg, sizeof first_msg, "%s", resp.message);

@@ -4,6 +4,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+
+#include <arpa/inet.h>
+#include <openssl/crypto.h>
 
 #include "common/log.h"
 #include "freshet/err.h"
@@ -11,27 +15,30 @@
 
 typedef void (*handler_fn)(fr_worker_t *w, fr_conn_t *c, const fr_frame_t *f, const uint8_t *body);
 
+static void h_hello(fr_worker_t *w, fr_conn_t *c, const fr_frame_t *f, const uint8_t *body);
 static void h_apply(fr_worker_t *w, fr_conn_t *c, const fr_frame_t *f, const uint8_t *body);
 static void h_put(fr_worker_t *w, fr_conn_t *c, const fr_frame_t *f, const uint8_t *body);
 static void h_status(fr_worker_t *w, fr_conn_t *c, const fr_frame_t *f, const uint8_t *body);
 static void h_sources(fr_worker_t *w, fr_conn_t *c, const fr_frame_t *f, const uint8_t *body);
 static void h_backup(fr_worker_t *w, fr_conn_t *c, const fr_frame_t *f, const uint8_t *body);
 
-/* X(op, handler) */
+/* X(op, handler, least role allowed to run it when auth is on; README "Security") */
 #define FR_OPS(X)                                                                                  \
-    X(freshet_Op_OP_APPLY, h_apply)                                                                \
-    X(freshet_Op_OP_PUT, h_put)                                                                    \
-    X(freshet_Op_OP_GET, fr_handle_get)                                                            \
-    X(freshet_Op_OP_EXPORT, fr_handle_export)                                                      \
-    X(freshet_Op_OP_STATUS, h_status)                                                              \
-    X(freshet_Op_OP_SOURCES, h_sources)                                                            \
-    X(freshet_Op_OP_BACKUP, h_backup)
+    X(freshet_Op_OP_HELLO, h_hello, FR_ROLE_NONE)                                                  \
+    X(freshet_Op_OP_APPLY, h_apply, FR_ROLE_ADMIN)                                                 \
+    X(freshet_Op_OP_PUT, h_put, FR_ROLE_WRITE)                                                     \
+    X(freshet_Op_OP_GET, fr_handle_get, FR_ROLE_READ)                                              \
+    X(freshet_Op_OP_EXPORT, fr_handle_export, FR_ROLE_READ)                                        \
+    X(freshet_Op_OP_STATUS, h_status, FR_ROLE_READ)                                                \
+    X(freshet_Op_OP_SOURCES, h_sources, FR_ROLE_READ)                                              \
+    X(freshet_Op_OP_BACKUP, h_backup, FR_ROLE_ADMIN)
 
-static handler_fn lookup(uint16_t op)
+static handler_fn lookup(uint16_t op, fr_role_t *role)
 {
     switch (op) {
-#define X(o, h)                                                                                    \
+#define X(o, h, r)                                                                                 \
     case o:                                                                                        \
+        *role = (r);                                                                               \
         return h;
         FR_OPS(X)
 #undef X
@@ -74,6 +81,85 @@ void fr_reply_msg(fr_worker_t *w, fr_conn_t *c, const fr_frame_t *f, const pb_ms
     fr_conn_send(c, &w->out);
 }
 
+/* ---- authentication (Hello) and authorisation ---- */
+
+static void peer_name(const fr_conn_t *c, char *out, size_t n)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    snprintf(out, n, "?");
+    if (!c->bev || getpeername(bufferevent_getfd(c->bev), (struct sockaddr *)&ss, &len) != 0)
+        return;
+    char host[INET6_ADDRSTRLEN] = "?";
+    if (ss.ss_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)&ss;
+        inet_ntop(AF_INET, &in->sin_addr, host, sizeof host);
+        snprintf(out, n, "%s:%u", host, ntohs(in->sin_port));
+    } else if (ss.ss_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)&ss;
+        inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof host);
+        snprintf(out, n, "[%s]:%u", host, ntohs(in6->sin6_port));
+    }
+}
+
+/* Logs an auth failure once per connection (a client retrying in a loop must not flood the log);
+ * every failure is still counted in rejected_total{reason="UNAUTHORIZED"} by fr_reply_error. */
+static void log_auth_failure(fr_conn_t *c, uint16_t op, const char *what)
+{
+    if (c->auth_logged)
+        return;
+    c->auth_logged = 1;
+    char peer[64];
+    peer_name(c, peer, sizeof peer);
+    fr_log(FR_LOG_WARN, "event=unauthorized peer=%s op=%u role=%s reason=\"%s\"", peer, op,
+           fr_token_role_name(c->role), what);
+}
+
+static void deny(fr_worker_t *w, fr_conn_t *c, const fr_frame_t *f, fr_role_t need)
+{
+    char msg[160];
+    if (c->role == FR_ROLE_NONE)
+        snprintf(msg, sizeof msg, "not authenticated: send a token first (--token or FRESHET_TOKEN)");
+    else
+        snprintf(msg, sizeof msg, "role %s may not run op %u (needs %s)", fr_token_role_name(c->role),
+                 f->op, fr_token_role_name(need));
+    log_auth_failure(c, f->op, msg);
+    fr_reply_error(w, c, f, FR_E_UNAUTHORIZED, msg);
+}
+
+/* The first request of a connection when auth is on. A failed Hello leaves (or makes) the
+ * connection unauthenticated; without auth it succeeds as admin whatever the token. */
+static void h_hello(fr_worker_t *w, fr_conn_t *c, const fr_frame_t *f, const uint8_t *body)
+{
+    freshet_HelloRequest req = freshet_HelloRequest_init_zero;
+    pb_istream_t is = pb_istream_from_buffer(body, f->body_len);
+    if (!pb_decode(&is, freshet_HelloRequest_fields, &req)) {
+        fr_reply_error(w, c, f, FR_E_BAD_REQUEST, PB_GET_ERROR(&is));
+        return;
+    }
+    const fr_auth_t *auth = w->server->auth;
+    const char *name = "";
+    if (auth) {
+        fr_role_t role = fr_auth_check(auth, req.token, strlen(req.token), &name);
+        OPENSSL_cleanse(req.token, sizeof req.token);
+        if (role == FR_ROLE_NONE) {
+            c->role = FR_ROLE_NONE;
+            log_auth_failure(c, f->op, "hello: token not valid");
+            fr_reply_error(w, c, f, FR_E_UNAUTHORIZED,
+                           req.has_token ? "token: not valid (unknown or revoked)" : "token: missing");
+            return;
+        }
+        c->role = role;
+        fr_log(FR_LOG_DEBUG, "event=hello name=%s role=%s client=\"%s\"", name,
+               fr_token_role_name(role), req.has_client ? req.client : "");
+    }
+    freshet_HelloResponse r = freshet_HelloResponse_init_zero;
+    r.has_code = r.has_role = r.has_name = true;
+    snprintf(r.role, sizeof r.role, "%s", fr_token_role_name(c->role));
+    snprintf(r.name, sizeof r.name, "%s", name ? name : "");
+    fr_reply_msg(w, c, f, freshet_HelloResponse_fields, &r);
+}
+
 void fr_handle_frame(fr_worker_t *w, fr_conn_t *c, const fr_frame_t *f, const uint8_t *body)
 {
     unsigned slot = fr_op_slot(f->op);
@@ -81,8 +167,11 @@ void fr_handle_frame(fr_worker_t *w, fr_conn_t *c, const fr_frame_t *f, const ui
     int64_t t0 = fr_mono_us();
     w->last_rc = FR_OK;
     w->submitted = 0;
-    handler_fn h = lookup(f->op);
-    if (!h) {
+    fr_role_t need = FR_ROLE_ADMIN;
+    handler_fn h = lookup(f->op, &need);
+    if (h && c->role < need) {
+        deny(w, c, f, need); /* before decoding anything: nothing of the request runs */
+    } else if (!h) {
         atomic_fetch_add(&w->server->stats.bad_frames, 1);
         char msg[64];
         snprintf(msg, sizeof msg, "op %u is not an operation", f->op);
@@ -148,6 +237,8 @@ static void submit(fr_worker_t *w, fr_conn_t *c, const fr_frame_t *f, fr_job_t *
     c->pending++;
     int rc = fr_writer_submit(w->server, job);
     w->submitted = rc == FR_OK;
+    if (rc == FR_E_BUSY && job->op == freshet_Op_OP_PUT)
+        c->busy_latched = 1;
     if (rc != FR_OK) {
         c->pending--;
         fr_job_free(job);
@@ -285,6 +376,13 @@ static void h_put(fr_worker_t *w, fr_conn_t *c, const fr_frame_t *f, const uint8
         fr_job_free(job);
         return;
     }
+    if (c->busy_latched && !(req.has_resume && req.resume)) {
+        /* pipelined behind a refused Put: refusing it too keeps the stream in order */
+        fr_reply_error(w, c, f, FR_E_BUSY, "write queue is full; resend from the first refused Put with resume set");
+        fr_job_free(job);
+        return;
+    }
+    c->busy_latched = 0;
     if (req.has_source && req.source[0]) {
         memcpy(job->source, req.source, sizeof req.source);
         job->partition = req.partition;

@@ -10,6 +10,7 @@
 #include <event2/event.h>
 #include <event2/listener.h>
 
+#include "auth.h"
 #include "common/buf.h"
 #include "metrics.h"
 #include "proto/frame.h"
@@ -85,6 +86,9 @@ struct fr_conn {
     int closed;       /* socket gone; freed when pending reaches 0 */
     int close_after_flush;
     fr_rtxn_t *export_rtxn; /* snapshot pinned by a running export (reads.c) */
+    int busy_latched;       /* a Put got BUSY: refuse Puts until one says resume */
+    fr_role_t role;   /* what a Hello granted; FR_ROLE_ADMIN when auth is off */
+    int auth_logged;  /* an UNAUTHORIZED request was logged (once per connection) */
 };
 
 struct fr_worker {
@@ -107,6 +111,7 @@ struct fr_worker {
     int submitted; /* the handler queued a job: latency is recorded at completion */
     struct evhttp *http; /* the HTTP worker's listener (http.c), NULL on binary workers */
     void *get_scratch; /* handlers.c: decode/plan arrays reused across Get requests */
+    const void *http_unauth_conn; /* http.c: last HTTP connection whose auth failure was logged */
 };
 
 typedef struct {
@@ -135,6 +140,8 @@ struct fr_server {
     fr_stats_t stats;
     int64_t started_us;
     atomic_uint backups_running; /* backup threads; shutdown waits for them */
+    fr_auth_t *auth;        /* --auth-file; NULL: auth off (every connection is admin) */
+    struct ssl_ctx_st *tls; /* tls_cert + tls_key; NULL: plaintext listeners */
 };
 
 /* conn.c */
