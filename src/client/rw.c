@@ -93,19 +93,25 @@ int fr_client_put(fr_client_t *c, const char *source, uint32_t partition, const 
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
     size_t *offs = NULL;
+    /* frames in flight; replies may come back in any order (a refusal is immediate, a write
+     * waits for its commit), so they are matched by request id */
     size_t starts[PUT_WINDOW];
     uint32_t ids[PUT_WINDOW];
-    size_t inflight = 0, head = 0, sent = 0;
+    bool used[PUT_WINDOW] = {false};
+    size_t inflight = 0, sent = 0;
     int rc = FR_OK, first_err = FR_OK, busy_tries = 0;
     bool busy = false, resume = false;
-    size_t busy_from = 0;
+    size_t busy_from = 0, window = PUT_WINDOW;
+    int64_t best_hwm = -1;
     char first_msg[512] = "";
     while ((sent < count || inflight > 0 || busy) && rc == FR_OK) {
         if (busy && inflight == 0) {
-            /* every frame from busy_from on was refused, in order: back off and resend them */
+            /* the server refused every frame from busy_from on (it latches after a refusal):
+             * back off and resend them in order, the first one marked resume */
             if (++busy_tries > PUT_BUSY_RETRIES) {
                 first_err = FR_E_BUSY;
-                snprintf(first_msg, sizeof first_msg, "server stayed busy after %d retries", PUT_BUSY_RETRIES);
+                snprintf(first_msg, sizeof first_msg, "server stayed busy after %d retries",
+                         PUT_BUSY_RETRIES);
                 res.failed_row = busy_from;
                 break;
             }
@@ -114,21 +120,23 @@ int fr_client_put(fr_client_t *c, const char *source, uint32_t partition, const 
             sent = busy_from;
             busy = false;
             resume = true;
+            window = 1; /* probe with one frame, widen again as frames are accepted */
         }
-        /* fill the window */
-        while (!busy && sent < count && inflight < PUT_WINDOW && first_err == FR_OK) {
+        while (!busy && sent < count && inflight < window && first_err == FR_OK) {
+            size_t slot = 0;
+            while (used[slot])
+                slot++;
             size_t n = count - sent < c->batch_rows ? count - sent : c->batch_rows;
-            size_t slot = (head + inflight) % PUT_WINDOW;
             rc = queue_put(c, source, partition, rows + sent, n, &sb, &offs, &ids[slot], resume);
+            if (rc == FR_OK)
+                rc = fr_client_flush(c);
             if (rc != FR_OK)
                 break;
             resume = false;
+            used[slot] = true;
             starts[slot] = sent;
             sent += n;
             inflight++;
-            rc = fr_client_flush(c);
-            if (rc != FR_OK)
-                break;
         }
         if (rc != FR_OK || inflight == 0)
             continue;
@@ -136,36 +144,40 @@ int fr_client_put(fr_client_t *c, const char *source, uint32_t partition, const 
         rc = fr_client_recv(c, &f);
         if (rc != FR_OK)
             break;
-        if (f.request_id != ids[head]) {
-            rc = fr_client_failf(c, FR_E_INTERNAL, "reply for request %u, expected %u",
-                                 f.request_id, ids[head]);
+        size_t slot = 0;
+        while (slot < PUT_WINDOW && !(used[slot] && ids[slot] == f.request_id))
+            slot++;
+        if (slot == PUT_WINDOW) {
+            rc = fr_client_failf(c, FR_E_INTERNAL, "reply for unknown request %u", f.request_id);
             break;
         }
+        used[slot] = false;
+        inflight--;
         freshet_PutResponse resp = freshet_PutResponse_init_zero;
         rc = fr_client_decode(c, freshet_PutResponse_fields, &resp);
         if (rc != FR_OK)
             break;
         if (resp.has_code && resp.code == FR_E_BUSY) {
-            if (!busy) {
-                busy = true;
-                busy_from = starts[head];
-            }
+            if (!busy || starts[slot] < busy_from)
+                busy_from = starts[slot];
+            busy = true;
         } else if (resp.has_code && resp.code != 0) {
             if (first_err == FR_OK) {
                 first_err = resp.code;
                 snprintf(first_msg, sizeof first_msg, "%s", resp.message);
-                res.failed_row = starts[head] + resp.row_index;
+                res.failed_row = starts[slot] + resp.row_index;
             }
         } else {
             res.rows_written += resp.rows_written;
             res.duplicates += resp.duplicates;
             res.unchanged += resp.unchanged;
-            if (resp.has_high_water)
-                res.high_water = resp.high_water;
+            if (resp.has_high_water && resp.high_water > best_hwm)
+                best_hwm = resp.high_water;
+            busy_tries = 0; /* progress: the retry budget is for a server that stays full */
+            window = window * 2 > PUT_WINDOW ? PUT_WINDOW : window * 2;
         }
-        head = (head + 1) % PUT_WINDOW;
-        inflight--;
     }
+    res.high_water = best_hwm;
     msgpack_sbuffer_destroy(&sb);
     free(offs);
     if (out)

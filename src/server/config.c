@@ -49,6 +49,28 @@ const fr_cfg_item_t fr_cfg_items[] = {
      "close connections idle this long (0: never)"},
     {"slow_ms", FR_CFG_INT, I(slow_ms), "100", 0, 3600000, NULL,
      "log requests slower than this, with their size (0: off)"},
+    {"read_timeout_ms", FR_CFG_INT, I(read_timeout_ms), "30000", 100, 86400000, NULL,
+     "a frame that has started must arrive completely within this (slow clients are closed)"},
+    {"max_output_mb", FR_CFG_INT, I(max_output_mb), "64", 1, 65536, NULL,
+     "replies queued for one connection; beyond it the server stops reading from it until the client reads"},
+    {"auth_file", FR_CFG_STR, S(auth_file), "", 0, 0, NULL,
+     "tokens file, one `NAME ROLE SHA256HEX` a line (set: every request needs a token; empty: "
+     "no auth, keep listen/http on loopback)"},
+    {"metrics_auth", FR_CFG_INT, I(metrics_auth), "0", 0, 1, NULL,
+     "1: GET /metrics needs a read token too (with auth_file)"},
+    {"tls_cert", FR_CFG_STR, S(tls_cert), "", 0, 0, NULL,
+     "PEM certificate chain; with tls_key both listeners speak TLS only"},
+    {"tls_key", FR_CFG_STR, S(tls_key), "", 0, 0, NULL, "PEM private key of tls_cert"},
+    {"ingest", FR_CFG_STR, S(ingest), "", 0, 0, NULL,
+     "NATS JetStream to consume rows from, nats://HOST:PORT[,nats://...] (empty: off; README, "
+     "\"Scaling out\")"},
+    {"stream", FR_CFG_STR, S(stream), "FRESHET", 0, 0, NULL,
+     "JetStream stream name (subjects freshet.<view>.<partition>); positions are stored as source "
+     "nats:<stream>"},
+    {"partitions", FR_CFG_STR, S(partitions), "", 0, 0, NULL,
+     "partitions this node consumes: ranges and lists, e.g. 0-3 or 0,2,5 (empty: all of 0..P-1)"},
+    {"partition_count", FR_CFG_INT, I(partition_count), "8", 1, 65536, NULL,
+     "P: partition = FNV-1a-32(entity) mod P; the same for every node and client"},
 };
 const size_t fr_cfg_item_count = sizeof fr_cfg_items / sizeof fr_cfg_items[0];
 

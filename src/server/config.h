@@ -30,6 +30,16 @@ typedef struct {
     int64_t sweep_keys;
     int64_t idle_timeout_ms;
     int64_t slow_ms;
+    int64_t read_timeout_ms;
+    int64_t max_output_mb;
+    char auth_file[512];
+    int64_t metrics_auth;
+    char tls_cert[512];
+    char tls_key[512];
+    char ingest[512];
+    char stream[64];
+    char partitions[256];
+    int64_t partition_count;
 } fr_config_t;
 
 typedef enum { FR_CFG_STR, FR_CFG_INT, FR_CFG_DURATION, FR_CFG_ENUM } fr_cfg_type_t;

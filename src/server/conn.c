@@ -11,6 +11,7 @@
 #include "common/log.h"
 #include "freshet/err.h"
 #include "server_int.h"
+#include "tls.h"
 
 static void conn_free(fr_conn_t *c)
 {
@@ -44,13 +45,35 @@ void fr_conn_send(fr_conn_t *c, const fr_buf_t *frame)
     bufferevent_write(c->bev, frame->data, frame->len);
 }
 
+/* Idle connections wait idle_timeout_ms (0: forever); a frame that has started must complete
+ * within read_timeout_ms, so a client trickling bytes cannot hold a connection and its buffer. */
+static void update_timeouts(fr_conn_t *c, int partial)
+{
+    if (partial == c->partial)
+        return;
+    c->partial = partial;
+    const fr_config_t *cfg = &c->worker->server->cfg;
+    int64_t ms = partial ? cfg->read_timeout_ms : cfg->idle_timeout_ms;
+    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
+    bufferevent_set_timeouts(c->bev, ms > 0 ? &tv : NULL, NULL);
+}
+
 static void on_read(struct bufferevent *bev, void *arg)
 {
     fr_conn_t *c = arg;
     fr_worker_t *w = c->worker;
     struct evbuffer *in = bufferevent_get_input(bev);
     uint32_t max_body = (uint32_t)w->server->cfg.max_frame;
+    size_t max_out = (size_t)w->server->cfg.max_output_mb << 20;
     while (!c->close_after_flush) {
+        if (evbuffer_get_length(bufferevent_get_output(bev)) > max_out) {
+            /* the client does not read its replies: stop reading its requests (TCP pushes back)
+             * until half of them are flushed; on_write resumes */
+            c->paused = 1;
+            bufferevent_disable(bev, EV_READ);
+            bufferevent_setwatermark(bev, EV_WRITE, max_out / 2, 0);
+            return;
+        }
         size_t avail = evbuffer_get_length(in);
         if (avail < FR_FRAME_HEADER)
             break;
@@ -89,14 +112,23 @@ static void on_read(struct bufferevent *bev, void *arg)
         fr_handle_frame(w, c, &f, body);
         evbuffer_drain(in, f.body_len);
     }
+    if (!c->close_after_flush)
+        update_timeouts(c, evbuffer_get_length(in) > 0);
 }
 
 static void on_write(struct bufferevent *bev, void *arg)
 {
     fr_conn_t *c = arg;
-    (void)bev;
-    if (c->close_after_flush)
+    if (c->close_after_flush) {
         conn_free(c);
+        return;
+    }
+    if (c->paused) {
+        c->paused = 0;
+        bufferevent_setwatermark(bev, EV_WRITE, 0, 0);
+        bufferevent_enable(bev, EV_READ);
+        on_read(bev, c); /* requests may be waiting in the input buffer already */
+    }
 }
 
 static void on_event(struct bufferevent *bev, short what, void *arg)
@@ -105,7 +137,8 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
     (void)bev;
     if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT)) {
         if (what & BEV_EVENT_TIMEOUT)
-            fr_log(FR_LOG_INFO, "event=idle_timeout worker=%u", c->worker->index);
+            fr_log(FR_LOG_INFO, "event=%s worker=%u", c->partial ? "read_timeout" : "idle_timeout",
+                   c->worker->index);
         conn_free(c);
     }
 }
@@ -119,7 +152,7 @@ static void add_conn(fr_worker_t *w, int fd)
     }
     fr_conn_t *c = calloc(1, sizeof *c);
     struct bufferevent *bev =
-        c ? bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE) : NULL;
+        c ? fr_tls_bev_new(s->tls, w->base, fd) : NULL; /* plain or TLS */
     if (!bev) {
         free(c);
         close(fd);
@@ -128,6 +161,7 @@ static void add_conn(fr_worker_t *w, int fd)
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     c->worker = w;
+    c->role = s->auth ? FR_ROLE_NONE : FR_ROLE_ADMIN; /* with auth, a Hello must come first */
     c->bev = bev;
     c->next = w->conns;
     if (w->conns)

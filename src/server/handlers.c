@@ -26,19 +26,20 @@ static void h_backup(fr_worker_t *w, fr_conn_t *c, const fr_frame_t *f, const ui
 #define FR_OPS(X)                                                                                  \
     X(freshet_Op_OP_HELLO, h_hello, FR_ROLE_NONE)                                                  \
     X(freshet_Op_OP_APPLY, h_apply, FR_ROLE_ADMIN)                                                 \
-    X(freshet_Op_OP_PUT, h_put, FR_ROLE_WRITE)                                                     \
+    X(freshet_Op_OP_PUT, h_put, FR_ROLE_READ)                                                      \
     X(freshet_Op_OP_GET, fr_handle_get, FR_ROLE_READ)                                              \
     X(freshet_Op_OP_EXPORT, fr_handle_export, FR_ROLE_READ)                                        \
     X(freshet_Op_OP_STATUS, h_status, FR_ROLE_READ)                                                \
     X(freshet_Op_OP_SOURCES, h_sources, FR_ROLE_READ)                                              \
     X(freshet_Op_OP_BACKUP, h_backup, FR_ROLE_ADMIN)
 
-static handler_fn lookup(uint16_t op, fr_role_t *role)
+static handler_fn lookup(uint16_t op, fr_role_t *role, const char **name)
 {
     switch (op) {
 #define X(o, h, r)                                                                                 \
     case o:                                                                                        \
         *role = (r);                                                                               \
+        *name = #o + sizeof "freshet_Op_OP_" - 1;                                                  \
         return h;
         FR_OPS(X)
 #undef X
@@ -115,14 +116,15 @@ static void log_auth_failure(fr_conn_t *c, uint16_t op, const char *what)
            fr_token_role_name(c->role), what);
 }
 
-static void deny(fr_worker_t *w, fr_conn_t *c, const fr_frame_t *f, fr_role_t need)
+static void deny(fr_worker_t *w, fr_conn_t *c, const fr_frame_t *f, fr_role_t need,
+                 const char *op_name)
 {
     char msg[160];
     if (c->role == FR_ROLE_NONE)
         snprintf(msg, sizeof msg, "not authenticated: send a token first (--token or FRESHET_TOKEN)");
     else
-        snprintf(msg, sizeof msg, "role %s may not run op %u (needs %s)", fr_token_role_name(c->role),
-                 f->op, fr_token_role_name(need));
+        snprintf(msg, sizeof msg, "role %s may not run %s (needs %s)", fr_token_role_name(c->role),
+                 op_name, fr_token_role_name(need));
     log_auth_failure(c, f->op, msg);
     fr_reply_error(w, c, f, FR_E_UNAUTHORIZED, msg);
 }
@@ -168,9 +170,10 @@ void fr_handle_frame(fr_worker_t *w, fr_conn_t *c, const fr_frame_t *f, const ui
     w->last_rc = FR_OK;
     w->submitted = 0;
     fr_role_t need = FR_ROLE_ADMIN;
-    handler_fn h = lookup(f->op, &need);
+    const char *op_name = "";
+    handler_fn h = lookup(f->op, &need, &op_name);
     if (h && c->role < need) {
-        deny(w, c, f, need); /* before decoding anything: nothing of the request runs */
+        deny(w, c, f, need, op_name); /* before decoding anything: nothing of the request runs */
     } else if (!h) {
         atomic_fetch_add(&w->server->stats.bad_frames, 1);
         char msg[64];
@@ -237,8 +240,11 @@ static void submit(fr_worker_t *w, fr_conn_t *c, const fr_frame_t *f, fr_job_t *
     c->pending++;
     int rc = fr_writer_submit(w->server, job);
     w->submitted = rc == FR_OK;
-    if (rc == FR_E_BUSY && job->op == freshet_Op_OP_PUT)
+    if (rc == FR_E_BUSY && job->op == freshet_Op_OP_PUT) {
         c->busy_latched = 1;
+        fr_log(FR_LOG_INFO, "event=write_queue_full max_queue=%lld reply=BUSY",
+               (long long)w->server->cfg.max_queue);
+    }
     if (rc != FR_OK) {
         c->pending--;
         fr_job_free(job);

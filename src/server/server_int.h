@@ -76,6 +76,10 @@ typedef struct fr_job {
     fr_registry_diff_t diff;
     int64_t received_us; /* fr_mono_us() when the frame arrived */
     struct evhttp_request *http; /* set for jobs from the HTTP front door (http.c) */
+    /* set for jobs from the NATS consumer (ingest.c): called on the writer thread after the
+     * commit instead of completing to a worker; it owns the job from then on */
+    void (*done_cb)(struct fr_job *job);
+    void *done_arg;
 } fr_job_t;
 
 struct fr_conn {
@@ -87,6 +91,8 @@ struct fr_conn {
     int close_after_flush;
     fr_rtxn_t *export_rtxn; /* snapshot pinned by a running export (reads.c) */
     int busy_latched;       /* a Put got BUSY: refuse Puts until one says resume */
+    int paused;             /* reading stopped: too many replies queued (max_output_mb) */
+    int partial;            /* a frame has started arriving (read_timeout_ms applies) */
     fr_role_t role;   /* what a Hello granted; FR_ROLE_ADMIN when auth is off */
     int auth_logged;  /* an UNAUTHORIZED request was logged (once per connection) */
 };
@@ -142,6 +148,7 @@ struct fr_server {
     atomic_uint backups_running; /* backup threads; shutdown waits for them */
     fr_auth_t *auth;        /* --auth-file; NULL: auth off (every connection is admin) */
     struct ssl_ctx_st *tls; /* tls_cert + tls_key; NULL: plaintext listeners */
+    struct fr_ingest *ingest; /* --ingest: the NATS JetStream consumer (ingest.c); NULL: off */
 };
 
 /* conn.c */
