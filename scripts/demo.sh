@@ -59,6 +59,54 @@ step "two views of different entities in one consistent request"
 $FR get --entity card_id=card_0001,card_0002 --entity merchant_id=m_001,m_002 \
   --features card_stats:txn_count_1h,merchant_risk:chargeback_rate_7d
 
+step "train a small fraud model (XGBoost binary:logistic, 50 trees depth 4) and compile it"
+$PY examples/fraud/train.py "$WORK/model"
+$BIN/freshet-compile "$WORK/model/model.json" --features "$WORK/model/features.json" -o "$WORK/fraud.frm"
+step "offline scores of a CSV (freshet predict), then XGBoost's own predictions: the same numbers"
+$FR predict --model "$WORK/fraud.frm" --csv "$WORK/model/sample.csv"
+cat "$WORK/model/sample_xgboost.txt"
+
+step "start freshet-infer against freshetd (ephemeral ports; rows with more than 4 missing inputs are rejected)"
+INFER_PID=""
+stop_infer() {
+  if [ -n "$INFER_PID" ] && kill -0 "$INFER_PID" 2>/dev/null; then kill -TERM "$INFER_PID"; wait "$INFER_PID" || true; fi
+}
+trap 'stop_infer; cleanup' EXIT
+mkfifo "$WORK/infer_out"
+$BIN/freshet-infer --model "$WORK/fraud.frm" --server "$ADDR" --listen 127.0.0.1:0 --http 127.0.0.1:0 \
+  --max-missing 4 >"$WORK/infer_out" 2>"$WORK/infer.log" &
+INFER_PID=$!
+{ read -r word INFER_ADDR; read -r word2 INFER_HTTP; } <"$WORK/infer_out"
+[ "$word" = listening ] && [ "$word2" = http ] || { echo "freshet-infer did not start:"; cat "$WORK/infer.log"; exit 1; }
+echo "freshet-infer pid $INFER_PID listening on $INFER_ADDR, HTTP on $INFER_HTTP"
+
+step "score live entities in one hop (ids in, scores out); card_stale is EXPIRED: its inputs become missing and it is still scored"
+$FR score --server "$INFER_ADDR" --entity card_id=card_fresh,card_0001,card_stale,card_never_seen \
+  --entity merchant_id=m_001,m_002,m_003,m_404 --feature amount=25,480,60,12
+step "the same request as JSON (statuses of every input, snapshot, fetch/eval time)"
+$FR score --server "$INFER_ADDR" --entity card_id=card_fresh,card_stale --entity merchant_id=m_001,m_003 \
+  --feature amount=25,60 --format json
+step "HTTP: POST /v1/score (JSON), then a malformed body gets a 400"
+$PY - "$INFER_HTTP" <<'PYEOF'
+import json, sys, urllib.error, urllib.request
+url = "http://%s/v1/score" % sys.argv[1]
+body = {"entities": {"card_id": ["card_fresh", "card_stale"], "merchant_id": ["m_001", "m_003"]},
+        "features": {"amount": [25, 60]}}
+req = urllib.request.Request(url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
+reply = json.load(urllib.request.urlopen(req))
+for ent, s in zip(body["entities"]["card_id"], reply["scores"]):
+    print("%-12s prob=%.6f margin=%.6f missing=%d" % (ent, s["prob"], s["margin"], s["missing"]))
+print("snapshot=%d fetch_us=%d eval_us=%d" % (reply["snapshot"], reply["fetch_us"], reply["eval_us"]))
+try:
+    urllib.request.urlopen(urllib.request.Request(url, data=b'{"entities": [', headers={"Content-Type": "application/json"}))
+except urllib.error.HTTPError as e:
+    print("HTTP %d %s" % (e.code, e.read().decode().strip()))
+PYEOF
+step "stop freshet-infer cleanly (SIGTERM)"
+kill -TERM "$INFER_PID"
+wait "$INFER_PID" && echo "freshet-infer exited 0"
+INFER_PID=""
+
 step "server status and stream positions"
 $FR status
 $FR sources

@@ -3,9 +3,10 @@
 # everything is already installed (no apt-get update unless something is missing).
 set -euo pipefail
 PKGS=(build-essential cmake pkg-config liblmdb-dev lmdb-utils libevent-dev libmsgpack-dev
-      nanopb libnanopb-dev protobuf-compiler libcriterion-dev libjansson-dev libssl-dev
+      nanopb libnanopb-dev protobuf-compiler libcriterion-dev libjansson-dev libssl-dev openssl
       python3-protobuf python3-pandas python3-msgpack python3-numpy python3-xgboost
-      python3-sklearn libxgboost-dev redis-server libhiredis-dev clang libclang-rt-14-dev)
+      python3-sklearn libxgboost-dev redis-server libhiredis-dev clang libclang-rt-14-dev
+      nats-server libnats-dev)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

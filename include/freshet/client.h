@@ -30,8 +30,36 @@ extern "C" {
 typedef struct fr_client fr_client_t;
 
 /* Connects to "HOST:PORT" (IPv4, IPv6 in brackets, or a name). timeout_ms bounds connect and every
- * later read/write (0 = 30 s). FR_E_BAD_ARG (address), FR_E_IO (refused/unreachable), FR_E_NOMEM. */
+ * later read/write (0 = 30 s). FR_E_BAD_ARG (address), FR_E_IO (refused/unreachable), FR_E_NOMEM.
+ * Plaintext and without a token: fr_client_connect_opts with only timeout_ms set. */
 int fr_client_connect(const char *addr, int timeout_ms, fr_client_t **out);
+
+/* Connection options. Zero-initialise, then set what you need. Strings are read during the call
+ * only. */
+typedef struct {
+    int timeout_ms;      /* as in fr_client_connect (0 = 30 s) */
+    const char *token;   /* NULL/"": none; else sent in a Hello right after connecting */
+    bool tls;            /* speak TLS (the server runs with tls_cert/tls_key) */
+    const char *tls_ca;  /* PEM file of the CA (or self-signed certificate) to trust; NULL: the
+                          * system's trust store. The name or IP in addr must match the cert. */
+    bool tls_insecure;   /* do not verify the server's certificate at all: for tests only */
+    char *error;         /* optional caller buffer: why the connection failed (TLS, token) */
+    size_t error_len;
+} fr_client_opts_t;
+
+/* Connects with options: TCP, then the TLS handshake (opts->tls), then a Hello with opts->token.
+ * opts may be NULL (defaults). FR_E_BAD_ARG (address, unreadable tls_ca, token too long), FR_E_IO
+ * (refused/unreachable, TLS handshake or certificate verification failed), FR_E_CLOSED (the server
+ * closed the connection, e.g. a TLS-only server reached without TLS), FR_E_UNAUTHORIZED (token not
+ * valid), FR_E_TIMEOUT, FR_E_NOMEM. On failure *out is NULL and opts->error (if set) says why. */
+int fr_client_connect_opts(const char *addr, const fr_client_opts_t *opts, fr_client_t **out);
+/* Authenticates an open connection (what fr_client_connect_opts does with opts->token); a later
+ * Hello replaces the connection's role. FR_E_UNAUTHORIZED (the server knows no such token; the
+ * connection stays open but unauthenticated), FR_E_BAD_ARG (token too long), transport errors. */
+int fr_client_hello(fr_client_t *c, const char *token);
+/* The role the connection's token granted ("read", "write", "admin"; "admin" when the server
+ * runs without auth; "" when no Hello was sent). Owned by c. */
+const char *fr_client_role(const fr_client_t *c);
 void fr_client_free(fr_client_t *c);
 
 /* The last error's sentence (server message or local reason); "" after success. Valid until the

@@ -10,6 +10,12 @@ typedef struct {
     const char *server; /* HOST:PORT */
     int argc;           /* arguments after the command name */
     char **argv;
+    /* connection security (--token/FRESHET_TOKEN, --tls/FRESHET_TLS=1, --tls-ca/FRESHET_TLS_CA,
+     * --tls-insecure/FRESHET_TLS_INSECURE=1), used by fr_cli_connect */
+    const char *token;
+    int tls;
+    const char *tls_ca;
+    int tls_insecure;
 } fr_cli_ctx_t;
 
 int fr_cli_apply(fr_cli_ctx_t *ctx);
@@ -18,6 +24,8 @@ int fr_cli_get(fr_cli_ctx_t *ctx);
 int fr_cli_status(fr_cli_ctx_t *ctx);
 int fr_cli_sources(fr_cli_ctx_t *ctx);
 int fr_cli_backup(fr_cli_ctx_t *ctx);
+/* token.c: `freshet token new NAME ROLE` prints a fresh token and its auth-file line (no server). */
+int fr_cli_token(fr_cli_ctx_t *ctx);
 
 /* Helpers shared by the commands. */
 /* Prints "freshet: NAME: sentence" to stderr and returns 1 (or 2 for usage errors). */
@@ -43,6 +51,10 @@ int fr_cli_csv_split(char *line, char **fields, int max);
 void fr_cli_chomp(char *s);
 
 int fr_cli_export(fr_cli_ctx_t *ctx);
+/* score.c: `freshet score` against freshet-infer (--server is the infer address). */
+int fr_cli_score(fr_cli_ctx_t *ctx);
+/* predict.c: `freshet predict --model M --csv F`, offline, no server. */
+int fr_cli_predict(fr_cli_ctx_t *ctx);
 
 struct fr_client;
 int fr_cli_connect(fr_cli_ctx_t *ctx, struct fr_client **out);

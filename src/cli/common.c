@@ -46,9 +46,21 @@ const char *fr_cli_flag_value(fr_cli_ctx_t *ctx, int *i)
 
 int fr_cli_connect(fr_cli_ctx_t *ctx, fr_client_t **out)
 {
-    int rc = fr_client_connect(ctx->server, 0, out);
+    char why[512] = "";
+    fr_client_opts_t o = {
+        .token = ctx->token,
+        .tls = ctx->tls || (ctx->tls_ca && ctx->tls_ca[0]) || ctx->tls_insecure,
+        .tls_ca = ctx->tls_ca,
+        .tls_insecure = ctx->tls_insecure,
+        .error = why,
+        .error_len = sizeof why,
+    };
+    int rc = fr_client_connect_opts(ctx->server, &o, out);
+    if (rc == FR_E_UNAUTHORIZED)
+        return fr_cli_fail(rc, "%s: %s (check --token or FRESHET_TOKEN)", ctx->server, why);
     if (rc != FR_OK)
-        return fr_cli_fail(rc, "cannot connect to %s (set --server or FRESHET_SERVER)", ctx->server);
+        return fr_cli_fail(rc, "cannot connect to %s (set --server or FRESHET_SERVER%s): %s",
+                           ctx->server, o.tls ? "" : "; --tls if the server uses TLS", why);
     return 0;
 }
 

@@ -19,6 +19,10 @@ struct fr_client {
     fr_registry_t *registry; /* cached schema; NULL until needed */
     const char **feat_names; /* for fr_client_view_features */
     fr_type_t *feat_types;
+    struct ssl_ctx_st *ssl_ctx; /* TLS (client.c); NULL for plaintext */
+    struct ssl_st *ssl;
+    struct bio_method_st *bio_meth;
+    char role[16]; /* granted by Hello */
 };
 
 int fr_client_failf(fr_client_t *c, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

@@ -192,25 +192,32 @@ int fr_client_put(fr_client_t *c, const char *source, uint32_t partition, const 
 
 /* ---- Get ---- */
 
-typedef struct {
-    fr_value_t value;
-    int64_t event_ts_us;
-    int64_t written_at_us;
-    uint8_t status;
-} cell_t;
-
 typedef struct fblock {
     struct fblock *next;
     size_t used, cap;
     float data[];
 } fblock_t;
 
+typedef struct {
+    const uint8_t *ptr;
+    size_t len;
+    uint32_t status;
+    int64_t event_ts_us;
+    int64_t written_at_us;
+} rowspan_t;
+
+/* A cell is a value plus a status byte; its event and written-at times are those of its row
+ * (entity, view), kept once per row instead of once per cell: a 100 x 50 reply fills 5000 cells,
+ * and writing 40-byte cells with copies of the row times was most of the client's decode cost. */
 struct fr_result {
     uint8_t *body; /* reply bytes: strings and bytes values point here */
-    size_t entity_count, col_count;
-    char **col_names;
+    size_t entity_count, col_count, view_count;
+    char **col_names; /* one allocation: the pointer array followed by the strings */
     fr_type_t *col_types;
-    cell_t *cells;
+    uint16_t *col_view; /* view index of column j */
+    fr_value_t *values; /* [entity * col_count + j] */
+    uint8_t *status;    /* same index */
+    rowspan_t *rows;    /* [entity * view_count + v]: status and times of each row */
     int64_t as_of_us;
     uint64_t snapshot;
     fblock_t *floats;
@@ -222,14 +229,6 @@ struct fr_result {
     size_t cursor_len;
     bool done;
 };
-
-typedef struct {
-    const uint8_t *ptr;
-    size_t len;
-    uint32_t status;
-    int64_t event_ts_us;
-    int64_t written_at_us;
-} rowspan_t;
 
 typedef struct {
     const uint8_t *ptr;
@@ -436,18 +435,30 @@ static int build_result(fr_client_t *c, get_dec_t *d, const freshet_GetResponse 
     r->cursor_len = d->cursor.len;
     r->body = c->rbuf.data; /* take the reply buffer: values point into it */
     fr_buf_init(&c->rbuf, 0);
-    r->col_names = calloc(d->ncols ? d->ncols : 1, sizeof *r->col_names);
-    r->col_types = calloc(d->ncols ? d->ncols : 1, sizeof *r->col_types);
-    r->cells = calloc((ne * d->ncols) > 0 ? ne * d->ncols : 1, sizeof *r->cells);
-    if (!r->col_names || !r->col_types || !r->cells)
+    size_t nc = d->ncols, ncells = ne * nc, names_len = 0;
+    for (size_t j = 0; j < nc; j++)
+        names_len += strlen(d->cols[j].name) + 1;
+    r->col_names = malloc((nc ? nc : 1) * sizeof *r->col_names + names_len);
+    r->col_types = malloc((nc ? nc : 1) * sizeof *r->col_types);
+    r->col_view = malloc((nc ? nc : 1) * sizeof *r->col_view);
+    r->values = malloc((ncells ? ncells : 1) * sizeof *r->values);
+    r->status = malloc(ncells ? ncells : 1);
+    if (!r->col_names || !r->col_types || !r->col_view || !r->values || !r->status)
         goto oom;
-    for (size_t j = 0; j < d->ncols; j++) {
-        r->col_names[j] = strdup(d->cols[j].name);
+    r->view_count = d->nviews;
+    r->rows = d->rows; /* the row spans become the result's row table */
+    d->rows = NULL;
+    d->cap_rows = 0;
+    char *names = (char *)(r->col_names + (nc ? nc : 1));
+    for (size_t j = 0; j < nc; j++) {
+        size_t n = strlen(d->cols[j].name) + 1;
+        memcpy(names, d->cols[j].name, n);
+        r->col_names[j] = names;
+        names += n;
         r->col_types[j] = (fr_type_t)d->cols[j].type;
-        if (!r->col_names[j])
-            goto oom;
         if (d->cols[j].view >= d->nviews)
             goto bad;
+        r->col_view[j] = (uint16_t)d->cols[j].view;
     }
     /* decode each row's array once; map its items onto the columns of that view */
     enum { MAXI = 1024 };
@@ -455,7 +466,7 @@ static int build_result(fr_client_t *c, get_dec_t *d, const freshet_GetResponse 
     fr_mp_item_t items[MAXI];
     for (size_t e = 0; e < ne; e++)
         for (size_t v = 0; v < d->nviews; v++) {
-            const rowspan_t *rs = &d->rows[e * d->nviews + v];
+            const rowspan_t *rs = &r->rows[e * d->nviews + v];
             uint32_t n = 0;
             if (rs->ptr) {
                 fr_mp_reader_t rd;
@@ -464,6 +475,14 @@ static int build_result(fr_client_t *c, get_dec_t *d, const freshet_GetResponse 
                 if (fr_mp_next(&rd, &arr) || arr.kind != FR_MP_ARRAY || arr.count > MAXI)
                     goto bad;
                 for (n = 0; n < arr.count; n++) {
+                    if (rd.end - rd.p >= 5 && rd.p[0] == 0xca) { /* float32, inline */
+                        uint32_t bits = (uint32_t)rd.p[1] << 24 | (uint32_t)rd.p[2] << 16 |
+                                        (uint32_t)rd.p[3] << 8 | rd.p[4];
+                        items[n].kind = FR_MP_F32;
+                        memcpy(&items[n].v.f32, &bits, sizeof bits);
+                        rd.p += 5;
+                        continue; /* pos[n] is only read for arrays */
+                    }
                     if (fr_mp_next(&rd, &items[n]))
                         goto bad;
                     pos[n] = rd;
@@ -476,23 +495,29 @@ static int build_result(fr_client_t *c, get_dec_t *d, const freshet_GetResponse 
                     }
                 }
             }
-            for (size_t j = 0; j < d->ncols; j++) {
-                if (d->cols[j].view != v)
+            for (size_t j = 0; j < nc; j++) {
+                if (r->col_view[j] != v)
                     continue;
-                cell_t *cell = &r->cells[e * d->ncols + j];
-                cell->status = (uint8_t)rs->status;
-                cell->event_ts_us = rs->event_ts_us;
-                cell->written_at_us = rs->written_at_us;
+                size_t at = e * nc + j;
+                fr_value_t *val = &r->values[at];
+                r->status[at] = (uint8_t)rs->status;
+                val->type = FR_TYPE_NONE;
+                val->len = 0;
                 uint32_t k = d->cols[j].index;
                 if (!rs->ptr)
                     continue;
                 if (k >= n || items[k].kind == FR_MP_NIL) {
                     if (rs->status == FR_STATUS_PRESENT)
-                        cell->status = FR_STATUS_NULL;
+                        r->status[at] = FR_STATUS_NULL;
+                    continue;
+                }
+                if (items[k].kind == FR_MP_F32 && r->col_types[j] == FR_TYPE_FLOAT) {
+                    val->type = FR_TYPE_FLOAT; /* the common case, without the generic switch */
+                    val->u.f32 = items[k].v.f32;
                     continue;
                 }
                 fr_mp_reader_t rd = pos[k];
-                if (to_value(r, &rd, &items[k], r->col_types[j], &cell->value))
+                if (to_value(r, &rd, &items[k], r->col_types[j], val))
                     goto bad;
             }
         }
@@ -659,13 +684,13 @@ int fr_result_cell(const fr_result_t *r, size_t i, size_t j, fr_value_t *value, 
 {
     if (i >= r->entity_count || j >= r->col_count)
         return FR_E_BAD_ARG;
-    const cell_t *cell = &r->cells[i * r->col_count + j];
+    size_t at = i * r->col_count + j;
     if (value)
-        *value = cell->value;
+        *value = r->values[at];
     if (status)
-        *status = cell->status;
+        *status = r->status[at];
     if (event_ts_us)
-        *event_ts_us = cell->event_ts_us;
+        *event_ts_us = r->rows[i * r->view_count + r->col_view[j]].event_ts_us;
     return FR_OK;
 }
 
@@ -676,12 +701,12 @@ void fr_result_free(fr_result_t *r)
 {
     if (!r)
         return;
-    if (r->col_names)
-        for (size_t j = 0; j < r->col_count; j++)
-            free(r->col_names[j]);
     free(r->col_names);
     free(r->col_types);
-    free(r->cells);
+    free(r->col_view);
+    free(r->values);
+    free(r->status);
+    free(r->rows);
     while (r->floats) {
         fblock_t *n = r->floats->next;
         free(r->floats);
@@ -697,7 +722,7 @@ int64_t fr_result_written_at(const fr_result_t *r, size_t i, size_t j)
 {
     if (i >= r->entity_count || j >= r->col_count)
         return 0;
-    return r->cells[i * r->col_count + j].written_at_us;
+    return r->rows[i * r->view_count + r->col_view[j]].written_at_us;
 }
 
 const char *fr_result_entity(const fr_result_t *r, size_t i, size_t *len)

@@ -26,7 +26,7 @@ static void h_backup(fr_worker_t *w, fr_conn_t *c, const fr_frame_t *f, const ui
 #define FR_OPS(X)                                                                                  \
     X(freshet_Op_OP_HELLO, h_hello, FR_ROLE_NONE)                                                  \
     X(freshet_Op_OP_APPLY, h_apply, FR_ROLE_ADMIN)                                                 \
-    X(freshet_Op_OP_PUT, h_put, FR_ROLE_READ)                                                      \
+    X(freshet_Op_OP_PUT, h_put, FR_ROLE_WRITE)                                                     \
     X(freshet_Op_OP_GET, fr_handle_get, FR_ROLE_READ)                                              \
     X(freshet_Op_OP_EXPORT, fr_handle_export, FR_ROLE_READ)                                        \
     X(freshet_Op_OP_STATUS, h_status, FR_ROLE_READ)                                                \

@@ -7,6 +7,7 @@
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 
 #include <event2/http.h>
@@ -19,7 +20,9 @@
 #include "freshet/err.h"
 #include "proto/mp.h"
 #include "reads.h"
+#include "ingest.h"
 #include "server_int.h"
+#include "tls.h"
 
 static void send_buf(struct evhttp_request *req, int code, const char *reason, const char *type,
                      const fr_buf_t *b)
@@ -897,6 +900,7 @@ static void h_metrics(fr_worker_t *w, struct evhttp_request *req)
     if (txn)
         fr_rtxn_reset(w->rtxn);
     fr_registry_release(reg);
+    fr_ingest_metrics(s, &b);
 #undef COUNTER
 #undef GAUGE
     send_buf(req, 200, "OK", "text/plain; version=0.0.4", &b);
@@ -928,6 +932,51 @@ static void h_readyz(fr_worker_t *w, struct evhttp_request *req)
     send_buf(req, 200, "OK", "text/plain", &b);
 }
 
+/* The role of the request's `Authorization: Bearer TOKEN`; FR_ROLE_ADMIN when auth is off. */
+static fr_role_t bearer_role(fr_worker_t *w, struct evhttp_request *req, const char **name)
+{
+    *name = NULL;
+    if (!w->server->auth)
+        return FR_ROLE_ADMIN;
+    const char *h = evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
+    if (!h || strncasecmp(h, "Bearer ", 7) != 0)
+        return FR_ROLE_NONE;
+    const char *t = h + 7;
+    while (*t == ' ')
+        t++;
+    size_t n = strlen(t);
+    while (n && (t[n - 1] == ' ' || t[n - 1] == '\t'))
+        n--;
+    return fr_auth_check(w->server->auth, t, n, name);
+}
+
+/* 401 (no or bad token) or 403 (valid token, role too low); logged once per HTTP connection and
+ * counted in rejected_total{reason="UNAUTHORIZED"}. */
+static void deny(fr_worker_t *w, struct evhttp_request *req, const char *path, fr_role_t have,
+                 fr_role_t need)
+{
+    char msg[160];
+    if (have == FR_ROLE_NONE)
+        snprintf(msg, sizeof msg, "not authenticated: send `Authorization: Bearer TOKEN`");
+    else
+        snprintf(msg, sizeof msg, "role %s may not use %s (needs %s)", fr_token_role_name(have),
+                 path, fr_token_role_name(need));
+    const void *conn = evhttp_request_get_connection(req);
+    if (conn != w->http_unauth_conn) {
+        w->http_unauth_conn = conn;
+        char *host = NULL;
+        ev_uint16_t port = 0;
+        if (conn)
+            evhttp_connection_get_peer(evhttp_request_get_connection(req), &host, &port);
+        fr_log(FR_LOG_WARN, "event=unauthorized peer=%s:%u path=%s role=%s reason=\"%s\"",
+               host ? host : "?", port, path, fr_token_role_name(have), msg);
+    }
+    if (have == FR_ROLE_NONE)
+        evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate",
+                          "Bearer realm=\"freshet\"");
+    send_error(w, req, have == FR_ROLE_NONE ? 401 : 403, FR_E_UNAUTHORIZED, msg);
+}
+
 static void dispatch(struct evhttp_request *req, void *arg)
 {
     fr_worker_t *w = arg;
@@ -940,13 +989,14 @@ static void dispatch(struct evhttp_request *req, void *arg)
         const char *path;
         enum evhttp_cmd_type method;
         void (*fn)(fr_worker_t *, struct evhttp_request *);
+        fr_role_t role; /* least role allowed when auth is on (/metrics: see metrics_auth) */
     } routes[] = {
-        {"/healthz", EVHTTP_REQ_GET, h_healthz},
-        {"/readyz", EVHTTP_REQ_GET, h_readyz},
-        {"/metrics", EVHTTP_REQ_GET, h_metrics},
-        {"/get-online-features", EVHTTP_REQ_POST, h_get_online},
-        {"/push", EVHTTP_REQ_POST, h_push},
-        {"/v1/export", EVHTTP_REQ_POST, h_export},
+        {"/healthz", EVHTTP_REQ_GET, h_healthz, FR_ROLE_NONE},
+        {"/readyz", EVHTTP_REQ_GET, h_readyz, FR_ROLE_NONE},
+        {"/metrics", EVHTTP_REQ_GET, h_metrics, FR_ROLE_READ},
+        {"/get-online-features", EVHTTP_REQ_POST, h_get_online, FR_ROLE_READ},
+        {"/push", EVHTTP_REQ_POST, h_push, FR_ROLE_WRITE},
+        {"/v1/export", EVHTTP_REQ_POST, h_export, FR_ROLE_READ},
     };
     bool path_known = false;
     for (size_t i = 0; path && i < sizeof routes / sizeof routes[0]; i++) {
@@ -954,7 +1004,15 @@ static void dispatch(struct evhttp_request *req, void *arg)
             continue;
         path_known = true;
         if (m == routes[i].method) {
-            routes[i].fn(w, req);
+            fr_role_t need = routes[i].role;
+            if (routes[i].fn == h_metrics && !w->server->cfg.metrics_auth)
+                need = FR_ROLE_NONE;
+            const char *name;
+            fr_role_t have = need == FR_ROLE_NONE ? FR_ROLE_NONE : bearer_role(w, req, &name);
+            if (have < need)
+                deny(w, req, routes[i].path, have, need); /* before the body is looked at */
+            else
+                routes[i].fn(w, req);
             evhttp_uri_free(u);
             return;
         }
@@ -987,6 +1045,8 @@ int fr_http_start(fr_server_t *s, fr_worker_t *w, const char **why)
     evhttp_set_max_body_size(w->http, (ev_ssize_t)s->cfg.max_frame);
     evhttp_set_allowed_methods(w->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD);
     evhttp_set_gencb(w->http, dispatch, w);
+    if (s->tls)
+        fr_tls_http_enable(s->tls, w->http); /* TLS only on this listener too */
     struct evhttp_bound_socket *bs = evhttp_bind_socket_with_handle(w->http, host, (ev_uint16_t)port);
     if (!bs) {
         snprintf(buf, sizeof buf, "http: cannot bind %s", s->cfg.http);

@@ -113,31 +113,107 @@ static bool enc_columns_cb(pb_ostream_t *stream, const pb_field_t *field, void *
     return true;
 }
 
+static size_t put_varint(uint8_t *p, uint64_t v)
+{
+    size_t n = 0;
+    while (v >= 0x80) {
+        p[n++] = (uint8_t)(v | 0x80);
+        v >>= 7;
+    }
+    p[n++] = (uint8_t)v;
+    return n;
+}
+
+static uint64_t zigzag(int64_t v) { return ((uint64_t)v << 1) ^ (uint64_t)(v >> 63); }
+
+/* RowResult messages written by hand: nanopb's pb_encode_submessage walks the descriptor twice per
+ * row (sizing, then encoding); the wire form of these four fields is fixed, so the length is known
+ * up front and the stored msgpack bytes are written straight after their header. */
 static bool enc_rows_cb(pb_ostream_t *stream, const pb_field_t *field, void *const *arg)
 {
     const get_plan_t *p = *arg;
+    uint8_t head[48], body[48]; /* 1+10 (tag, length) and 3 tags + 3 varints + a length */
     for (size_t i = 0; i < p->nrows; i++) {
         const fr_asof_t *a = &p->rows[i];
-        freshet_RowResult rr = freshet_RowResult_init_zero;
-        fr_pb_bytes_t vals = {0};
-        rr.has_status = true;
-        rr.status = (uint32_t)a->status;
+        size_t n = 0;
+        body[n++] = (1 << 3) | PB_WT_VARINT;
+        n += put_varint(body + n, (uint32_t)a->status);
+        bool values = false;
         if (a->status != FR_STATUS_NOT_FOUND) {
-            rr.has_event_ts_us = rr.has_written_at_us = true;
-            rr.event_ts_us = a->event_ts_us;
-            rr.written_at_us = a->written_at_us;
-            if (a->status == FR_STATUS_PRESENT || p->include_expired) {
-                vals.ptr = a->values;
-                vals.len = a->values_len;
-                rr.values.funcs.encode = fr_pb_encode_bytes;
-                rr.values.arg = &vals;
+            body[n++] = (2 << 3) | PB_WT_VARINT;
+            n += put_varint(body + n, zigzag(a->event_ts_us));
+            body[n++] = (3 << 3) | PB_WT_VARINT;
+            n += put_varint(body + n, zigzag(a->written_at_us));
+            if ((a->status == FR_STATUS_PRESENT || p->include_expired) && a->values) {
+                values = true;
+                body[n++] = (4 << 3) | PB_WT_STRING;
+                n += put_varint(body + n, a->values_len);
             }
         }
-        if (!pb_encode_tag_for_field(stream, field) ||
-            !pb_encode_submessage(stream, freshet_RowResult_fields, &rr))
+        size_t h = 0;
+        head[h++] = (uint8_t)((field->tag << 3) | PB_WT_STRING);
+        h += put_varint(head + h, n + (values ? a->values_len : 0));
+        if (!pb_write(stream, head, h) || !pb_write(stream, body, n) ||
+            (values && !pb_write(stream, a->values, a->values_len)))
             return false;
     }
     return true;
+}
+
+static bool enc_cached_cb(pb_ostream_t *stream, const pb_field_t *field, void *const *arg)
+{
+    (void)field;
+    const cols_cache_t *cc = *arg;
+    return pb_write(stream, cc->enc, cc->enc_len);
+}
+
+/* Makes cc hold the encoded views and columns of plan p, made by registry reg from g's feature
+ * list; re-encodes only when either differs from the cached ones. 0, or -1 (no memory, encoding). */
+static int cols_cache_fill(cols_cache_t *cc, fr_registry_t *reg, const get_req_t *g,
+                           const get_plan_t *p)
+{
+    size_t klen = 0;
+    for (size_t i = 0; i < g->nfeatures; i++)
+        klen += 4 + g->features[i].len;
+    if (cc->reg == reg && cc->key_len == klen) {
+        size_t off = 0, i = 0;
+        for (; i < g->nfeatures; i++) {
+            const span_t *f = &g->features[i];
+            if (fr_get_be32(cc->key + off) != f->len || memcmp(cc->key + off + 4, f->ptr, f->len))
+                break;
+            off += 4 + f->len;
+        }
+        if (i == g->nfeatures)
+            return 0;
+    }
+    cc->key_len = 0; /* invalid until refilled */
+    if (fr_read_grow((void **)&cc->key, &cc->key_cap, klen, 1))
+        return -1;
+    freshet_GetResponse r = freshet_GetResponse_init_zero;
+    r.views.funcs.encode = enc_views_cb;
+    r.views.arg = (void *)p;
+    r.columns.funcs.encode = enc_columns_cb;
+    r.columns.arg = (void *)p;
+    pb_ostream_t sizing = PB_OSTREAM_SIZING;
+    if (!pb_encode(&sizing, freshet_GetResponse_fields, &r) ||
+        fr_read_grow((void **)&cc->enc, &cc->enc_cap, sizing.bytes_written, 1))
+        return -1;
+    pb_ostream_t os = pb_ostream_from_buffer(cc->enc, sizing.bytes_written);
+    if (!pb_encode(&os, freshet_GetResponse_fields, &r))
+        return -1;
+    cc->enc_len = os.bytes_written;
+    size_t off = 0;
+    for (size_t i = 0; i < g->nfeatures; i++) {
+        fr_put_be32(cc->key + off, (uint32_t)g->features[i].len);
+        memcpy(cc->key + off + 4, g->features[i].ptr, g->features[i].len);
+        off += 4 + g->features[i].len;
+    }
+    cc->key_len = klen;
+    if (cc->reg != reg) {
+        fr_registry_release(cc->reg);
+        cc->reg = fr_registry_ref(reg);
+    }
+    return 0;
 }
 
 /* Resolves features into views and columns, and each view to its entity column. */
@@ -271,8 +347,8 @@ int fr_read_rows(fr_worker_t *w, get_plan_t *p, fr_rtxn_t *rt, int64_t as_of,
 
 /* Reads plan p from the open snapshot rt (see fr_read_rows) and replies. Leaves rt open. */
 static void read_and_reply(fr_worker_t *w, fr_conn_t *c, const fr_frame_t *f, get_plan_t *p,
-                           fr_rtxn_t *rt, int64_t as_of, const int64_t *row_as_of, unsigned flags,
-                           const snap_extra_t *extra)
+                           fr_registry_t *reg, fr_rtxn_t *rt, int64_t as_of,
+                           const int64_t *row_as_of, unsigned flags, const snap_extra_t *extra)
 {
     int rc = fr_read_rows(w, p, rt, as_of, row_as_of, flags);
     if (rc != FR_OK) {
@@ -285,10 +361,16 @@ static void read_and_reply(fr_worker_t *w, fr_conn_t *c, const fr_frame_t *f, ge
     r.as_of_us = as_of;
     r.entity_count = (uint32_t)p->nentities;
     r.snapshot_txn = fr_rtxn_id(rt);
-    r.views.funcs.encode = enc_views_cb;
-    r.views.arg = p;
-    r.columns.funcs.encode = enc_columns_cb;
-    r.columns.arg = p;
+    get_scratch_t *sc = w->get_scratch;
+    if (sc && cols_cache_fill(&sc->cols, reg, &sc->req, p) == 0) {
+        r.views.funcs.encode = enc_cached_cb; /* fields 3 and 4, in that order */
+        r.views.arg = &sc->cols;
+    } else {
+        r.views.funcs.encode = enc_views_cb;
+        r.views.arg = p;
+        r.columns.funcs.encode = enc_columns_cb;
+        r.columns.arg = p;
+    }
     r.rows.funcs.encode = enc_rows_cb;
     r.rows.arg = p;
     fr_pb_bytes_t cursor = {0};
@@ -355,7 +437,7 @@ void fr_handle_get(fr_worker_t *w, fr_conn_t *c, const fr_frame_t *f, const uint
     if (rc != FR_OK)
         fr_reply_error(w, c, f, rc, "cannot open a read snapshot");
     else
-        read_and_reply(w, c, f, p, w->rtxn, as_of, NULL, flags, NULL);
+        read_and_reply(w, c, f, p, reg, w->rtxn, as_of, NULL, flags, NULL);
     fr_rtxn_reset(w->rtxn); /* row values pointed into the map until the reply was encoded */
     fr_registry_release(reg);
 }
@@ -503,13 +585,13 @@ void fr_handle_export(fr_worker_t *w, fr_conn_t *c, const fr_frame_t *f, const u
             rc = FR_E_BAD_REQUEST;
         }
         if (rc == FR_OK)
-            read_and_reply(w, c, f, p, rt, 0, g->as_of, flags, NULL);
+            read_and_reply(w, c, f, p, reg, rt, 0, g->as_of, flags, NULL);
     } else if (req.kind == freshet_ExportKind_EXPORT_SNAPSHOT) {
         int64_t as_of = req.has_snapshot_as_of_us ? req.snapshot_as_of_us
                                                   : fr_clock_now(w->server->clock);
         rc = plan_snapshot(g, p, reg, rt, &req, &extra);
         if (rc == FR_OK)
-            read_and_reply(w, c, f, p, rt, as_of, NULL, flags, &extra);
+            read_and_reply(w, c, f, p, reg, rt, as_of, NULL, flags, &extra);
     } else {
         snprintf(g->why, sizeof g->why, "kind: expected EXPORT_PIT or EXPORT_SNAPSHOT");
         rc = FR_E_BAD_REQUEST;
@@ -532,6 +614,9 @@ void fr_handle_scratch_free(fr_worker_t *w)
     free(sc->req.as_of);
     free(sc->plan.cols);
     free(sc->plan.rows);
+    fr_registry_release(sc->cols.reg);
+    free(sc->cols.key);
+    free(sc->cols.enc);
     free(sc);
     w->get_scratch = NULL;
 }

@@ -47,9 +47,19 @@ typedef struct {
     size_t nentities;
     int include_expired;
 } get_plan_t;
+/* The encoded `views` and `columns` fields of the last Get reply: they depend only on the registry
+ * and the request's feature list, and a serving client repeats the same list, so a repeat copies
+ * bytes instead of re-encoding 50 Column messages. Holds a registry reference so the pointer key
+ * cannot be reused by a newer registry while cached. */
+typedef struct {
+    fr_registry_t *reg;
+    uint8_t *key, *enc; /* feature list (u32 length-prefixed), encoded fields 3 and 4 */
+    size_t key_len, key_cap, enc_len, enc_cap;
+} cols_cache_t;
 typedef struct {
     get_req_t req;
     get_plan_t plan;
+    cols_cache_t cols;
 } get_scratch_t;
 
 /* Resolves g's features against reg into p (views, columns, entity list per view). FR_OK or

@@ -15,7 +15,9 @@
 
 #include "common/log.h"
 #include "freshet/err.h"
+#include "ingest.h"
 #include "server_int.h"
+#include "tls.h"
 
 static _Thread_local char why_buf[512];
 
@@ -113,6 +115,36 @@ static int bind_listener(fr_server_t *s, const char **why)
     return FR_OK;
 }
 
+/* Loads the auth file and the TLS context (before the store: bad security settings fail fast). */
+static int load_security(fr_server_t *s, const char **why)
+{
+    const fr_config_t *cfg = &s->cfg;
+    int rc = FR_OK;
+    if (cfg->auth_file[0]) {
+        rc = fr_auth_load(cfg->auth_file, &s->auth, why_buf, sizeof why_buf);
+        if (rc != FR_OK) {
+            *why = why_buf;
+            return rc;
+        }
+    }
+    if (!cfg->tls_cert[0] != !cfg->tls_key[0]) {
+        *why = "tls_cert and tls_key: set both (TLS on) or neither (TLS off)";
+        return FR_E_BAD_ARG;
+    }
+    if (cfg->tls_cert[0]) {
+        rc = fr_tls_server_new(cfg->tls_cert, cfg->tls_key, &s->tls, why_buf, sizeof why_buf);
+        if (rc != FR_OK)
+            *why = why_buf;
+    }
+    return rc;
+}
+
+static int is_loopback(const char *addr)
+{
+    return !addr[0] || strncmp(addr, "127.", 4) == 0 || strncmp(addr, "[::1]:", 6) == 0 ||
+           strncmp(addr, "localhost:", 10) == 0;
+}
+
 int fr_server_new(const fr_config_t *cfg, const fr_clock_t *clock, fr_server_t **out,
                   const char **why)
 {
@@ -141,7 +173,14 @@ int fr_server_new(const fr_config_t *cfg, const fr_clock_t *clock, fr_server_t *
         .max_readers = (unsigned)cfg->max_readers,
         .clock = s->clock,
     };
-    int rc = fr_store_open(&so, &s->store, why);
+    int rc = load_security(s, why);
+    if (rc != FR_OK)
+        goto fail;
+    if (!s->auth && (!is_loopback(cfg->listen) || !is_loopback(cfg->http)))
+        fr_log(FR_LOG_WARN, "event=auth_off listen=%s http=%s reason=\"no auth_file: anyone who "
+               "can reach these addresses can read, write, apply and back up\"", cfg->listen,
+               cfg->http);
+    rc = fr_store_open(&so, &s->store, why);
     if (rc != FR_OK)
         goto fail;
     s->base = event_base_new();
@@ -185,6 +224,12 @@ int fr_server_run(fr_server_t *s)
         rc = fr_worker_launch(s->http_worker);
     if (rc == FR_OK)
         rc = fr_writer_start(s);
+    if (rc == FR_OK) {
+        const char *iwhy = "";
+        rc = fr_ingest_start(s, &iwhy); /* after the writer: it feeds the writer's queue */
+        if (rc != FR_OK)
+            fr_log(FR_LOG_ERROR, "event=ingest_start_failed reason=\"%s\"", iwhy);
+    }
     if (rc != FR_OK) {
         fr_log(FR_LOG_ERROR, "event=start_failed code=%s", fr_err_name(rc));
         return rc;
@@ -195,12 +240,14 @@ int fr_server_run(fr_server_t *s)
     event_add(s->sigterm, NULL);
     event_add(s->sigint, NULL);
     event_add(s->stop_ev, NULL);
-    fr_log(FR_LOG_INFO, "event=started listen=%s data=%s threads=%u durability=%s", s->listen_addr,
-           s->cfg.data, s->worker_count, s->cfg.durability);
+    fr_log(FR_LOG_INFO, "event=started listen=%s data=%s threads=%u durability=%s auth=%s tokens=%zu tls=%s",
+           s->listen_addr, s->cfg.data, s->worker_count, s->cfg.durability, s->auth ? "on" : "off",
+           fr_auth_count(s->auth), s->tls ? "on" : "off");
     event_base_dispatch(s->base);
     /* drain: stop accepting, finish and answer queued writes, then close connections */
     evconnlistener_free(s->listener);
     s->listener = NULL;
+    fr_ingest_stop(s); /* its last batches commit before the writer drains */
     fr_writer_stop(s);
     while (atomic_load(&s->backups_running) > 0) {
         /* a running backup completes to a worker: let it finish before the loops stop */
@@ -242,6 +289,8 @@ void fr_server_free(fr_server_t *s)
         fr_worker_join(s->http_worker); /* initialised but never run (start-up failed) */
     free(s->http_worker);
     fr_store_close(s->store);
+    fr_auth_free(s->auth);
+    fr_tls_server_free(s->tls);
     free(s->stats.views);
     free(s);
 }

@@ -103,7 +103,10 @@ static void run_group(fr_server_t *s, fr_job_t *group)
         }
     while (group) {
         fr_job_t *next = group->next;
-        fr_worker_complete(group->http ? s->http_worker : group->conn->worker, group);
+        if (group->done_cb)
+            group->done_cb(group);
+        else
+            fr_worker_complete(group->http ? s->http_worker : group->conn->worker, group);
         group = next;
     }
 }

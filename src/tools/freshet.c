@@ -15,27 +15,71 @@ static const struct {
     {"get", fr_cli_get, "get --entities a,b (--view V | --features v:f,...) [--as-of T] [--include-expired] [--format table|json]"},
     {"export", fr_cli_export, "export pit --labels FILE --features v:f,... [--mode event|served] [--format csv|jsonl|msgpack] [--with-status] [-o OUT]\n"
                               "  freshet export snapshot (--view V | --features v:f,...) [--as-of T] [--format ...] [-o OUT]"},
+    {"score", fr_cli_score, "score --entity card_id=a,b [--entity merchant_id=m,n] [--feature amount=1.5,20] [--format table|json] --server INFER_ADDR"},
+    {"predict", fr_cli_predict, "predict --model MODEL.frm --csv FILE|-   offline scores of a CSV of model inputs"},
     {"status", fr_cli_status, "status [--config]                 server, storage and per-view state (or its configuration)"},
     {"backup", fr_cli_backup, "backup DEST [--no-compact]         hot, consistent copy of the store (on the server's disk)"},
     {"sources", fr_cli_sources, "sources                           stored stream positions (exactly-once)"},
+    {"token", fr_cli_token, "token new NAME read|write|admin   print a fresh token and its --auth-file line"},
 };
 
 static void usage(FILE *out)
 {
-    fprintf(out, "usage: freshet [--server HOST:PORT] COMMAND ...\n\ncommands:\n");
+    fprintf(out, "usage: freshet [--server HOST:PORT] [--token T] [--tls [--tls-ca FILE | --tls-insecure]] "
+                 "COMMAND ...\n\ncommands:\n");
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         fprintf(out, "  freshet %s\n", commands[i].usage);
-    fprintf(out, "\nThe server defaults to $FRESHET_SERVER, then 127.0.0.1:7070.\n");
+    fprintf(out, "\nThe server defaults to $FRESHET_SERVER, then 127.0.0.1:7070. The token defaults to\n"
+                 "$FRESHET_TOKEN (prefer it to --token, which other users can see in ps); TLS is also\n"
+                 "turned on by FRESHET_TLS=1, FRESHET_TLS_CA=FILE (the CA to trust) or\n"
+                 "FRESHET_TLS_INSECURE=1 (no certificate check: for tests only).\n");
+}
+
+/* Takes a connection flag at argv[k] into ctx: returns how many arguments it used (0: not one). */
+static int conn_flag(fr_cli_ctx_t *ctx, int argc, char **argv, int k)
+{
+    const char *a = argv[k];
+    if (!strcmp(a, "--tls")) {
+        ctx->tls = 1;
+        return 1;
+    }
+    if (!strcmp(a, "--tls-insecure")) {
+        ctx->tls_insecure = 1;
+        return 1;
+    }
+    if (k + 1 >= argc)
+        return 0;
+    if (!strcmp(a, "--server"))
+        ctx->server = argv[k + 1];
+    else if (!strcmp(a, "--token"))
+        ctx->token = argv[k + 1];
+    else if (!strcmp(a, "--tls-ca"))
+        ctx->tls_ca = argv[k + 1];
+    else
+        return 0;
+    return 2;
+}
+
+static int env_on(const char *name)
+{
+    const char *v = getenv(name);
+    return v && *v && strcmp(v, "0") != 0;
 }
 
 int main(int argc, char **argv)
 {
     const char *server = getenv("FRESHET_SERVER");
+    fr_cli_ctx_t ctx = {0};
+    ctx.server = server && *server ? server : "127.0.0.1:7070";
+    ctx.token = getenv("FRESHET_TOKEN");
+    ctx.tls = env_on("FRESHET_TLS");
+    ctx.tls_ca = getenv("FRESHET_TLS_CA");
+    ctx.tls_insecure = env_on("FRESHET_TLS_INSECURE");
     int i = 1;
     while (i < argc && argv[i][0] == '-') {
-        if (!strcmp(argv[i], "--server") && i + 1 < argc) {
-            server = argv[i + 1];
-            i += 2;
+        int used = conn_flag(&ctx, argc, argv, i);
+        if (used) {
+            i += used;
         } else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             usage(stdout);
             return 0;
@@ -49,15 +93,18 @@ int main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
-    fr_cli_ctx_t ctx = {server && *server ? server : "127.0.0.1:7070", argc - i - 1, argv + i + 1};
-    /* also accept --server after the command */
-    for (int k = 0; k + 1 < ctx.argc; k++)
-        if (!strcmp(ctx.argv[k], "--server")) {
-            ctx.server = ctx.argv[k + 1];
-            memmove(ctx.argv + k, ctx.argv + k + 2, (size_t)(ctx.argc - k - 2) * sizeof *ctx.argv);
-            ctx.argc -= 2;
-            break;
+    ctx.argc = argc - i - 1;
+    ctx.argv = argv + i + 1;
+    /* also accept the connection flags after the command */
+    for (int k = 0; k < ctx.argc;) {
+        int used = conn_flag(&ctx, ctx.argc, ctx.argv, k);
+        if (!used) {
+            k++;
+            continue;
         }
+        memmove(ctx.argv + k, ctx.argv + k + used, (size_t)(ctx.argc - k - used) * sizeof *ctx.argv);
+        ctx.argc -= used;
+    }
     for (size_t k = 0; k < sizeof commands / sizeof commands[0]; k++)
         if (!strcmp(argv[i], commands[k].name))
             return commands[k].run(&ctx);

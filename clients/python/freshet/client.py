@@ -1,0 +1,917 @@
+"""Implementation of the Freshet client (see the package docstring for the manual).
+
+Layers, bottom up:
+  _Conn      framing over one TCP socket (u32 body_len · u32 request_id · u16 op · protobuf body,
+             big-endian; replies carry op | 0x8000 and may arrive out of order, so they are matched
+             by request id);
+  encoding   msgpack row payloads in the view's feature order, typed per feature;
+  decoding   GetResponse (rows[e * len(views) + v], columns → (view, index, type)) into typed
+             per-feature columns with statuses;
+  Client     the public calls.
+"""
+
+import datetime as _dt
+import json
+import os
+import socket
+import struct
+import time
+
+import msgpack
+import numpy as np
+import pandas as pd
+
+from . import freshet_pb2 as pb
+
+# ---- constants mirrored from include/freshet/{err,types}.h (the numbers travel on the wire) ----
+
+ERROR_NAMES = {
+    0: "OK", -1: "BAD_REQUEST", -2: "UNKNOWN_VIEW", -3: "UNKNOWN_FEATURE", -4: "TYPE_MISMATCH",
+    -5: "TOO_LARGE", -6: "FUTURE_EVENT", -7: "UNAUTHORIZED", -8: "BAD_REGISTRY", -9: "INCOMPATIBLE",
+    -10: "BAD_OP", -11: "BAD_ARG", -12: "NOT_FOUND", -13: "BAD_MODEL", -14: "UNSUPPORTED",
+    -40: "NOMEM", -41: "STORAGE", -42: "STORAGE_FULL", -43: "INTERNAL", -44: "IO", -45: "CLOSED",
+    -46: "BUSY", -47: "TIMEOUT", -48: "SHUTDOWN",
+}
+_ERROR_CODES = {v: k for k, v in ERROR_NAMES.items()}
+_RETRYABLE = {"BUSY", "IO", "CLOSED", "TIMEOUT", "SHUTDOWN"}
+
+NOT_FOUND, PRESENT, EXPIRED, NULL = 0, 1, 2, 3
+STATUS_NAMES = {NOT_FOUND: "NOT_FOUND", PRESENT: "PRESENT", EXPIRED: "EXPIRED", NULL: "NULL"}
+
+TYPE_NAMES = {1: "int64", 2: "double", 3: "float", 4: "bool", 5: "string", 6: "bytes",
+              7: "float_list"}
+_TYPE_CODES = {v: k for k, v in TYPE_NAMES.items()}
+
+_RESP = 0x8000
+_HDR = struct.Struct(">IIH")
+PUT_BATCH_ROWS = 1000
+PUT_WINDOW = 8
+PUT_BUSY_RETRIES = 12
+EXPORT_CHUNK_ROWS = 10000
+EXPORT_WINDOW = 4
+
+
+class FreshetError(Exception):
+    """A refused request or a failed call. code_name: "UNKNOWN_VIEW", ...; code: its number;
+    message: the server's (or client's) sentence; row_index: for put, the offending row."""
+
+    def __init__(self, code_name, message, row_index=None):
+        self.code_name = code_name
+        self.code = _ERROR_CODES.get(code_name, -43)
+        self.message = message
+        self.row_index = row_index
+        super().__init__(f"{code_name}: {message}")
+
+    @property
+    def retryable(self):
+        return self.code_name in _RETRYABLE
+
+
+def _check(resp):
+    """Raises FreshetError unless the response's code is 0."""
+    if resp.code != 0:
+        raise FreshetError(ERROR_NAMES.get(resp.code, f"ERROR_{resp.code}"), resp.message)
+    return resp
+
+
+# ---- time conversion ----
+
+def to_us(t, what="time"):
+    """Microseconds since the epoch from an int, datetime, pandas Timestamp, numpy datetime64 or
+    RFC 3339 string (a string of digits is microseconds). Naive values are UTC."""
+    if isinstance(t, (bool, np.bool_)):
+        raise FreshetError("BAD_ARG", f"{what}: a bool is not a time")
+    if isinstance(t, (int, np.integer)):
+        return int(t)
+    if isinstance(t, str):
+        s = t.strip()
+        if s.isdigit() or (s[:1] == "-" and s[1:].isdigit()):
+            return int(s)
+        try:
+            ts = pd.Timestamp(s)
+        except (ValueError, TypeError, OverflowError) as e:
+            raise FreshetError("BAD_ARG", f"{what}: unparseable timestamp {t!r} ({e})") from None
+    elif isinstance(t, (_dt.datetime, np.datetime64, pd.Timestamp)):
+        ts = pd.Timestamp(t)
+    else:
+        raise FreshetError("BAD_ARG", f"{what}: {type(t).__name__} is not a time "
+                                      "(int microseconds, datetime, Timestamp or RFC 3339 string)")
+    if ts is pd.NaT or pd.isna(ts):
+        raise FreshetError("BAD_ARG", f"{what}: missing timestamp")
+    if ts.tzinfo is None:
+        ts = ts.tz_localize("UTC")
+    return ts.value // 1000
+
+
+def _series_to_us(s, what):
+    """A whole column of times to an int64 numpy array of microseconds (vectorised where the dtype
+    allows). Raises BAD_ARG naming the first bad row."""
+    if pd.api.types.is_datetime64_any_dtype(s.dtype):
+        if s.isna().any():
+            row = int(np.flatnonzero(s.isna().to_numpy())[0])
+            raise FreshetError("BAD_ARG", f"row {row}, column \"{what}\": missing timestamp")
+        if getattr(s.dt, "tz", None) is not None:
+            s = s.dt.tz_convert("UTC").dt.tz_localize(None)
+        return s.to_numpy(dtype="datetime64[ns]").astype(np.int64) // 1000
+    if pd.api.types.is_integer_dtype(s.dtype) and not pd.api.types.is_bool_dtype(s.dtype):
+        if s.isna().any():
+            row = int(np.flatnonzero(s.isna().to_numpy())[0])
+            raise FreshetError("BAD_ARG", f"row {row}, column \"{what}\": missing timestamp")
+        return s.to_numpy(dtype=np.int64)
+    out = np.empty(len(s), dtype=np.int64)
+    for i, v in enumerate(s.tolist()):
+        try:
+            out[i] = to_us(v, f"row {i}, column \"{what}\"")
+        except FreshetError:
+            raise
+        except Exception as e:  # noqa: BLE001 (anything unparseable)
+            raise FreshetError("BAD_ARG", f"row {i}, column \"{what}\": {e}") from None
+    return out
+
+
+def _us_to_series(us, mask=None):
+    """int64 microseconds (NaT where mask is False) → datetime64[ns, UTC] values."""
+    arr = np.asarray(us, dtype=np.int64) * 1000
+    dt = arr.astype("datetime64[ns]")
+    if mask is not None:
+        dt[~np.asarray(mask, dtype=bool)] = np.datetime64("NaT")
+    return pd.DatetimeIndex(dt).tz_localize("UTC")
+
+
+# ---- values ----
+
+def _is_null(v):
+    if v is None or v is pd.NA or v is pd.NaT:
+        return True
+    if isinstance(v, (float, np.floating)) and v != v:
+        return True
+    return False
+
+
+def _entity_bytes(v, what):
+    if isinstance(v, bytes):
+        b = v
+    elif isinstance(v, str):
+        b = v.encode()
+    elif isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_)):
+        b = str(int(v)).encode()
+    else:
+        raise FreshetError("BAD_ARG", f"{what}: entity id {v!r} is not a str, bytes or int")
+    if not b:
+        raise FreshetError("BAD_ARG", f"{what}: empty entity id")
+    return b
+
+
+def _check_ids(s, col):
+    """Raises BAD_ARG naming the first row of a Series whose entity id is missing, empty or not a
+    str/bytes/int (vectorised for integer and string columns)."""
+    if pd.api.types.is_integer_dtype(s.dtype) and not pd.api.types.is_bool_dtype(s.dtype) \
+            and not s.isna().any():
+        return
+    vals = s.tolist()
+    ok = np.fromiter(((isinstance(v, (str, bytes)) and len(v) > 0)
+                      or (isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_)))
+                      for v in vals), dtype=bool, count=len(vals))
+    if not ok.all():
+        row = int(np.flatnonzero(~ok)[0])
+        raise FreshetError("BAD_ARG", f"row {row}, column \"{col}\": entity id {vals[row]!r} is "
+                                      "missing, empty or not a str, bytes or int")
+
+
+_F32 = struct.Struct(">f")
+_NIL = b"\xc0"
+
+
+def _mp_array_header(n):
+    if n < 16:
+        return bytes([0x90 | n])
+    if n < 65536:
+        return b"\xdc" + struct.pack(">H", n)
+    return b"\xdd" + struct.pack(">I", n)
+
+
+def _enc_float32(x):
+    return b"\xca" + _F32.pack(x)
+
+
+def _enc_float_list(v):
+    return _mp_array_header(len(v)) + b"".join(b"\xca" + _F32.pack(float(x)) for x in v)
+
+
+def _value_normalizer(ftype, fname):
+    """A function: Python value → the value to pack for this feature type (None for null).
+    Raises TYPE_MISMATCH where Python would otherwise silently convert (a str for an int64...)."""
+
+    def check(cond, v):
+        if not cond:
+            raise FreshetError("TYPE_MISMATCH", f"values.{fname}: expected {ftype}, got {v!r}")
+
+    def number(v):
+        check(isinstance(v, (int, float, np.integer, np.floating))
+              and not isinstance(v, (bool, np.bool_)), v)
+        return float(v)
+
+    if ftype == "int64":
+        def norm(v):
+            if isinstance(v, (float, np.floating)):
+                check(float(v).is_integer(), v)
+                return int(v)
+            check(isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_)), v)
+            return int(v)
+    elif ftype in ("double", "float"):
+        norm = number
+    elif ftype == "bool":
+        def norm(v):
+            check(isinstance(v, (bool, np.bool_)), v)
+            return bool(v)
+    elif ftype == "string":
+        def norm(v):
+            check(isinstance(v, str), v)
+            return v
+    elif ftype == "bytes":
+        def norm(v):
+            check(isinstance(v, (bytes, bytearray, memoryview, str)), v)
+            return v.encode() if isinstance(v, str) else bytes(v)
+    elif ftype == "float_list":
+        def norm(v):
+            check(isinstance(v, (list, tuple, np.ndarray)), v)
+            return [number(x) for x in v]
+    else:
+        def norm(v):  # a type this client does not know: send what msgpack makes of it
+            return v
+
+    def normalize(v):
+        return None if _is_null(v) else norm(v)
+    return normalize
+
+
+def _fast_column(series, ftype):
+    """Vectorised normalisation of a numeric DataFrame column (None = null), or None when the
+    column needs the per-value path."""
+    dt = series.dtype
+    if pd.api.types.is_bool_dtype(dt):
+        return None
+    if ftype in ("double", "float") and (pd.api.types.is_float_dtype(dt)
+                                         or pd.api.types.is_integer_dtype(dt)):
+        arr = series.to_numpy(dtype=np.float64, na_value=np.nan)
+        out = arr.tolist()
+        for i in np.flatnonzero(np.isnan(arr)).tolist():
+            out[i] = None
+        return out
+    if ftype == "int64" and pd.api.types.is_integer_dtype(dt):
+        if series.isna().any():
+            return [None if x is pd.NA else int(x) for x in series.tolist()]
+        return series.to_numpy(dtype=np.int64).tolist()
+    return None
+
+
+_PACK_NATIVE = {"int64", "double", "bool", "string", "bytes"}  # msgpack's own encoding is right
+
+
+def _pack_value(v, ftype, packb):
+    if v is None:
+        return _NIL
+    if ftype == "float":
+        return _enc_float32(v)
+    if ftype == "float_list":
+        return _enc_float_list(v)
+    return packb(v)
+
+
+def _decode_value(v, ftype):
+    """A decoded msgpack item → the Python value of a column of this type (None for nil)."""
+    if v is None:
+        return None
+    if ftype == "bytes" and isinstance(v, str):
+        return v.encode()
+    if ftype == "string" and isinstance(v, bytes):
+        return v.decode("utf-8", "replace")
+    if ftype in ("double", "float") and isinstance(v, int):
+        return float(v)
+    if ftype == "float_list":
+        if isinstance(v, bytes):
+            return np.frombuffer(v, dtype="<f4").astype(float).tolist()
+        return [float(x) for x in v]
+    return v
+
+
+def _column_array(values, ftype):
+    """A list of Python values (None = missing) → a typed pandas/numpy array."""
+    if ftype in ("double", "float"):
+        return np.array([np.nan if v is None else v for v in values], dtype=np.float64)
+    if ftype == "int64":
+        return pd.array(values, dtype="Int64")
+    if ftype == "bool":
+        return pd.array(values, dtype="boolean")
+    arr = np.empty(len(values), dtype=object)
+    arr[:] = values
+    return arr
+
+
+# ---- framing ----
+
+class _Conn:
+    def __init__(self, host, port, timeout):
+        self.timeout = timeout
+        try:
+            self.sock = socket.create_connection((host, port), timeout=timeout)
+        except socket.timeout:
+            raise FreshetError("TIMEOUT", f"connect to {host}:{port}: timed out") from None
+        except OSError as e:
+            raise FreshetError("IO", f"connect to {host}:{port}: {e}") from None
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.next_id = 1
+        self.rbuf = bytearray()
+        self.stash = {}  # request id → (op, body) of replies that arrived before they were asked for
+
+    def close(self):
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
+
+    def _fail(self, code, msg):
+        self.close()
+        raise FreshetError(code, msg)
+
+    def send(self, op, msg):
+        """Sends one request frame; returns its request id."""
+        if self.sock is None:
+            raise FreshetError("CLOSED", "connection is closed")
+        body = msg.SerializeToString()
+        rid = self.next_id
+        self.next_id = self.next_id + 1 if self.next_id < 0xFFFFFFFF else 1
+        try:
+            self.sock.sendall(_HDR.pack(len(body), rid, op) + body)
+        except socket.timeout:
+            self._fail("TIMEOUT", f"send: timed out after {self.timeout} s")
+        except OSError as e:
+            self._fail("IO", f"send: {e}")
+        return rid
+
+    def _read_frame(self):
+        while True:
+            if len(self.rbuf) >= _HDR.size:
+                n, rid, op = _HDR.unpack_from(self.rbuf, 0)
+                if len(self.rbuf) >= _HDR.size + n:
+                    body = bytes(self.rbuf[_HDR.size:_HDR.size + n])
+                    del self.rbuf[:_HDR.size + n]
+                    return rid, op, body
+            try:
+                chunk = self.sock.recv(1 << 20)
+            except socket.timeout:
+                self._fail("TIMEOUT", f"no reply within {self.timeout} s")
+            except OSError as e:
+                self._fail("IO", f"recv: {e}")
+            if not chunk:
+                self._fail("CLOSED", "server closed the connection")
+            self.rbuf += chunk
+
+    def recv(self, rid, op, resp_cls):
+        """Waits for the reply to request rid and decodes it (code checked by the caller)."""
+        if self.sock is None and rid not in self.stash:
+            raise FreshetError("CLOSED", "connection is closed")
+        while rid not in self.stash:
+            frid, fop, body = self._read_frame()
+            self.stash[frid] = (fop, body)
+        fop, body = self.stash.pop(rid)
+        if fop != (op | _RESP):
+            raise FreshetError("INTERNAL", f"reply op {fop:#x} for request op {op}")
+        resp = resp_cls()
+        try:
+            resp.ParseFromString(body)
+        except Exception as e:  # noqa: BLE001 (protobuf's DecodeError and friends)
+            raise FreshetError("BAD_REQUEST", f"malformed reply: {e}") from None
+        return resp
+
+    def call(self, op, msg, resp_cls):
+        return _check(self.recv(self.send(op, msg), op, resp_cls))
+
+
+# ---- reply decoding ----
+
+class _Decoded:
+    """One GetResponse as per-feature columns: names, types, per-cell statuses / event times /
+    written-at times (int64 arrays) and values (lists)."""
+
+    def __init__(self, resp):
+        nv = len(resp.views)
+        ne = resp.entity_count
+        if nv == 0 or len(resp.rows) != ne * nv:
+            raise FreshetError("BAD_REQUEST", f"malformed reply: {len(resp.rows)} rows for "
+                                              f"{ne} entities x {nv} views")
+        self.n = ne
+        self.views = list(resp.views)
+        self.names = [c.name for c in resp.columns]
+        self.types = [TYPE_NAMES.get(c.type, f"type{c.type}") for c in resp.columns]
+        self.status, self.event_ts, self.written_at, self.values = [], [], [], []
+        per_view = []
+        for v in range(nv):
+            rows = resp.rows[v::nv] if nv > 1 else resp.rows
+            st = np.fromiter((r.status for r in rows), dtype=np.int8, count=ne)
+            ev = np.fromiter((r.event_ts_us for r in rows), dtype=np.int64, count=ne)
+            wa = np.fromiter((r.written_at_us for r in rows), dtype=np.int64, count=ne)
+            vals = [msgpack.unpackb(r.values, raw=False) if r.values else None for r in rows]
+            per_view.append((st, ev, wa, vals))
+        for c, ftype in zip(resp.columns, self.types):
+            if c.view >= nv:
+                raise FreshetError("BAD_REQUEST", "malformed reply: column of an unknown view")
+            st, ev, wa, vals = per_view[c.view]
+            k = c.index
+            col = [None] * ne
+            cst = st.copy()
+            for e, arr in enumerate(vals):
+                if arr is None:
+                    continue
+                x = arr[k] if k < len(arr) else None
+                if x is None:
+                    if cst[e] == PRESENT:
+                        cst[e] = NULL
+                else:
+                    col[e] = _decode_value(x, ftype)
+            self.status.append(cst)
+            self.event_ts.append(ev)
+            self.written_at.append(wa)
+            self.values.append(col)
+
+
+def _status_names(st):
+    return np.array(["NOT_FOUND", "PRESENT", "EXPIRED", "NULL"], dtype=object)[st & 3]
+
+
+# ---- the client ----
+
+class Client:
+    """A connection to freshetd. See the package docstring for the manual."""
+
+    def __init__(self, host="127.0.0.1", port=7070, timeout=30):
+        self.host, self.port, self.timeout = host, int(port), timeout
+        self._conn = _Conn(self.host, self.port, timeout)
+        self._views = None  # view name → {"join_key", "features": [(name, type)], "ttl"}
+        self._registry = None
+
+    @classmethod
+    def from_addr(cls, addr, timeout=30):
+        """Client.from_addr("127.0.0.1:7070") (IPv6: "[::1]:7070")."""
+        host, sep, port = addr.rpartition(":")
+        if not sep or not host or not port.isdigit():
+            raise FreshetError("BAD_ARG", f"address {addr!r}: expected HOST:PORT")
+        if host.startswith("[") and host.endswith("]"):
+            host = host[1:-1]
+        return cls(host, int(port), timeout)
+
+    def close(self):
+        if self._conn is not None:
+            self._conn.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def _c(self):
+        """The connection, reconnecting once if an earlier network error closed it."""
+        if self._conn.sock is None:
+            self._conn = _Conn(self.host, self.port, self.timeout)
+        return self._conn
+
+    # ---- schema ----
+
+    def _set_registry(self, text):
+        if not text:
+            return
+        reg = json.loads(text)
+        views = {}
+        for v in reg.get("views", []):
+            feats = sorted(v.get("features", []), key=lambda f: f.get("position", 0))
+            views[v["name"]] = {"join_key": v.get("join_key", ""), "ttl": v.get("ttl"),
+                                "features": [(f["name"], f["type"]) for f in feats]}
+        self._registry, self._views = reg, views
+
+    def _view(self, name):
+        """The cached definition of a view, refreshing the cache once if it is unknown."""
+        if self._views is None or name not in self._views:
+            self.status()
+        if name not in self._views:
+            raise FreshetError("UNKNOWN_VIEW", f"view {name!r} is not in the registry "
+                                               "(apply it first)")
+        return self._views[name]
+
+    def _resolve(self, features):
+        """features → list of (reference, view name, view def); checks they exist."""
+        if isinstance(features, str):
+            features = [features]
+        out = []
+        for f in features:
+            if not isinstance(f, str) or not f:
+                raise FreshetError("BAD_ARG", f"feature reference {f!r}: expected \"view:feature\" "
+                                              "or \"view\"")
+            view, _, feat = f.partition(":")
+            vd = self._view(view)
+            if feat and feat not in (n for n, _ in vd["features"]):
+                self.status()  # maybe added since the cache was filled
+                vd = self._view(view)
+                if feat not in (n for n, _ in vd["features"]):
+                    raise FreshetError("UNKNOWN_FEATURE", f"feature {f!r}: view {view} has no "
+                                                          f"feature {feat!r}")
+            out.append((f, view, vd))
+        return out
+
+    # ---- administration ----
+
+    def apply(self, registry, dry_run=False):
+        """Creates or extends views from a registry (JSON text, dict, or path to a file)."""
+        if isinstance(registry, dict):
+            text = json.dumps(registry)
+        elif isinstance(registry, str) and not registry.lstrip().startswith("{") \
+                and os.path.exists(registry):
+            with open(registry, encoding="utf-8") as fh:
+                text = fh.read()
+        else:
+            text = registry
+        r = self._c().call(pb.OP_APPLY, pb.ApplyRequest(registry_json=text, dry_run=dry_run),
+                           pb.ApplyResponse)
+        if not dry_run:
+            self._set_registry(r.registry_json)
+        return {"views_added": r.views_added, "features_added": r.features_added,
+                "entities_added": r.entities_added, "views_changed": r.views_changed,
+                "registry": json.loads(r.registry_json) if r.registry_json else None}
+
+    def status(self):
+        """Server state: version, durability, map use, views, registry, server time."""
+        r = self._c().call(pb.OP_STATUS, pb.StatusRequest(), pb.StatusResponse)
+        self._set_registry(r.registry_json)
+        return {"version": r.version, "durability": r.durability, "map_size": r.map_size,
+                "map_used": r.map_used, "last_txn": r.last_txn, "write_seq": r.write_seq,
+                "server_time_us": r.server_time_us,
+                "server_time": pd.Timestamp(r.server_time_us * 1000, tz="UTC"),
+                "views": [{"name": v.name, "versions": v.versions,
+                           "newest_event_ts_us": v.newest_event_ts_us} for v in r.views],
+                "registry": self._registry}
+
+    def sources(self):
+        """Stored stream positions: [{"source", "partition", "offset"}]."""
+        r = self._c().call(pb.OP_SOURCES, pb.SourcesRequest(), pb.SourcesResponse)
+        return [{"source": p.source, "partition": p.partition, "offset": p.offset}
+                for p in r.positions]
+
+    # ---- writes ----
+
+    def put(self, view, rows, source=None, partition=0, batch_rows=PUT_BATCH_ROWS):
+        """Writes rows (list of dicts or DataFrame) to a view; see the manual."""
+        vd = self._view(view)
+        key = vd["join_key"]
+        feats = vd["features"]
+        if isinstance(rows, pd.DataFrame):
+            cols = {c: rows[c] for c in rows.columns}
+            n = len(rows)
+        else:
+            rows = list(rows)
+            n = len(rows)
+            names = []
+            seen = set()
+            for r in rows:
+                if not isinstance(r, dict):
+                    raise FreshetError("BAD_ARG", f"rows: expected dicts, got {type(r).__name__}")
+                for k in r:
+                    if k not in seen:
+                        seen.add(k)
+                        names.append(k)
+            cols = {k: [r.get(k) for r in rows] for k in names}
+        known = {key, "event_timestamp", "offset"} | {f for f, _ in feats}
+        for k in cols:
+            if k not in known:
+                raise FreshetError("UNKNOWN_FEATURE", f"column {k!r}: view {view} has no such "
+                                                      f"feature (nor is it {key}, event_timestamp "
+                                                      "or offset)")
+        for k in (key, "event_timestamp"):
+            if k not in cols and n:
+                raise FreshetError("BAD_ARG", f"rows: missing column {k!r}")
+        if source is not None and "offset" not in cols and n:
+            raise FreshetError("BAD_ARG", "rows: a put with a source needs an \"offset\" per row")
+        # Encode every row first: bad input is refused before anything is sent.
+        key_vals = cols.get(key, [])
+        if isinstance(key_vals, pd.Series):
+            key_vals = key_vals.tolist()
+        ents = [_entity_bytes(v, f"row {i}, column \"{key}\"") for i, v in enumerate(key_vals)]
+        if isinstance(rows, pd.DataFrame) and n:
+            times = _series_to_us(rows["event_timestamp"], "event_timestamp").tolist()
+        else:
+            times = [to_us(v, f"row {i}, column \"event_timestamp\"")
+                     for i, v in enumerate(cols.get("event_timestamp", []))]
+        offsets = None
+        if source is not None and n:
+            offsets = []
+            offs = cols["offset"]
+            for i, v in enumerate(offs.tolist() if isinstance(offs, pd.Series) else offs):
+                if _is_null(v) or not isinstance(v, (int, np.integer, float, np.floating)) \
+                        or float(v) != int(v):
+                    raise FreshetError("BAD_ARG", f"row {i}, column \"offset\": {v!r} is not an "
+                                                  "integer")
+                offsets.append(int(v))
+        norm_cols = []
+        for fname, ftype in feats:
+            vals = cols.get(fname)
+            if vals is None:
+                norm_cols.append([None] * n)
+                continue
+            fast = _fast_column(vals, ftype) if isinstance(vals, pd.Series) else None
+            if fast is not None:
+                norm_cols.append(fast)
+                continue
+            norm = _value_normalizer(ftype, fname)
+            out = []
+            for i, v in enumerate(vals.tolist() if isinstance(vals, pd.Series) else vals):
+                try:
+                    out.append(norm(v))
+                except FreshetError as e:
+                    raise FreshetError(e.code_name, f"row {i}: {e.message}", row_index=i) from None
+            norm_cols.append(out)
+        packb = msgpack.Packer(use_bin_type=True, autoreset=True).pack
+        if all(t in _PACK_NATIVE for _, t in feats):
+            payloads = [packb(r) for r in zip(*norm_cols)] if feats else [packb(())] * n
+        else:
+            header = _mp_array_header(len(feats))
+            types = [t for _, t in feats]
+            payloads = [header + b"".join(_pack_value(v, t, packb) for v, t in zip(r, types))
+                        for r in zip(*norm_cols)]
+
+        return self._send_puts(view, ents, times, payloads, offsets, source, partition,
+                               batch_rows)
+
+    def _send_puts(self, view, ents, times, payloads, offsets, source, partition, batch_rows):
+        """Sends encoded rows in pipelined frames. A BUSY reply (write queue full) makes the
+        server refuse every later Put of the connection until one says `resume`, so the stream
+        stays in order: wait for the frames in flight, back off, and resend from the first
+        refused frame with resume set (rows already stored come back as duplicates/unchanged)."""
+        conn = self._c()
+        n = len(ents)
+        res = {"rows_written": 0, "duplicates": 0, "unchanged": 0, "high_water": -1,
+               "busy_retries": 0}
+        can_resume = "resume" in pb.PutRequest.DESCRIPTOR.fields_by_name
+        inflight = []  # (request id, first row index)
+        first_err = None
+        busy_from = None
+        resume = False
+        tries = 0  # BUSY rounds in a row without progress
+        sent = 0
+        while sent < n or inflight or busy_from is not None:
+            if busy_from is not None and not inflight:
+                res["busy_retries"] += 1
+                tries += 1
+                if tries > PUT_BUSY_RETRIES or not can_resume:
+                    raise FreshetError("BUSY", f"row {busy_from}: server stayed busy after "
+                                               f"{tries - 1} retries", row_index=busy_from)
+                time.sleep(min(1.0, 0.002 * 2 ** tries))
+                sent, busy_from, resume = busy_from, None, True
+            while sent < n and len(inflight) < PUT_WINDOW and first_err is None \
+                    and busy_from is None:
+                end = min(n, sent + batch_rows)
+                req = pb.PutRequest()
+                if source is not None:
+                    req.source = source
+                    req.partition = partition
+                if resume:
+                    req.resume = True
+                    resume = False
+                for i in range(sent, end):
+                    r = req.rows.add(view=view, entity=ents[i], event_ts_us=times[i],
+                                     values=payloads[i])
+                    if offsets is not None:
+                        r.offset = offsets[i]
+                inflight.append((conn.send(pb.OP_PUT, req), sent))
+                sent = end
+            if not inflight:
+                continue
+            rid, start = inflight.pop(0)
+            r = conn.recv(rid, pb.OP_PUT, pb.PutResponse)
+            if r.code == _ERROR_CODES["BUSY"] and first_err is None:
+                if busy_from is None or start < busy_from:
+                    busy_from = start
+                continue
+            if r.code != 0:
+                if first_err is None:
+                    first_err = FreshetError(ERROR_NAMES.get(r.code, f"ERROR_{r.code}"),
+                                             f"row {start + r.row_index}: {r.message}",
+                                             row_index=start + r.row_index)
+                continue
+            tries = 0
+            res["rows_written"] += r.rows_written
+            res["duplicates"] += r.duplicates
+            res["unchanged"] += r.unchanged
+            if r.HasField("high_water"):
+                res["high_water"] = r.high_water
+        if first_err is not None:
+            raise first_err
+        return res
+
+    # ---- reads ----
+
+    @staticmethod
+    def _entity_columns(msg, entities):
+        """Fills msg.entities from a list of ids or a dict {join_key: [ids]}; returns
+        [(column name, [ids as given])] and the entity count."""
+        if isinstance(entities, dict):
+            cols = [(k, list(v)) for k, v in entities.items()]
+        else:
+            cols = [("entity", list(entities))]
+        n = len(cols[0][1]) if cols else 0
+        for name, ids in cols:
+            if len(ids) != n:
+                raise FreshetError("BAD_ARG", f"entities: column {name!r} has {len(ids)} ids, "
+                                              f"expected {n}")
+            ec = msg.entities.add()
+            if isinstance(entities, dict):
+                ec.join_key = name
+            ec.values.extend(_entity_bytes(v, f"entities[{i}]") for i, v in enumerate(ids))
+        return cols, n
+
+    def get(self, entities, features, as_of=None, include_expired=False, served=False):
+        """Online read of one snapshot; returns one DataFrame row per entity (see the manual)."""
+        if isinstance(features, str):
+            features = [features]
+        req = pb.GetRequest(features=list(features), include_expired=include_expired,
+                            served=served)
+        if as_of is not None:
+            req.as_of_us = to_us(as_of, "as_of")
+        cols, n = self._entity_columns(req, entities)
+        conn = self._c()
+        r = conn.call(pb.OP_GET, req, pb.GetResponse)
+        d = _Decoded(r)
+        out = {}
+        for name, ids in cols:
+            out[name] = ids
+        for j, name in enumerate(d.names):
+            st = d.status[j]
+            vals = d.values[j]
+            if not include_expired:
+                vals = [v if s == PRESENT else None for v, s in zip(vals, st)]
+            out[name] = _column_array(vals, d.types[j])
+            out[name + ":status"] = _status_names(st)
+            out[name + ":event_timestamp"] = _us_to_series(d.event_ts[j], st != NOT_FOUND)
+        df = pd.DataFrame(out, index=pd.RangeIndex(n))
+        df.attrs["as_of_us"] = r.as_of_us
+        df.attrs["as_of"] = pd.Timestamp(r.as_of_us * 1000, tz="UTC")
+        df.attrs["snapshot_txn"] = r.snapshot_txn
+        return df
+
+    # ---- exports ----
+
+    def _export_end(self, conn, features):
+        """Releases the connection's pinned export snapshot."""
+        rid = conn.send(pb.OP_EXPORT, pb.ExportRequest(kind=pb.EXPORT_PIT, features=features,
+                                                       end=True))
+        conn.recv(rid, pb.OP_EXPORT, pb.GetResponse)  # an error here only means nothing was pinned
+
+    def export_pit(self, labels, features, mode="event", with_status=False, include_expired=False,
+                   chunk_rows=EXPORT_CHUNK_ROWS, window=EXPORT_WINDOW):
+        """Point-in-time join of label rows with feature values (see the manual)."""
+        if mode not in ("event", "served"):
+            raise FreshetError("BAD_ARG", f"mode must be \"event\" or \"served\", not {mode!r}")
+        if not isinstance(labels, pd.DataFrame):
+            raise FreshetError("BAD_ARG", "labels: expected a pandas DataFrame")
+        refs = self._resolve(features)
+        features = [f for f, _, _ in refs]
+        keys = []
+        for _, _, vd in refs:
+            if vd["join_key"] not in keys:
+                keys.append(vd["join_key"])
+        for k in keys + ["event_timestamp"]:
+            if k not in labels.columns:
+                raise FreshetError("BAD_ARG", f"labels: missing column \"{k}\""
+                                   + ("" if k == "event_timestamp"
+                                      else " (the join key of a requested view)"))
+        n = len(labels)
+        times = _series_to_us(labels["event_timestamp"], "event_timestamp")
+        key_cols = {k: labels[k] for k in keys}
+        for k, s in key_cols.items():  # every id is checked before anything is sent
+            _check_ids(s, k)
+        served = mode == "served"
+        chunk_rows = max(1, int(chunk_rows))
+        starts = list(range(0, n, chunk_rows)) or [0]
+        conn = self._c()
+        inflight = []
+        results = []
+        nxt = 0
+        try:
+            while nxt < len(starts) or inflight:
+                while nxt < len(starts) and len(inflight) < max(1, window):
+                    a = starts[nxt]
+                    b = min(n, a + chunk_rows)
+                    req = pb.ExportRequest(kind=pb.EXPORT_PIT, features=features, served=served,
+                                           include_expired=include_expired,
+                                           end=nxt == len(starts) - 1)
+                    for k in keys:
+                        ec = req.entities.add(join_key=k)
+                        ec.values.extend(_entity_bytes(v, f"row {a + i}, column \"{k}\"")
+                                         for i, v in enumerate(key_cols[k].iloc[a:b].tolist()))
+                    req.as_of_us.extend(times[a:b].tolist())
+                    inflight.append((conn.send(pb.OP_EXPORT, req), a, b))
+                    nxt += 1
+                rid, a, b = inflight.pop(0)
+                r = _check(conn.recv(rid, pb.OP_EXPORT, pb.GetResponse))
+                if r.entity_count != b - a:
+                    raise FreshetError("INTERNAL", f"reply has {r.entity_count} rows for "
+                                                   f"{b - a} labels")
+                results.append((_Decoded(r), a, b, r.snapshot_txn))
+        except BaseException:
+            # Drain the replies still in flight (the server answers every chunk; an error reply
+            # already released the snapshot, but later chunks may have pinned a new one), release
+            # the snapshot, then re-raise. A network error leaves nothing to release.
+            try:
+                for rid, _, _ in inflight:
+                    conn.recv(rid, pb.OP_EXPORT, pb.GetResponse)
+                self._export_end(conn, features)
+            except FreshetError:
+                pass
+            raise
+
+        first = results[0][0]
+        names, types = first.names, first.types
+        out = labels.copy()
+        for name in names:
+            if name in out.columns:
+                raise FreshetError("BAD_ARG", f"labels: column \"{name}\" clashes with a feature "
+                                              "column of the result")
+        statuses = {"PRESENT": 0, "EXPIRED": 0, "NOT_FOUND": 0, "NULL": 0}
+        leakage = 0
+        for j, name in enumerate(names):
+            vals, sts = [], []
+            for d, a, b, _ in results:
+                st = d.status[j]
+                v = d.values[j]
+                keep = (st == PRESENT) | ((st == EXPIRED) & include_expired)
+                vals.extend(x if k else None for x, k in zip(v, keep))
+                sts.append(st)
+                if not served:
+                    leakage += int(np.count_nonzero((st == PRESENT) & (d.written_at[j] > times[a:b])))
+            st_all = np.concatenate(sts) if sts else np.zeros(0, dtype=np.int8)
+            for code, sname in STATUS_NAMES.items():
+                statuses[sname] += int(np.count_nonzero(st_all == code))
+            out[name] = _column_array(vals, types[j]) if n else _column_array([], types[j])
+            if with_status:
+                out[name + ":status"] = _status_names(st_all)
+        out.attrs["statuses"] = statuses
+        out.attrs["leakage"] = leakage
+        out.attrs["mode"] = mode
+        out.attrs["snapshot_txn"] = results[0][3]
+        return out
+
+    def export_snapshot(self, features, as_of=None, with_status=False, served=False,
+                        include_expired=False, limit=1000):
+        """Every entity of a view (or features of one entity's views) as of a time."""
+        refs = self._resolve(features)
+        features = [f for f, _, _ in refs]
+        key = refs[0][2]["join_key"] or "entity"
+        as_of_us = None if as_of is None else to_us(as_of, "as_of")
+        conn = self._c()
+        cursor = None
+        ents, parts = [], []
+        names = types = None
+        pinned = False
+        try:
+            while True:
+                req = pb.ExportRequest(kind=pb.EXPORT_SNAPSHOT, features=features, served=served,
+                                       include_expired=include_expired, limit=int(limit))
+                if as_of_us is not None:
+                    req.snapshot_as_of_us = as_of_us
+                if cursor is not None:
+                    req.cursor = cursor
+                pinned = True
+                r = _check(conn.recv(conn.send(pb.OP_EXPORT, req), pb.OP_EXPORT, pb.GetResponse))
+                as_of_us = r.as_of_us
+                d = _Decoded(r)
+                if len(r.entities) != d.n:
+                    raise FreshetError("INTERNAL", "reply: entities do not match rows")
+                names, types = d.names, d.types
+                st = np.vstack(d.status) if d.status else np.zeros((0, d.n), dtype=np.int8)
+                existed = (st != NOT_FOUND).any(axis=0) if len(d.status) else np.zeros(d.n, bool)
+                idx = np.flatnonzero(existed)
+                ents.extend(r.entities[i].decode("utf-8", "replace") for i in idx)
+                parts.append((d, idx))
+                if r.done or not r.HasField("next_cursor"):
+                    break
+                cursor = r.next_cursor
+        except FreshetError:
+            if pinned:
+                try:
+                    self._export_end(conn, features)
+                except FreshetError:
+                    pass
+            raise
+        self._export_end(conn, features)
+        out = {key: ents}
+        for j, name in enumerate(names or []):
+            vals, sts = [], []
+            for d, idx in parts:
+                st = d.status[j][idx]
+                keep = (st == PRESENT) | ((st == EXPIRED) & include_expired)
+                vals.extend(d.values[j][i] if k else None for i, k in zip(idx, keep))
+                sts.append(st)
+            out[name] = _column_array(vals, types[j])
+            if with_status:
+                out[name + ":status"] = _status_names(np.concatenate(sts))
+        df = pd.DataFrame(out)
+        df.attrs["as_of_us"] = as_of_us
+        df.attrs["as_of"] = pd.Timestamp(as_of_us * 1000, tz="UTC")
+        return df

@@ -1,0 +1,447 @@
+/* freshet-infer lifecycle and event loops: bind, start N workers (each an event loop with its own
+ * freshetd connection and an evhttp on the shared HTTP socket), hand binary connections to workers
+ * round-robin, frame requests, and drain on SIGTERM/SIGINT. Mirrors src/server/{server,conn}.c. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <event2/thread.h>
+
+#include "common/log.h"
+#include "freshet/err.h"
+#include "infer_int.h"
+
+/* ---- sockets ---- */
+
+/* Binds and listens on "HOST:PORT"; *fd is non-blocking; bound receives the actual address. */
+static int bind_addr(const char *addr, int *fd, char *bound, size_t bound_len, char *why,
+                     size_t why_len)
+{
+    char host[256], port[16];
+    const char *colon = strrchr(addr, ':');
+    size_t hlen = colon ? (size_t)(colon - addr) : 0;
+    const char *h = addr;
+    if (hlen >= 2 && h[0] == '[' && h[hlen - 1] == ']') {
+        h++;
+        hlen -= 2;
+    }
+    if (!colon || hlen == 0 || hlen >= sizeof host || !colon[1] ||
+        strlen(colon + 1) >= sizeof port) {
+        snprintf(why, why_len, "\"%s\" is not HOST:PORT", addr);
+        return FR_E_BAD_ARG;
+    }
+    memcpy(host, h, hlen);
+    host[hlen] = 0;
+    strcpy(port, colon + 1);
+    struct addrinfo hints = {0}, *res = NULL;
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+    int gai = getaddrinfo(host, port, &hints, &res);
+    if (gai != 0) {
+        snprintf(why, why_len, "cannot resolve \"%s\": %s", addr, gai_strerror(gai));
+        return FR_E_BAD_ARG;
+    }
+    int s = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    int one = 1;
+    if (s >= 0)
+        setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (s < 0 || bind(s, res->ai_addr, res->ai_addrlen) != 0 || listen(s, 1024) != 0) {
+        snprintf(why, why_len, "cannot bind %s: %s", addr, strerror(errno));
+        if (s >= 0)
+            close(s);
+        freeaddrinfo(res);
+        return FR_E_IO;
+    }
+    freeaddrinfo(res);
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    getsockname(s, (struct sockaddr *)&ss, &sl);
+    char text[INET6_ADDRSTRLEN] = "?";
+    if (ss.ss_family == AF_INET) {
+        struct sockaddr_in *in = (struct sockaddr_in *)&ss;
+        inet_ntop(AF_INET, &in->sin_addr, text, sizeof text);
+        snprintf(bound, bound_len, "%s:%d", text, ntohs(in->sin_port));
+    } else {
+        struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
+        inet_ntop(AF_INET6, &in6->sin6_addr, text, sizeof text);
+        snprintf(bound, bound_len, "[%s]:%d", text, ntohs(in6->sin6_port));
+    }
+    *fd = s;
+    return FR_OK;
+}
+
+/* ---- connections ---- */
+
+static void conn_free(fr_iconn_t *c)
+{
+    fr_iworker_t *w = c->worker;
+    if (c->bev)
+        bufferevent_free(c->bev);
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        w->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    w->conn_count--;
+    free(c);
+    if (w->stopping && w->conn_count == 0)
+        event_base_loopexit(w->base, NULL);
+}
+
+static void on_read(struct bufferevent *bev, void *arg)
+{
+    fr_iconn_t *c = arg;
+    fr_iworker_t *w = c->worker;
+    struct evbuffer *in = bufferevent_get_input(bev);
+    uint32_t max_body = (uint32_t)w->server->cfg.max_frame;
+    while (!c->close_after_flush) {
+        size_t avail = evbuffer_get_length(in);
+        if (avail < FR_FRAME_HEADER)
+            break;
+        uint8_t hdr[FR_FRAME_HEADER];
+        evbuffer_copyout(in, hdr, sizeof hdr);
+        fr_frame_t f;
+        if (fr_frame_decode(hdr, max_body, &f) != FR_OK) {
+            /* framing is lost: answer once, then close */
+            fr_log(FR_LOG_WARN, "event=frame_too_large body_len=%u max_frame=%u", f.body_len,
+                   max_body);
+            fr_buf_reset(&w->out);
+            freshet_ScoreResponse r = freshet_ScoreResponse_init_zero;
+            r.has_code = r.has_message = true;
+            r.code = FR_E_TOO_LARGE;
+            snprintf(r.message, sizeof r.message, "frame body of %u bytes exceeds max_frame %u",
+                     f.body_len, max_body);
+            if (fr_frame_encode_msg(&w->out, f.request_id, (uint16_t)(f.op | FR_OP_RESPONSE),
+                                    freshet_ScoreResponse_fields, &r) == FR_OK)
+                bufferevent_write(bev, w->out.data, w->out.len);
+            c->close_after_flush = 1;
+            bufferevent_disable(bev, EV_READ);
+            if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+                conn_free(c);
+            return;
+        }
+        if (avail < FR_FRAME_HEADER + (size_t)f.body_len)
+            break;
+        evbuffer_drain(in, FR_FRAME_HEADER);
+        const uint8_t *body = f.body_len ? evbuffer_pullup(in, f.body_len) : (const uint8_t *)"";
+        if (!body) {
+            conn_free(c);
+            return;
+        }
+        fr_infer_handle_frame(w, &f, body);
+        evbuffer_drain(in, f.body_len);
+        bufferevent_write(bev, w->out.data, w->out.len);
+    }
+}
+
+static void on_write(struct bufferevent *bev, void *arg)
+{
+    fr_iconn_t *c = arg;
+    (void)bev;
+    if (c->close_after_flush)
+        conn_free(c);
+}
+
+static void on_event(struct bufferevent *bev, short what, void *arg)
+{
+    (void)bev;
+    if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT))
+        conn_free(arg);
+}
+
+static void add_conn(fr_iworker_t *w, int fd)
+{
+    if (w->stopping) {
+        close(fd);
+        return;
+    }
+    fr_iconn_t *c = calloc(1, sizeof *c);
+    struct bufferevent *bev = c ? bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE) : NULL;
+    if (!bev) {
+        free(c);
+        close(fd);
+        return;
+    }
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    c->worker = w;
+    c->bev = bev;
+    c->next = w->conns;
+    if (w->conns)
+        w->conns->prev = c;
+    w->conns = c;
+    w->conn_count++;
+    bufferevent_setcb(bev, on_read, on_write, on_event, c);
+    bufferevent_enable(bev, EV_READ | EV_WRITE);
+}
+
+/* ---- workers ---- */
+
+static void on_notify(evutil_socket_t fd, short what, void *arg)
+{
+    fr_iworker_t *w = arg;
+    (void)fd;
+    (void)what;
+    pthread_mutex_lock(&w->lock);
+    int *fds = w->new_fds;
+    size_t nfds = w->new_fd_count;
+    w->new_fds = NULL;
+    w->new_fd_count = w->new_fd_cap = 0;
+    int stopping = w->stopping;
+    pthread_mutex_unlock(&w->lock);
+    for (size_t i = 0; i < nfds; i++)
+        add_conn(w, fds[i]);
+    free(fds);
+    if (!stopping)
+        return;
+    /* stop reading; close each connection once its replies are flushed */
+    fr_iconn_t *c = w->conns;
+    while (c) {
+        fr_iconn_t *next = c->next;
+        if (!c->close_after_flush) {
+            c->close_after_flush = 1;
+            bufferevent_disable(c->bev, EV_READ);
+            if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+                conn_free(c);
+        }
+        c = next;
+    }
+    if (w->conn_count == 0)
+        event_base_loopexit(w->base, NULL);
+}
+
+static void *worker_main(void *arg)
+{
+    fr_iworker_t *w = arg;
+    event_base_dispatch(w->base);
+    return NULL;
+}
+
+static int worker_start(fr_infer_t *s, fr_iworker_t *w, unsigned index)
+{
+    w->server = s;
+    w->index = index;
+    pthread_mutex_init(&w->lock, NULL);
+    fr_buf_init(&w->out, 0);
+    w->base = event_base_new();
+    if (!w->base)
+        return FR_E_NOMEM;
+    w->notify = event_new(w->base, -1, EV_PERSIST, on_notify, w);
+    if (!w->notify)
+        return FR_E_NOMEM;
+    struct timeval forever = {86400 * 365, 0}; /* keeps the loop alive without sockets */
+    event_add(w->notify, &forever);
+    if (s->http_fd >= 0 && fr_infer_http_attach(w, s->http_fd) != FR_OK)
+        return FR_E_NOMEM;
+    if (pthread_create(&w->thread, NULL, worker_main, w) != 0)
+        return FR_E_INTERNAL;
+    w->started = 1;
+    return FR_OK;
+}
+
+static void worker_hand_fd(fr_iworker_t *w, int fd)
+{
+    pthread_mutex_lock(&w->lock);
+    if (w->new_fd_count == w->new_fd_cap) {
+        size_t cap = w->new_fd_cap ? w->new_fd_cap * 2 : 16;
+        int *p = realloc(w->new_fds, cap * sizeof *p);
+        if (!p) {
+            pthread_mutex_unlock(&w->lock);
+            close(fd);
+            return;
+        }
+        w->new_fds = p;
+        w->new_fd_cap = cap;
+    }
+    w->new_fds[w->new_fd_count++] = fd;
+    pthread_mutex_unlock(&w->lock);
+    event_active(w->notify, EV_READ, 0);
+}
+
+static void worker_stop(fr_iworker_t *w)
+{
+    if (!w->started)
+        return;
+    pthread_mutex_lock(&w->lock);
+    w->stopping = 1;
+    pthread_mutex_unlock(&w->lock);
+    event_active(w->notify, EV_READ, 0);
+    struct timeval grace = {2, 0}; /* a peer that never reads must not hold shutdown hostage */
+    event_base_loopexit(w->base, &grace);
+}
+
+static void worker_fini(fr_iworker_t *w)
+{
+    if (!w->server) /* never started */
+        return;
+    if (w->started)
+        pthread_join(w->thread, NULL);
+    while (w->conns)
+        conn_free(w->conns);
+    if (w->http)
+        evhttp_free(w->http);
+    if (w->notify)
+        event_free(w->notify);
+    if (w->base)
+        event_base_free(w->base);
+    fr_client_free(w->fresh);
+    fr_score_in_fini(&w->in);
+    fr_score_out_fini(&w->res);
+    fr_buf_fini(&w->out);
+    free(w->new_fds);
+    pthread_mutex_destroy(&w->lock);
+}
+
+/* ---- lifecycle ---- */
+
+static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int len,
+                      void *arg)
+{
+    fr_infer_t *s = arg;
+    (void)l;
+    (void)sa;
+    (void)len;
+    worker_hand_fd(&s->workers[s->next_worker++ % s->worker_count], fd);
+}
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+    fr_infer_t *s = arg;
+    (void)what;
+    fr_log(FR_LOG_INFO, "event=shutdown signal=%d", (int)sig);
+    event_base_loopbreak(s->base);
+}
+
+int fr_infer_new(const fr_infer_config_t *cfg, fr_infer_t **out, char *why, size_t why_len)
+{
+    static int threads_ready;
+    if (!threads_ready) {
+        evthread_use_pthreads();
+        threads_ready = 1;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    *out = NULL;
+    fr_infer_t *s = calloc(1, sizeof *s);
+    if (!s)
+        return FR_E_NOMEM;
+    s->cfg = *cfg;
+    s->http_fd = -1;
+    const char *mwhy = NULL;
+    int rc = fr_model_load_file(cfg->model, &s->model, &mwhy);
+    if (rc != FR_OK) {
+        snprintf(why, why_len, "model %s: %s", cfg->model, mwhy ? mwhy : fr_err_str(rc));
+        goto fail;
+    }
+    rc = fr_engine_init(&s->engine, s->model, &s->cfg, why, why_len);
+    if (rc != FR_OK)
+        goto fail;
+    s->base = event_base_new();
+    if (!s->base) {
+        rc = FR_E_NOMEM;
+        goto fail;
+    }
+    int fd;
+    char bwhy[256];
+    rc = bind_addr(cfg->listen, &fd, s->listen_addr, sizeof s->listen_addr, bwhy, sizeof bwhy);
+    if (rc != FR_OK) {
+        snprintf(why, why_len, "listen: %s", bwhy);
+        goto fail;
+    }
+    s->listener = evconnlistener_new(s->base, on_accept, s, LEV_OPT_CLOSE_ON_FREE, 0, fd);
+    if (!s->listener) {
+        close(fd);
+        rc = FR_E_NOMEM;
+        goto fail;
+    }
+    if (cfg->http[0]) {
+        rc =
+            bind_addr(cfg->http, &s->http_fd, s->http_addr, sizeof s->http_addr, bwhy, sizeof bwhy);
+        if (rc != FR_OK) {
+            snprintf(why, why_len, "http: %s", bwhy);
+            goto fail;
+        }
+    }
+    *out = s;
+    return FR_OK;
+fail:
+    fr_infer_free(s);
+    return rc;
+}
+
+const char *fr_infer_listen_addr(const fr_infer_t *s)
+{
+    return s->listen_addr;
+}
+const char *fr_infer_http_addr(const fr_infer_t *s)
+{
+    return s->http_addr;
+}
+
+int fr_infer_run(fr_infer_t *s)
+{
+    int rc = FR_OK;
+    s->worker_count = (unsigned)s->cfg.threads;
+    s->workers = calloc(s->worker_count, sizeof *s->workers);
+    if (!s->workers)
+        return FR_E_NOMEM;
+    for (unsigned i = 0; i < s->worker_count && rc == FR_OK; i++)
+        rc = worker_start(s, &s->workers[i], i);
+    if (rc == FR_OK) {
+        s->sigterm = evsignal_new(s->base, SIGTERM, on_signal, s);
+        s->sigint = evsignal_new(s->base, SIGINT, on_signal, s);
+        if (!s->sigterm || !s->sigint)
+            rc = FR_E_NOMEM;
+    }
+    if (rc == FR_OK) {
+        event_add(s->sigterm, NULL);
+        event_add(s->sigint, NULL);
+        fr_log(FR_LOG_INFO,
+               "event=started listen=%s http=%s server=%s threads=%u inputs=%u fetched=%zu "
+               "max_missing=%lld",
+               s->listen_addr, s->http_addr[0] ? s->http_addr : "off", s->cfg.server,
+               s->worker_count, s->engine.nin, s->engine.nfetch, (long long)s->cfg.max_missing);
+        event_base_dispatch(s->base);
+    } else {
+        fr_log(FR_LOG_ERROR, "event=start_failed code=%s", fr_err_name(rc));
+    }
+    evconnlistener_free(s->listener);
+    s->listener = NULL;
+    for (unsigned i = 0; i < s->worker_count; i++)
+        worker_stop(&s->workers[i]);
+    for (unsigned i = 0; i < s->worker_count; i++)
+        worker_fini(&s->workers[i]);
+    free(s->workers);
+    s->workers = NULL;
+    s->worker_count = 0;
+    fr_log(FR_LOG_INFO, "event=stopped");
+    return rc;
+}
+
+void fr_infer_free(fr_infer_t *s)
+{
+    if (!s)
+        return;
+    if (s->listener)
+        evconnlistener_free(s->listener);
+    if (s->http_fd >= 0)
+        close(s->http_fd);
+    if (s->sigterm)
+        event_free(s->sigterm);
+    if (s->sigint)
+        event_free(s->sigint);
+    if (s->base)
+        event_base_free(s->base);
+    fr_engine_fini(&s->engine);
+    fr_model_free(s->model);
+    free(s);
+}
