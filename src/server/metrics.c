@@ -29,8 +29,9 @@ int fr_hist_render(fr_buf_t *out, const char *name, const char *labels, const fr
         else
             rc = fr_buf_printf(out, "%s_bucket{%s%sle=\"+Inf\"} %llu\n", name, labels, sep, cum);
     }
+    const char *open = labels[0] ? "{" : "", *close = labels[0] ? "}" : "";
     if (rc == FR_OK)
-        rc = fr_buf_printf(out, "%s_sum{%s} %g\n%s_count{%s} %llu\n", name, labels,
-                           (double)atomic_load(&h->sum) * scale, name, labels, cum);
+        rc = fr_buf_printf(out, "%s_sum%s%s%s %g\n%s_count%s%s%s %llu\n", name, open, labels, close,
+                           (double)atomic_load(&h->sum) * scale, name, open, labels, close, cum);
     return rc;
 }

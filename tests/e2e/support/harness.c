@@ -178,6 +178,47 @@ static void kill_all_at_exit(void)
             fr_e2e_server_free(live[i]);
 }
 
+static int wants_http(const fr_e2e_server_t *s)
+{
+    for (size_t i = 0; i < s->arg_count; i++)
+        if (s->args[i] && strcmp(s->args[i], "--http") == 0)
+            return 1;
+    return 0;
+}
+
+/* Reads from the server's stdout until a line starting with prefix arrives (its rest goes to out),
+ * the deadline passes or the child closes stdout. line/len hold bytes already read. */
+static int read_line_prefix(fr_e2e_server_t *s, char *line, size_t *len, size_t cap,
+                            const char *prefix, char *out, size_t out_cap, int64_t deadline)
+{
+    size_t plen = strlen(prefix);
+    for (;;) {
+        char *nl = memchr(line, '\n', *len);
+        if (nl) {
+            *nl = 0;
+            if (strncmp(line, prefix, plen) == 0 && strlen(line + plen) < out_cap) {
+                strcpy(out, line + plen);
+                return 0;
+            }
+            note("unexpected line from freshetd: \"%s\"", line);
+            return -1;
+        }
+        int left = remaining_ms(deadline);
+        if (left == 0 || *len == cap - 1)
+            return -1;
+        struct pollfd p = {s->out_fd, POLLIN, 0};
+        int pr = poll(&p, 1, left);
+        if (pr <= 0)
+            continue;
+        ssize_t got = read(s->out_fd, line + *len, cap - 1 - *len);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got <= 0)
+            return -1;
+        *len += (size_t)got;
+    }
+}
+
 static int spawn_server(fr_e2e_server_t *s)
 {
     int out[2];
@@ -245,7 +286,17 @@ static int spawn_server(fr_e2e_server_t *s)
             *nl = 0;
             if (strncmp(line, "listening ", 10) == 0 && strlen(line + 10) < sizeof s->addr) {
                 strcpy(s->addr, line + 10);
-                return 0;
+                if (!wants_http(s))
+                    return 0;
+                /* with --http the next line is `http HOST:PORT` (printed together) */
+                size_t rest = len - (size_t)(nl + 1 - line);
+                memmove(line, nl + 1, rest);
+                len = rest;
+                s->addr[sizeof s->addr - 1] = 0;
+                if (read_line_prefix(s, line, &len, sizeof line, "http ", s->http_addr,
+                                     sizeof s->http_addr, deadline) == 0)
+                    return 0;
+                break;
             }
             note("unexpected first line from freshetd: \"%s\"", line);
             break;

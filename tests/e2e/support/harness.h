@@ -28,6 +28,7 @@ typedef struct {
     char data[192];     /* dir/data: the LMDB environment */
     char log_path[192]; /* dir/server.log: the server's stderr */
     char addr[128];     /* HOST:PORT from the `listening` line */
+    char http_addr[128]; /* HOST:PORT from the `http` line (started with --http), else "" */
     pid_t pid;          /* 0 when not running */
     int out_fd;         /* read end of the server's stdout, kept open while it runs */
     char *args[FR_E2E_MAX_ARGS];
