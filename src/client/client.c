@@ -384,7 +384,7 @@ int fr_client_call(fr_client_t *c, uint16_t op, const pb_msgdesc_t *req_fields, 
 
 int fr_client_decode(fr_client_t *c, const pb_msgdesc_t *fields, void *resp)
 {
-    pb_istream_t is = pb_istream_from_buffer(c->rbuf.data, c->rbuf.len);
+    pb_istream_t is = fr_pb_istream(c->rbuf.data, c->rbuf.len);
     if (!pb_decode(&is, fields, resp))
         return fr_client_failf(c, FR_E_BAD_REQUEST, "malformed reply: %s", PB_GET_ERROR(&is));
     return FR_OK;

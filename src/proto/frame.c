@@ -19,10 +19,24 @@ void fr_frame_encode(uint8_t *p, uint32_t body_len, uint32_t request_id, uint16_
     fr_put_be16(p + 8, op);
 }
 
+static _Thread_local const uint8_t *decode_base;
+static _Thread_local size_t decode_len;
+
+pb_istream_t fr_pb_istream(const uint8_t *buf, size_t len)
+{
+    decode_base = buf;
+    decode_len = len;
+    return pb_istream_from_buffer(buf, len);
+}
+
 bool fr_pb_take_bytes(pb_istream_t *stream, const uint8_t **ptr, size_t *len)
 {
     /* Memory streams (pb_istream_from_buffer) keep the read position in `state`. */
-    *ptr = (const uint8_t *)stream->state;
+    const uint8_t *p = (const uint8_t *)stream->state;
+    if (!decode_base || p < decode_base || stream->bytes_left > decode_len ||
+        p > decode_base + (decode_len - stream->bytes_left))
+        PB_RETURN_ERROR(stream, "bytes field with a wrong wire type");
+    *ptr = p;
     *len = stream->bytes_left;
     return pb_read(stream, NULL, stream->bytes_left);
 }

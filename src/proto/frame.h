@@ -27,7 +27,13 @@ typedef struct {
 int fr_frame_decode(const uint8_t *p, uint32_t max_body, fr_frame_t *out);
 void fr_frame_encode(uint8_t *p, uint32_t body_len, uint32_t request_id, uint16_t op);
 
-/* nanopb: the bytes of a length-delimited field, zero-copy, from a buffer-backed stream. */
+/* A nanopb input stream over buf that also records buf's bounds for fr_pb_take_bytes on this
+ * thread. Use it (not pb_istream_from_buffer) for every message with zero-copy bytes callbacks. */
+pb_istream_t fr_pb_istream(const uint8_t *buf, size_t len);
+
+/* nanopb: the bytes of a length-delimited field, zero-copy, from a stream made by fr_pb_istream.
+ * Fails (decode error) when the field arrived with another wire type: nanopb then copies the
+ * scalar to its own stack and hands the callback a stream over that copy, which must not escape. */
 bool fr_pb_take_bytes(pb_istream_t *stream, const uint8_t **ptr, size_t *len);
 
 /* Encode callbacks; arg points to a fr_pb_bytes_t. */

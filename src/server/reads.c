@@ -417,7 +417,7 @@ void fr_handle_get(fr_worker_t *w, fr_conn_t *c, const fr_frame_t *f, const uint
     req.features.arg = g;
     req.entities.funcs.decode = get_entities_cb;
     req.entities.arg = g;
-    pb_istream_t is = pb_istream_from_buffer(body, f->body_len);
+    pb_istream_t is = fr_pb_istream(body, f->body_len);
     if (!pb_decode(&is, freshet_GetRequest_fields, &req) || g->rc != FR_OK) {
         fr_reply_error(w, c, f, g->rc != FR_OK ? g->rc : FR_E_BAD_REQUEST,
                        g->why[0] ? g->why : PB_GET_ERROR(&is));
@@ -561,7 +561,7 @@ void fr_handle_export(fr_worker_t *w, fr_conn_t *c, const fr_frame_t *f, const u
     req.entities.arg = g;
     req.as_of_us.funcs.decode = asof_list_cb;
     req.as_of_us.arg = g;
-    pb_istream_t is = pb_istream_from_buffer(body, f->body_len);
+    pb_istream_t is = fr_pb_istream(body, f->body_len);
     if (!pb_decode(&is, freshet_ExportRequest_fields, &req) || g->rc != FR_OK) {
         fr_reply_error(w, c, f, g->rc != FR_OK ? g->rc : FR_E_BAD_REQUEST,
                        g->why[0] ? g->why : PB_GET_ERROR(&is));
