@@ -175,7 +175,7 @@ for rep in $(seq "$REPS"); do
   record ingest_async redis_blob_nopersist "$rep" "save '', appendonly no" \
     "$("$BS" load redis_blob "$RREAD" "$N" 1 "$WRITERS")"
   m1=$(redis_mem "$RREAD_SOCK")
-  if [ "$rep" -le "$HASH_INGEST_REPS" ] || [ "$rep" = "$REPS" ]; then
+  if [ "$QUICK" = 0 ] || [ "$rep" = "$REPS" ]; then
     record ingest_async redis_hash_nopersist "$rep" "save '', appendonly no" \
       "$("$BS" load redis_hash "$RREAD" "$N" 1 "$WRITERS")"
   fi

@@ -59,6 +59,35 @@ step "two views of different entities in one consistent request"
 $FR get --entity card_id=card_0001,card_0002 --entity merchant_id=m_001,m_002 \
   --features card_stats:txn_count_1h,merchant_risk:chargeback_rate_7d
 
+step "training export: point-in-time join of generated labels (event mode, the default)"
+$PY - "$WORK" <<'PYEOF'
+import csv, random, sys, time
+work = sys.argv[1]
+rnd = random.Random(3)
+now = int(time.time() * 1e6)
+with open(work + "/labels.csv", "w", newline="") as f:
+    w = csv.writer(f)
+    w.writerow(["label_id", "card_id", "merchant_id", "event_timestamp", "is_fraud"])
+    for i in range(2000):
+        w.writerow([i, "card_%04d" % rnd.randrange(500), "m_%03d" % rnd.randrange(50),
+                    now - rnd.randrange(40 * 60 * 1000000), int(rnd.random() < 0.03)])
+PYEOF
+$FR export pit --labels "$WORK/labels.csv" \
+  --features card_stats:txn_count_1h,card_stats:amount_avg_1h,merchant_risk:chargeback_rate_7d \
+  --with-status -o "$WORK/train.csv"
+head -4 "$WORK/train.csv"
+
+step "a late event: event mode takes it (and counts it as leakage), served mode shows what serving saw"
+T0=$($PY -c 'import time; print(int(time.time()*1e6))')
+printf '{"card_id":"card_late","event_timestamp":%s,"txn_count_1h":1}\n' $((T0 - 60000000)) | $FR put --view card_stats --quiet
+LABEL=$($PY -c 'import time; print(int(time.time()*1e6))')   # the label time: after the first write
+printf '{"card_id":"card_late","event_timestamp":%s,"txn_count_1h":9}\n' $((T0 - 30000000)) | $FR put --view card_stats --quiet
+printf 'card_id,event_timestamp\ncard_late,%s\n' "$LABEL" > "$WORK/late_labels.csv"
+echo "-- event mode (the late value 9, written after the label time):"
+$FR export pit --labels "$WORK/late_labels.csv" --features card_stats:txn_count_1h --mode event
+echo "-- served mode (what an online read at the label time returned: 1):"
+$FR export pit --labels "$WORK/late_labels.csv" --features card_stats:txn_count_1h --mode served
+
 step "train a small fraud model (XGBoost binary:logistic, 50 trees depth 4) and compile it"
 $PY examples/fraud/train.py "$WORK/model"
 $BIN/freshet-compile "$WORK/model/model.json" --features "$WORK/model/features.json" -o "$WORK/fraud.frm"

@@ -50,8 +50,9 @@ typedef struct {
 /* Connects with options: TCP, then the TLS handshake (opts->tls), then a Hello with opts->token.
  * opts may be NULL (defaults). FR_E_BAD_ARG (address, unreadable tls_ca, token too long), FR_E_IO
  * (refused/unreachable, TLS handshake or certificate verification failed), FR_E_CLOSED (the server
- * closed the connection, e.g. a TLS-only server reached without TLS), FR_E_UNAUTHORIZED (token not
- * valid), FR_E_TIMEOUT, FR_E_NOMEM. On failure *out is NULL and opts->error (if set) says why. */
+ * closed the connection during the handshake or the Hello), FR_E_UNAUTHORIZED (token not valid),
+ * FR_E_TIMEOUT, FR_E_NOMEM. On failure *out is NULL and opts->error (if set) says why. A plaintext
+ * client of a TLS-only server connects, then gets FR_E_IO/FR_E_CLOSED on its first request. */
 int fr_client_connect_opts(const char *addr, const fr_client_opts_t *opts, fr_client_t **out);
 /* Authenticates an open connection (what fr_client_connect_opts does with opts->token); a later
  * Hello replaces the connection's role. FR_E_UNAUTHORIZED (the server knows no such token; the
@@ -235,6 +236,8 @@ typedef struct {
     char source[132];
     uint32_t partition;
     int64_t offset;
+    bool has_lag; /* the server consumes this source from NATS (--ingest) */
+    int64_t lag;  /* then: messages of the partition in the stream not yet applied (-1: unknown) */
 } fr_source_pos_t;
 
 /* Stored stream positions. *out is malloc'ed (free()). */

@@ -23,6 +23,8 @@ int fr_cli_put(fr_cli_ctx_t *ctx);
 int fr_cli_get(fr_cli_ctx_t *ctx);
 int fr_cli_status(fr_cli_ctx_t *ctx);
 int fr_cli_sources(fr_cli_ctx_t *ctx);
+/* stream.c: `freshet stream info|create --nats URL` (the JetStream stream of scale-out ingest). */
+int fr_cli_stream(fr_cli_ctx_t *ctx);
 int fr_cli_backup(fr_cli_ctx_t *ctx);
 /* token.c: `freshet token new NAME ROLE` prints a fresh token and its auth-file line (no server). */
 int fr_cli_token(fr_cli_ctx_t *ctx);

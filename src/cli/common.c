@@ -190,9 +190,16 @@ int fr_cli_sources(fr_cli_ctx_t *ctx)
         fr_client_free(c);
         return ex;
     }
-    printf("%-32s %10s %20s\n", "source", "partition", "offset");
-    for (size_t i = 0; i < n; i++)
-        printf("%-32s %10u %20lld\n", pos[i].source, pos[i].partition, (long long)pos[i].offset);
+    printf("%-32s %10s %20s %10s\n", "source", "partition", "offset", "lag");
+    for (size_t i = 0; i < n; i++) {
+        char lag[24] = "-";
+        if (pos[i].has_lag && pos[i].lag >= 0)
+            snprintf(lag, sizeof lag, "%lld", (long long)pos[i].lag);
+        else if (pos[i].has_lag)
+            snprintf(lag, sizeof lag, "?");
+        printf("%-32s %10u %20lld %10s\n", pos[i].source, pos[i].partition,
+               (long long)pos[i].offset, lag);
+    }
     free(pos);
     fr_client_free(c);
     return 0;

@@ -6,6 +6,7 @@
 #include "common/clock.h"
 #include "common/timefmt.h"
 #include "freshet/client.h"
+#include "freshet/cluster.h"
 
 /* Splits "a,b,c" in place into out[]; returns the count. */
 static size_t split_list(char *s, const char **out, size_t max)
@@ -74,7 +75,7 @@ static const char *entity_for(fr_client_t *c, const fr_entity_col_t *cols, size_
 int fr_cli_get(fr_cli_ctx_t *ctx)
 {
     enum { MAXN = 100000, MAXCOLS = 8 };
-    const char *view = NULL, *format = "table", *as_of_s = NULL;
+    const char *view = NULL, *format = "table", *as_of_s = NULL, *cluster = NULL;
     char *features_arg = NULL;
     fr_entity_col_t cols[MAXCOLS];
     char *col_text[MAXCOLS];
@@ -97,6 +98,10 @@ int fr_cli_get(fr_cli_ctx_t *ctx)
         if (!(v = fr_cli_flag_value(ctx, &i))) {
             ex = 2;
             goto out;
+        }
+        if (!strcmp(a, "--cluster")) { /* partition map: route by entity (README, "Scaling out") */
+            cluster = v;
+            continue;
         }
         if (!strcmp(a, "--entities") || !strcmp(a, "--entity")) {
             /* "a,b,c" for every view, or "card_id=a,b" for one join key */
@@ -151,15 +156,36 @@ int fr_cli_get(fr_cli_ctx_t *ctx)
         }
         req.has_as_of = true;
     }
-    fr_client_t *c;
-    if ((ex = fr_cli_connect(ctx, &c)))
-        goto out;
+    fr_client_t *c = NULL;
+    fr_cluster_t *cl = NULL;
     fr_result_t *r;
-    int rc = fr_client_get(c, &req, &r);
-    if (rc != FR_OK) {
-        ex = fr_cli_fail(rc, "%s", fr_client_error(c));
-        fr_client_free(c);
-        goto out;
+    int rc;
+    if (cluster) {
+        fr_client_opts_t co = {.token = ctx->token,
+                               .tls = ctx->tls || (ctx->tls_ca && ctx->tls_ca[0]) || ctx->tls_insecure,
+                               .tls_ca = ctx->tls_ca,
+                               .tls_insecure = ctx->tls_insecure};
+        char cerr[512] = "";
+        rc = fr_cluster_open(cluster, &co, &cl, cerr, sizeof cerr);
+        if (rc != FR_OK) {
+            ex = fr_cli_fail(rc, "%s", cerr);
+            goto out;
+        }
+        rc = fr_cluster_get(cl, &req, &r);
+        if (rc != FR_OK) {
+            ex = fr_cli_fail(rc, "%s", fr_cluster_error(cl));
+            fr_cluster_free(cl);
+            goto out;
+        }
+    } else {
+        if ((ex = fr_cli_connect(ctx, &c)))
+            goto out;
+        rc = fr_client_get(c, &req, &r);
+        if (rc != FR_OK) {
+            ex = fr_cli_fail(rc, "%s", fr_client_error(c));
+            fr_client_free(c);
+            goto out;
+        }
     }
     size_t ne = fr_result_entity_count(r), nf = fr_result_feature_count(r);
     char asof[32];
@@ -210,6 +236,7 @@ int fr_cli_get(fr_cli_ctx_t *ctx)
     }
     fr_result_free(r);
     fr_client_free(c);
+    fr_cluster_free(cl);
 out:
     for (size_t k = 0; k < ncols; k++) {
         free((void *)cols[k].values);

@@ -10,6 +10,7 @@
 #include "common/clock.h"
 #include "common/timefmt.h"
 #include "freshet/client.h"
+#include "freshet/cluster.h"
 
 typedef struct block {
     struct block *next;
@@ -324,11 +325,25 @@ typedef struct {
     uint32_t partition;
     bool skip_invalid, quiet;
     size_t batch;
+    /* --nats: publish to JetStream instead of writing to the server (README, "Scaling out") */
+    const char *nats, *stream;
+    uint32_t partition_count;
+    int replicas;
+    fr_publisher_t *pub;
+    fr_publish_result_t pubres;
 } put_opts_t;
 
-static int send_chunk(fr_client_t *c, const put_opts_t *o, fr_put_row_t *rows, size_t n,
+static int send_chunk(fr_client_t *c, put_opts_t *o, fr_put_row_t *rows, size_t n,
                       fr_put_result_t *total, const size_t *lines)
 {
+    if (o->pub) {
+        int prc = fr_publisher_put(o->pub, rows, n, &o->pubres);
+        if (prc != FR_OK) {
+            fr_cli_fail(prc, "line %zu..%zu: %s", lines[0], lines[n - 1], fr_publisher_error(o->pub));
+            return -1;
+        }
+        return 0;
+    }
     fr_put_result_t r;
     /* libfreshet retries BUSY with backoff, in order (see fr_client_put) */
     int rc = fr_client_put(c, o->source, o->partition, rows, n, &r);
@@ -371,11 +386,19 @@ int fr_cli_put(fr_cli_ctx_t *ctx)
             o.format = v;
         else if (!strcmp(a, "--batch"))
             o.batch = (size_t)strtoul(v, NULL, 10);
+        else if (!strcmp(a, "--nats"))
+            o.nats = v;
+        else if (!strcmp(a, "--stream"))
+            o.stream = v;
+        else if (!strcmp(a, "--partition-count"))
+            o.partition_count = (uint32_t)strtoul(v, NULL, 10);
+        else if (!strcmp(a, "--replicas"))
+            o.replicas = atoi(v);
         else
             return fr_cli_fail(2, "put: unknown flag %s", a);
     }
     if (!o.view)
-        return fr_cli_fail(2, "usage: freshet put --view V [--source S --partition P] [--format json|csv] [--file F] [--skip-invalid]");
+        return fr_cli_fail(2, "usage: freshet put --view V [--source S --partition P] [--format json|csv] [--file F] [--skip-invalid] [--nats URL [--stream S] [--partition-count P] [--replicas R]]");
     if (strcmp(o.format, "json") && strcmp(o.format, "csv"))
         return fr_cli_fail(2, "--format must be json or csv");
     if (!o.batch)
@@ -393,6 +416,20 @@ int fr_cli_put(fr_cli_ctx_t *ctx)
         int ex = fr_cli_fail(rc, "%s", fr_client_error(c));
         fr_client_free(c);
         return ex;
+    }
+    if (o.nats) { /* the server gave the schema; rows go to JetStream */
+        if (o.source)
+            fprintf(stderr, "freshet: --source is ignored with --nats (the stream sequence is the offset)\n");
+        fr_publisher_opts_t po = {.url = o.nats, .stream = o.stream,
+                                  .partition_count = o.partition_count, .replicas = o.replicas};
+        char perr[512] = "";
+        rc = fr_publisher_new(&po, &o.pub, perr, sizeof perr);
+        if (rc != FR_OK) {
+            fr_client_free(c);
+            return fr_cli_fail(rc, "%s", perr);
+        }
+        o.source = NULL;
+        s.with_source = false;
     }
     FILE *in = o.file && strcmp(o.file, "-") ? fopen(o.file, "r") : stdin;
     if (!in) {
@@ -480,7 +517,13 @@ int fr_cli_put(fr_cli_ctx_t *ctx)
     if (!exit_code && n && send_chunk(c, &o, rows, n, &total, lines))
         exit_code = 1;
     double secs = (double)(fr_mono_us() - t0) / 1e6;
-    if (!o.quiet || exit_code)
+    if (o.pub && (!o.quiet || exit_code))
+        printf("rows published: %llu, duplicates (by Nats-Msg-Id): %llu, retries: %llu, last stream "
+               "seq: %llu, invalid skipped: %zu, %.3f s, %.0f rows/s%s\n",
+               (unsigned long long)o.pubres.published, (unsigned long long)o.pubres.duplicates,
+               (unsigned long long)o.pubres.retries, (unsigned long long)o.pubres.last_seq, invalid,
+               secs, secs > 0 ? (double)valid / secs : 0.0, exit_code ? " (stopped by an error)" : "");
+    else if (!o.quiet || exit_code)
         printf("rows written: %llu, duplicates skipped: %llu, unchanged: %llu, invalid skipped: %zu, "
                "%.3f s, %.0f rows/s%s\n",
                (unsigned long long)total.rows_written, (unsigned long long)total.duplicates,
@@ -500,6 +543,7 @@ out:
         fclose(spool);
     if (in != stdin)
         fclose(in);
+    fr_publisher_free(o.pub);
     fr_client_free(c);
     return exit_code;
 }

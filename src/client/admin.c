@@ -132,6 +132,8 @@ static bool dec_src_cb(pb_istream_t *stream, const pb_field_t *field, void **arg
     snprintf(p->source, sizeof p->source, "%s", sp.source);
     p->partition = sp.partition;
     p->offset = sp.offset;
+    p->lag = sp.has_lag ? sp.lag : -1;
+    p->has_lag = sp.has_lag;
     return true;
 }
 

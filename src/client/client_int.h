@@ -37,5 +37,9 @@ int fr_client_call(fr_client_t *c, uint16_t op, const pb_msgdesc_t *req_fields, 
                    const pb_msgdesc_t *resp_fields, void *resp);
 int fr_client_check(fr_client_t *c, bool has_code, int32_t code, const char *message);
 void fr_client_schema_clear(fr_client_t *c);
+/* rw.c: a result whose entity i is row row_of[i] of parts[part_of[i]] (same columns in every
+ * part). Takes the parts (freed with the result, or now on failure). FR_E_NOMEM, FR_E_BAD_ARG. */
+int fr_result_gather(fr_result_t **parts, size_t nparts, const uint32_t *part_of,
+                     const uint32_t *row_of, size_t n, fr_result_t **out);
 
 #endif

@@ -228,6 +228,9 @@ struct fr_result {
     const uint8_t *cursor;
     size_t cursor_len;
     bool done;
+    /* merged results (fr_result_gather): the parts whose memory the cells point into */
+    fr_result_t **owned;
+    size_t owned_count;
 };
 
 typedef struct {
@@ -715,7 +718,68 @@ void fr_result_free(fr_result_t *r)
     free(r->ent_ptr);
     free(r->ent_len);
     free(r->body);
+    for (size_t i = 0; i < r->owned_count; i++)
+        fr_result_free(r->owned[i]);
+    free(r->owned);
     free(r);
+}
+
+int fr_result_gather(fr_result_t **parts, size_t nparts, const uint32_t *part_of,
+                     const uint32_t *row_of, size_t n, fr_result_t **out)
+{
+    *out = NULL;
+    const fr_result_t *first = NULL;
+    for (size_t k = 0; k < nparts && !first; k++)
+        first = parts[k];
+    fr_result_t *r = calloc(1, sizeof *r);
+    if (!r || !first)
+        goto fail;
+    r->owned = calloc(nparts, sizeof *r->owned);
+    if (!r->owned)
+        goto fail;
+    memcpy(r->owned, parts, nparts * sizeof *parts);
+    r->owned_count = nparts;
+    size_t nc = first->col_count, nv = first->view_count;
+    r->entity_count = n;
+    r->col_count = nc;
+    r->view_count = nv;
+    r->as_of_us = first->as_of_us;
+    r->snapshot = 0; /* several snapshots */
+    r->done = true;
+    /* names, values and row spans point into the owned parts */
+    r->col_names = malloc((nc ? nc : 1) * sizeof *r->col_names);
+    r->col_types = malloc((nc ? nc : 1) * sizeof *r->col_types);
+    r->col_view = malloc((nc ? nc : 1) * sizeof *r->col_view);
+    r->values = calloc((n * nc) > 0 ? n * nc : 1, sizeof *r->values);
+    r->status = calloc((n * nc) > 0 ? n * nc : 1, sizeof *r->status);
+    r->rows = calloc((n * nv) > 0 ? n * nv : 1, sizeof *r->rows);
+    if (!r->col_names || !r->col_types || !r->col_view || !r->values || !r->status || !r->rows)
+        goto fail_owned;
+    for (size_t j = 0; j < nc; j++) {
+        r->col_names[j] = first->col_names[j];
+        r->col_types[j] = first->col_types[j];
+        r->col_view[j] = first->col_view[j];
+    }
+    for (size_t i = 0; i < n; i++) {
+        const fr_result_t *src = part_of[i] < nparts ? parts[part_of[i]] : NULL;
+        if (!src || src->col_count != nc || src->view_count != nv || row_of[i] >= src->entity_count)
+            goto fail_owned;
+        memcpy(&r->values[i * nc], &src->values[row_of[i] * nc], nc * sizeof *r->values);
+        memcpy(&r->status[i * nc], &src->status[row_of[i] * nc], nc * sizeof *r->status);
+        memcpy(&r->rows[i * nv], &src->rows[row_of[i] * nv], nv * sizeof *r->rows);
+    }
+    *out = r;
+    return FR_OK;
+fail_owned:
+    fr_result_free(r); /* frees the parts too */
+    return FR_E_NOMEM;
+fail:
+    if (r)
+        free(r->owned);
+    free(r);
+    for (size_t k = 0; k < nparts; k++)
+        fr_result_free(parts[k]);
+    return first ? FR_E_NOMEM : FR_E_BAD_ARG;
 }
 
 int64_t fr_result_written_at(const fr_result_t *r, size_t i, size_t j)

@@ -209,7 +209,7 @@ static void handle_score(fr_iworker_t *w, const fr_frame_t *f, const uint8_t *bo
     req.entities.arg = &d;
     req.features.funcs.decode = feats_cb;
     req.features.arg = &d;
-    pb_istream_t is = pb_istream_from_buffer(body, f->body_len);
+    pb_istream_t is = fr_pb_istream(body, f->body_len);
     if (!pb_decode(&is, freshet_ScoreRequest_fields, &req) || in->rc != FR_OK) {
         encode_error(w, f, in->rc != FR_OK ? in->rc : FR_E_BAD_REQUEST,
                      in->why[0] ? in->why : PB_GET_ERROR(&is));

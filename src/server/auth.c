@@ -1,4 +1,5 @@
-/* The auth file and token checks (auth.h): parsing, constant-time lookup, the role each op needs. */
+/* The auth file and token checks (auth.h): parsing, constant-time lookup, the role each op needs.
+ */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -103,7 +104,8 @@ int fr_auth_load(const char *path, fr_auth_t **out, char *why, size_t why_len)
     }
     fclose(f);
     if (rc == FR_OK && a->count == 0) {
-        snprintf(why, why_len, "%s: no tokens (add lines made by `freshet token new NAME ROLE`)", path);
+        snprintf(why, why_len, "%s: no tokens (add lines made by `freshet token new NAME ROLE`)",
+                 path);
         rc = FR_E_BAD_ARG;
     }
     if (rc != FR_OK) {
@@ -123,7 +125,10 @@ void fr_auth_free(fr_auth_t *a)
     free(a);
 }
 
-size_t fr_auth_count(const fr_auth_t *a) { return a ? a->count : 0; }
+size_t fr_auth_count(const fr_auth_t *a)
+{
+    return a ? a->count : 0;
+}
 
 fr_role_t fr_auth_check(const fr_auth_t *a, const void *token, size_t len, const char **name)
 {

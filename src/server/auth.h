@@ -1,10 +1,10 @@
 /* Authentication and authorisation of freshetd (README, "Security").
  *
  * The auth file (--auth-file) holds one token a line as `NAME ROLE SHA256HEX` ('#' comments and
- * blank lines allowed); tokens themselves are never stored. A presented token is hashed and compared
- * with every entry in constant time (CRYPTO_memcmp, no early exit), so the time taken says nothing
- * about which entry, if any, matched. An fr_auth_t is immutable once loaded: the worker threads and
- * the HTTP worker read it concurrently without locks. */
+ * blank lines allowed); tokens themselves are never stored. A presented token is hashed and
+ * compared with every entry in constant time (CRYPTO_memcmp, no early exit), so the time taken says
+ * nothing about which entry, if any, matched. An fr_auth_t is immutable once loaded: the worker
+ * threads and the HTTP worker read it concurrently without locks. */
 #ifndef FR_SERVER_AUTH_H
 #define FR_SERVER_AUTH_H
 

@@ -223,7 +223,7 @@ static fr_job_t *build_job(fr_ingest_t *g, part_t *p, const qent_t *ents, size_t
         row.entity.arg = &ent;
         row.values.funcs.decode = fr_take_bytes_cb;
         row.values.arg = &vals;
-        pb_istream_t is = pb_istream_from_buffer(data, (size_t)len);
+        pb_istream_t is = fr_pb_istream(data, (size_t)len);
         if (!pb_decode(&is, freshet_Row_fields, &row)) {
             bt->rejected++;
             log_rejected(g, p, ents[i].seq, PB_GET_ERROR(&is));
@@ -569,9 +569,11 @@ static void *ingest_main(void *arg)
         timed_wait(g, 10000);
     }
     pthread_mutex_unlock(&g->lock);
+    /* close first: unsubscribing an ordered consumer on a dead connection waits for API timeouts;
+     * the server drops the ephemeral consumers on its own once interest is gone */
+    natsConnection_Close(g->nc);
     for (size_t i = 0; i < g->nparts; i++)
         if (g->parts[i].sub) {
-            natsSubscription_Unsubscribe(g->parts[i].sub);
             natsSubscription_Destroy(g->parts[i].sub);
             g->parts[i].sub = NULL;
         }

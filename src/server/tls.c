@@ -48,7 +48,10 @@ int fr_tls_server_new(const char *cert_path, const char *key_path, struct ssl_ct
     return FR_OK;
 }
 
-void fr_tls_server_free(struct ssl_ctx_st *ctx) { SSL_CTX_free(ctx); }
+void fr_tls_server_free(struct ssl_ctx_st *ctx)
+{
+    SSL_CTX_free(ctx);
+}
 
 struct bufferevent *fr_tls_bev_new(struct ssl_ctx_st *ctx, struct event_base *base, int fd)
 {
@@ -58,8 +61,8 @@ struct bufferevent *fr_tls_bev_new(struct ssl_ctx_st *ctx, struct event_base *ba
     if (!ssl)
         return NULL;
     /* with BEV_OPT_CLOSE_ON_FREE the bufferevent frees ssl and closes fd */
-    struct bufferevent *bev = bufferevent_openssl_socket_new(base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
-                                                             BEV_OPT_CLOSE_ON_FREE);
+    struct bufferevent *bev = bufferevent_openssl_socket_new(
+        base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
     if (!bev) {
         SSL_free(ssl);
         return NULL;

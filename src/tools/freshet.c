@@ -11,14 +11,16 @@ static const struct {
     const char *usage;
 } commands[] = {
     {"apply", fr_cli_apply, "apply FILE [--dry-run]            create/extend views from a registry JSON"},
-    {"put", fr_cli_put, "put --view V [--source S --partition P] [--format json|csv] [--file F] [--skip-invalid]"},
-    {"get", fr_cli_get, "get --entities a,b (--view V | --features v:f,...) [--as-of T] [--include-expired] [--format table|json]"},
+    {"put", fr_cli_put, "put --view V [--source S --partition P] [--format json|csv] [--file F] [--skip-invalid]\n"
+                        "  freshet put --view V --nats URL [--stream S] [--partition-count P] [--replicas R] ...   publish to JetStream"},
+    {"get", fr_cli_get, "get --entities a,b (--view V | --features v:f,...) [--as-of T] [--include-expired] [--format table|json] [--cluster MAP.json]"},
     {"export", fr_cli_export, "export pit --labels FILE --features v:f,... [--mode event|served] [--format csv|jsonl|msgpack] [--with-status] [-o OUT]\n"
                               "  freshet export snapshot (--view V | --features v:f,...) [--as-of T] [--format ...] [-o OUT]"},
     {"score", fr_cli_score, "score --entity card_id=a,b [--entity merchant_id=m,n] [--feature amount=1.5,20] [--format table|json] --server INFER_ADDR"},
     {"predict", fr_cli_predict, "predict --model MODEL.frm --csv FILE|-   offline scores of a CSV of model inputs"},
     {"status", fr_cli_status, "status [--config]                 server, storage and per-view state (or its configuration)"},
     {"backup", fr_cli_backup, "backup DEST [--no-compact]         hot, consistent copy of the store (on the server's disk)"},
+    {"stream", fr_cli_stream, "stream info|create --nats URL [--stream S] [--replicas R]   the JetStream stream of scale-out ingest"},
     {"sources", fr_cli_sources, "sources                           stored stream positions (exactly-once)"},
     {"token", fr_cli_token, "token new NAME read|write|admin   print a fresh token and its --auth-file line"},
 };

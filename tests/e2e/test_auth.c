@@ -1,7 +1,7 @@
 /* End-to-end tests of authentication, authorisation and TLS (README, "Security"): tokens made by
- * `freshet token new`, freshetd --auth-file, the full role × op matrix on the binary protocol (denied
- * requests get UNAUTHORIZED and change nothing), Bearer tokens on HTTP, and TLS on both listeners
- * with a self-signed certificate the test makes with the openssl CLI. */
+ * `freshet token new`, freshetd --auth-file, the full role × op matrix on the binary protocol
+ * (denied requests get UNAUTHORIZED and change nothing), Bearer tokens on HTTP, and TLS on both
+ * listeners with a self-signed certificate the test makes with the openssl CLI. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <ftw.h>
@@ -21,9 +21,9 @@
 
 #include "e2e/support/harness.h"
 
-static const char REGISTRY[] =
-    "{\"entities\": [{\"name\": \"card\", \"join_key\": \"card_id\"}],"
-    " \"views\": [{\"name\": \"va\", \"entity\": \"card\", \"features\": [{\"name\": \"a\", \"type\": \"int64\"}]}]}";
+static const char REGISTRY[] = "{\"entities\": [{\"name\": \"card\", \"join_key\": \"card_id\"}],"
+                               " \"views\": [{\"name\": \"va\", \"entity\": \"card\", "
+                               "\"features\": [{\"name\": \"a\", \"type\": \"int64\"}]}]}";
 
 typedef struct {
     char token[128];
@@ -31,9 +31,9 @@ typedef struct {
 } tok_t;
 
 typedef struct {
-    char dir[64];       /* the test's own temporary directory: auth file, certificates, backups */
+    char dir[64]; /* the test's own temporary directory: auth file, certificates, backups */
     char auth_path[128];
-    char http[64];      /* HTTP address of the server */
+    char http[64]; /* HTTP address of the server */
     tok_t rd, wr, ad;
     fr_e2e_server_t *s;
 } env_t;
@@ -68,7 +68,8 @@ static int free_port(void)
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     socklen_t len = sizeof a;
     cr_assert(fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
-              getsockname(fd, (struct sockaddr *)&a, &len) == 0, "free port");
+                  getsockname(fd, (struct sockaddr *)&a, &len) == 0,
+              "free port");
     close(fd);
     return ntohs(a.sin_port);
 }
@@ -130,7 +131,8 @@ static void env_free(env_t *e)
 static fr_client_t *connect_token(const env_t *e, const char *token)
 {
     char why[256] = "";
-    fr_client_opts_t o = {.timeout_ms = 20000, .token = token, .error = why, .error_len = sizeof why};
+    fr_client_opts_t o = {
+        .timeout_ms = 20000, .token = token, .error = why, .error_len = sizeof why};
     fr_client_t *c = NULL;
     int rc = fr_client_connect_opts(e->s->addr, &o, &c);
     E2E_ASSERT(rc == FR_OK, "connect with token: %s: %s", fr_err_name(rc), why);
@@ -140,7 +142,8 @@ static fr_client_t *connect_token(const env_t *e, const char *token)
 /* ---- the ops of the matrix, each through libfreshet ---- */
 
 enum { OP_APPLY, OP_PUT, OP_GET, OP_STATUS, OP_SOURCES, OP_EXPORT, OP_BACKUP, OP_N };
-static const char *const op_names[OP_N] = {"apply", "put", "get", "status", "sources", "export", "backup"};
+static const char *const op_names[OP_N] = {"apply",   "put",    "get",   "status",
+                                           "sources", "export", "backup"};
 
 /* Runs op as `who` (a label used to make its effects recognisable). Returns the fr_err_t. */
 static int run_op(const env_t *e, fr_client_t *c, int op, const char *who)
@@ -149,8 +152,10 @@ static int run_op(const env_t *e, fr_client_t *c, int op, const char *who)
     switch (op) {
     case OP_APPLY: {
         snprintf(buf, sizeof buf,
-                 "{\"entities\": [{\"name\": \"card\", \"join_key\": \"card_id\"}], \"views\": [{\"name\": "
-                 "\"v_%s\", \"entity\": \"card\", \"features\": [{\"name\": \"x\", \"type\": \"int64\"}]}]}",
+                 "{\"entities\": [{\"name\": \"card\", \"join_key\": \"card_id\"}], \"views\": "
+                 "[{\"name\": "
+                 "\"v_%s\", \"entity\": \"card\", \"features\": [{\"name\": \"x\", \"type\": "
+                 "\"int64\"}]}]}",
                  who);
         fr_apply_result_t res;
         return fr_client_apply(c, buf, strlen(buf), false, &res);
@@ -158,8 +163,11 @@ static int run_op(const env_t *e, fr_client_t *c, int op, const char *who)
     case OP_PUT: {
         snprintf(buf, sizeof buf, "e_%s", who);
         fr_value_t v = {.type = FR_TYPE_INT64, .u.i64 = 7};
-        fr_put_row_t row = {.view = "va", .entity = buf, .event_ts_us = fr_e2e_now_us() - 1000000,
-                            .values = &v, .value_count = 1};
+        fr_put_row_t row = {.view = "va",
+                            .entity = buf,
+                            .event_ts_us = fr_e2e_now_us() - 1000000,
+                            .values = &v,
+                            .value_count = 1};
         fr_put_result_t res;
         return fr_client_put(c, NULL, 0, &row, 1, &res);
     }
@@ -167,7 +175,8 @@ static int run_op(const env_t *e, fr_client_t *c, int op, const char *who)
         const char *feats[] = {"va:a"};
         const char *ids[] = {"seed"};
         fr_entity_col_t col = {.values = ids, .count = 1};
-        fr_get_req_t req = {.features = feats, .feature_count = 1, .entities = &col, .entity_col_count = 1};
+        fr_get_req_t req = {
+            .features = feats, .feature_count = 1, .entities = &col, .entity_col_count = 1};
         fr_result_t *r = NULL;
         int rc = fr_client_get(c, &req, &r);
         fr_result_free(r);
@@ -189,8 +198,11 @@ static int run_op(const env_t *e, fr_client_t *c, int op, const char *who)
     }
     case OP_EXPORT: {
         const char *feats[] = {"va"};
-        fr_export_req_t req = {.kind = FR_EXPORT_SNAPSHOT, .features = feats, .feature_count = 1,
-                               .limit = 100, .end = true};
+        fr_export_req_t req = {.kind = FR_EXPORT_SNAPSHOT,
+                               .features = feats,
+                               .feature_count = 1,
+                               .limit = 100,
+                               .end = true};
         uint32_t id;
         fr_result_t *r = NULL;
         int rc = fr_client_export_send(c, &req, &id);
@@ -224,7 +236,8 @@ static bool op_left_a_mark(const env_t *e, fr_client_t *admin, int op, const cha
         const char *feats[] = {"va:a"};
         const char *ids[] = {buf};
         fr_entity_col_t col = {.values = ids, .count = 1};
-        fr_get_req_t req = {.features = feats, .feature_count = 1, .entities = &col, .entity_col_count = 1};
+        fr_get_req_t req = {
+            .features = feats, .feature_count = 1, .entities = &col, .entity_col_count = 1};
         fr_result_t *r = NULL;
         int rc = fr_client_get(admin, &req, &r);
         E2E_ASSERT(rc == FR_OK, "admin get: %s", fr_client_error(admin));
@@ -246,11 +259,8 @@ static bool op_left_a_mark(const env_t *e, fr_client_t *admin, int op, const cha
 
 /* allowed[role][op]: role 0 none, 1 wrong token, 2 read, 3 write, 4 admin */
 static const bool allowed[5][OP_N] = {
-    {0, 0, 0, 0, 0, 0, 0},
-    {0, 0, 0, 0, 0, 0, 0},
-    {0, 0, 1, 1, 1, 1, 0},
-    {0, 1, 1, 1, 1, 1, 0},
-    {1, 1, 1, 1, 1, 1, 1},
+    {0, 0, 0, 0, 0, 0, 0}, {0, 0, 0, 0, 0, 0, 0}, {0, 0, 1, 1, 1, 1, 0},
+    {0, 1, 1, 1, 1, 1, 0}, {1, 1, 1, 1, 1, 1, 1},
 };
 static const char *const role_names[5] = {"none", "wrong", "read", "write", "admin"};
 
@@ -263,16 +273,19 @@ Test(auth, role_by_op_matrix_on_the_binary_protocol, .timeout = 180)
     int rc = fr_client_apply(admin, REGISTRY, strlen(REGISTRY), false, &(fr_apply_result_t){0});
     E2E_ASSERT(rc == FR_OK, "admin apply: %s", fr_client_error(admin));
     fr_value_t v = {.type = FR_TYPE_INT64, .u.i64 = 1};
-    fr_put_row_t seed = {.view = "va", .entity = "seed", .event_ts_us = fr_e2e_now_us() - 1000000,
-                         .values = &v, .value_count = 1};
+    fr_put_row_t seed = {.view = "va",
+                         .entity = "seed",
+                         .event_ts_us = fr_e2e_now_us() - 1000000,
+                         .values = &v,
+                         .value_count = 1};
     fr_put_result_t pres;
     rc = fr_client_put(admin, NULL, 0, &seed, 1, &pres);
     E2E_ASSERT(rc == FR_OK, "admin put: %s", fr_client_error(admin));
 
     /* a wrong token is refused at connect time, with the reason */
     char why[256] = "";
-    fr_client_opts_t o = {.timeout_ms = 20000, .token = "0123456789abcdef", .error = why,
-                          .error_len = sizeof why};
+    fr_client_opts_t o = {
+        .timeout_ms = 20000, .token = "0123456789abcdef", .error = why, .error_len = sizeof why};
     fr_client_t *bad = NULL;
     rc = fr_client_connect_opts(e.s->addr, &o, &bad);
     cr_expect_eq(rc, FR_E_UNAUTHORIZED, "wrong token at connect: %s", fr_err_name(rc));
@@ -286,8 +299,8 @@ Test(auth, role_by_op_matrix_on_the_binary_protocol, .timeout = 180)
         E2E_ASSERT(rc == FR_OK, "connect: %s", fr_err_name(rc));
         if (tokens[role]) {
             rc = fr_client_hello(c, tokens[role]);
-            cr_expect_eq(rc, role == 1 ? FR_E_UNAUTHORIZED : FR_OK, "%s: hello %s", role_names[role],
-                         fr_err_name(rc));
+            cr_expect_eq(rc, role == 1 ? FR_E_UNAUTHORIZED : FR_OK, "%s: hello %s",
+                         role_names[role], fr_err_name(rc));
             if (role >= 2)
                 cr_expect_str_eq(fr_client_role(c), role_names[role]);
         }
@@ -319,7 +332,10 @@ typedef struct {
     char *body;
 } http_resp_t;
 
-static int64_t now_ms(void) { return fr_e2e_now_us() / 1000; }
+static int64_t now_ms(void)
+{
+    return fr_e2e_now_us() / 1000;
+}
 
 /* Reads until the peer closes (Connection: close), bounded by 20 s. */
 static char *read_all(int fd, SSL *ssl)
@@ -349,8 +365,8 @@ static char *read_all(int fd, SSL *ssl)
 }
 
 /* One HTTP/1.1 request (Connection: close), plain or over TLS (ssl_ctx != NULL). */
-static http_resp_t http_req(const char *addr, SSL_CTX *ssl_ctx, const char *method, const char *path,
-                            const char *bearer, const char *body)
+static http_resp_t http_req(const char *addr, SSL_CTX *ssl_ctx, const char *method,
+                            const char *path, const char *bearer, const char *body)
 {
     http_resp_t r = {-1, NULL};
     int fd = fr_e2e_raw_connect(addr);
@@ -378,9 +394,11 @@ static http_resp_t http_req(const char *addr, SSL_CTX *ssl_ctx, const char *meth
                       method, path, addr, auth, blen);
     bool ok;
     if (ssl)
-        ok = SSL_write(ssl, head, hl) == hl && (!blen || SSL_write(ssl, body, (int)blen) == (int)blen);
+        ok = SSL_write(ssl, head, hl) == hl &&
+             (!blen || SSL_write(ssl, body, (int)blen) == (int)blen);
     else
-        ok = fr_e2e_raw_write(fd, head, (size_t)hl) == 0 && (!blen || fr_e2e_raw_write(fd, body, blen) == 0);
+        ok = fr_e2e_raw_write(fd, head, (size_t)hl) == 0 &&
+             (!blen || fr_e2e_raw_write(fd, body, blen) == 0);
     if (ok) {
         char *buf = read_all(fd, ssl);
         if (sscanf(buf, "HTTP/1.%*d %d", &r.status) != 1)
@@ -405,14 +423,16 @@ static int http_status(const char *addr, const char *method, const char *path, c
     return r.status;
 }
 
-static const char GET_BODY[] = "{\"features\": [\"va:a\"], \"entities\": {\"card_id\": [\"seed\"]}}";
+static const char GET_BODY[] =
+    "{\"features\": [\"va:a\"], \"entities\": {\"card_id\": [\"seed\"]}}";
 
 static bool entity_present(fr_client_t *admin, const char *entity)
 {
     const char *feats[] = {"va:a"};
     const char *ids[] = {entity};
     fr_entity_col_t col = {.values = ids, .count = 1};
-    fr_get_req_t req = {.features = feats, .feature_count = 1, .entities = &col, .entity_col_count = 1};
+    fr_get_req_t req = {
+        .features = feats, .feature_count = 1, .entities = &col, .entity_col_count = 1};
     fr_result_t *r = NULL;
     int rc = fr_client_get(admin, &req, &r);
     E2E_ASSERT(rc == FR_OK, "admin get: %s", fr_client_error(admin));
@@ -443,7 +463,8 @@ Test(auth, http_bearer_tokens, .timeout = 120)
     E2E_ASSERT(rc == FR_OK, "apply: %s", fr_client_error(admin));
 
     cr_expect_eq(http_status(e.http, "GET", "/healthz", NULL, NULL), 200, "/healthz stays open");
-    cr_expect_eq(http_status(e.http, "GET", "/metrics", NULL, NULL), 200, "/metrics open by default");
+    cr_expect_eq(http_status(e.http, "GET", "/metrics", NULL, NULL), 200,
+                 "/metrics open by default");
 
     cr_expect_eq(http_status(e.http, "POST", "/get-online-features", NULL, GET_BODY), 401);
     cr_expect_eq(http_status(e.http, "POST", "/get-online-features", "wrong", GET_BODY), 401);
@@ -495,8 +516,9 @@ Test(auth, bad_auth_file_refuses_to_start, .timeout = 60)
     fprintf(f, "alice superuser 00\n");
     fclose(f);
     char cmd[512];
-    snprintf(cmd, sizeof cmd, "%s/freshetd --data %s/data --listen 127.0.0.1:0 --auth-file %s 2>%s/err",
-             FR_BIN_DIR, e.dir, e.auth_path, e.dir);
+    snprintf(cmd, sizeof cmd,
+             "%s/freshetd --data %s/data --listen 127.0.0.1:0 --auth-file %s 2>%s/err", FR_BIN_DIR,
+             e.dir, e.auth_path, e.dir);
     int st = system(cmd);
     cr_expect(WIFEXITED(st) && WEXITSTATUS(st) != 0, "freshetd must refuse a bad auth file");
     char path[256], msg[512] = "";
@@ -519,12 +541,14 @@ static void make_cert(const env_t *e, char *cert, char *key, size_t n)
     snprintf(cert, n, "%s/cert.pem", e->dir);
     snprintf(key, n, "%s/key.pem", e->dir);
     char cmd[1024];
-    snprintf(cmd, sizeof cmd,
-             "openssl req -x509 -newkey rsa:2048 -nodes -keyout %s -out %s -days 2 -subj /CN=localhost "
-             "-addext subjectAltName=DNS:localhost,IP:127.0.0.1 >%s/openssl.log 2>&1",
-             key, cert, e->dir);
+    snprintf(
+        cmd, sizeof cmd,
+        "openssl req -x509 -newkey rsa:2048 -nodes -keyout %s -out %s -days 2 -subj /CN=localhost "
+        "-addext subjectAltName=DNS:localhost,IP:127.0.0.1 >%s/openssl.log 2>&1",
+        key, cert, e->dir);
     int st = system(cmd);
-    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "openssl req failed (see %s/openssl.log)", e->dir);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "openssl req failed (see %s/openssl.log)",
+              e->dir);
 }
 
 Test(auth, tls_on_both_listeners, .timeout = 120)
@@ -538,23 +562,27 @@ Test(auth, tls_on_both_listeners, .timeout = 120)
 
     /* a TLS client trusting the certificate writes and reads */
     char why[256] = "";
-    fr_client_opts_t o = {.timeout_ms = 20000, .tls = true, .tls_ca = cert, .error = why,
-                          .error_len = sizeof why};
+    fr_client_opts_t o = {
+        .timeout_ms = 20000, .tls = true, .tls_ca = cert, .error = why, .error_len = sizeof why};
     fr_client_t *c = NULL;
     int rc = fr_client_connect_opts(e.s->addr, &o, &c);
     E2E_ASSERT(rc == FR_OK, "TLS connect: %s: %s", fr_err_name(rc), why);
     rc = fr_client_apply(c, REGISTRY, strlen(REGISTRY), false, &(fr_apply_result_t){0});
     E2E_ASSERT(rc == FR_OK, "apply over TLS: %s", fr_client_error(c));
     fr_value_t v = {.type = FR_TYPE_INT64, .u.i64 = 42};
-    fr_put_row_t row = {.view = "va", .entity = "t1", .event_ts_us = fr_e2e_now_us() - 1000000,
-                        .values = &v, .value_count = 1};
+    fr_put_row_t row = {.view = "va",
+                        .entity = "t1",
+                        .event_ts_us = fr_e2e_now_us() - 1000000,
+                        .values = &v,
+                        .value_count = 1};
     fr_put_result_t pres;
     rc = fr_client_put(c, NULL, 0, &row, 1, &pres);
     E2E_ASSERT(rc == FR_OK, "put over TLS: %s", fr_client_error(c));
     const char *feats[] = {"va:a"};
     const char *ids[] = {"t1"};
     fr_entity_col_t col = {.values = ids, .count = 1};
-    fr_get_req_t req = {.features = feats, .feature_count = 1, .entities = &col, .entity_col_count = 1};
+    fr_get_req_t req = {
+        .features = feats, .feature_count = 1, .entities = &col, .entity_col_count = 1};
     fr_result_t *r = NULL;
     rc = fr_client_get(c, &req, &r);
     E2E_ASSERT(rc == FR_OK, "get over TLS: %s", fr_client_error(c));
@@ -568,8 +596,8 @@ Test(auth, tls_on_both_listeners, .timeout = 120)
     fr_client_free(c);
 
     /* without trusting the certificate, verification fails */
-    fr_client_opts_t untrusted = {.timeout_ms = 20000, .tls = true, .tls_ca = NULL, .error = why,
-                                  .error_len = sizeof why};
+    fr_client_opts_t untrusted = {
+        .timeout_ms = 20000, .tls = true, .tls_ca = NULL, .error = why, .error_len = sizeof why};
     rc = fr_client_connect_opts(e.s->addr, &untrusted, &c);
     cr_expect_eq(rc, FR_E_IO, "untrusted certificate: %s", fr_err_name(rc));
     cr_expect(strstr(why, "certificate") != NULL, "reason: %s", why);
@@ -605,7 +633,8 @@ Test(auth, tls_on_both_listeners, .timeout = 120)
     free(hr.body);
     SSL_CTX_free(ctx);
     /* plaintext HTTP gets no HTTP answer */
-    cr_expect_neq(http_status(e.http, "GET", "/healthz", NULL, NULL), 200, "plaintext HTTP refused");
+    cr_expect_neq(http_status(e.http, "GET", "/healthz", NULL, NULL), 200,
+                  "plaintext HTTP refused");
     env_free(&e);
 }
 

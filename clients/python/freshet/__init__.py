@@ -16,6 +16,12 @@ Connecting
 A ``Client`` owns one connection and is not thread-safe: use one per thread. Every call blocks
 until the server has answered. ``timeout`` (seconds) bounds each wait for the network.
 
+When freshetd runs with ``--auth-file``, pass ``token="..."`` (a token made by ``freshet token new``,
+e.g. ``os.environ["FRESHET_TOKEN"]``) to ``Client`` or ``Client.from_addr``: the client sends it in a
+Hello right after connecting (and after each reconnect); an unknown token raises
+``FreshetError("UNAUTHORIZED")``, and so does any call the token's role does not allow. TLS is not
+supported by this client yet.
+
 Errors
 ------
 Every refused request raises ``freshet.FreshetError(code_name, message)``. ``e.code_name`` is the

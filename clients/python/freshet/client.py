@@ -443,21 +443,34 @@ def _status_names(st):
 class Client:
     """A connection to freshetd. See the package docstring for the manual."""
 
-    def __init__(self, host="127.0.0.1", port=7070, timeout=30):
+    def __init__(self, host="127.0.0.1", port=7070, timeout=30, token=None):
         self.host, self.port, self.timeout = host, int(port), timeout
-        self._conn = _Conn(self.host, self.port, timeout)
+        self._token = token
+        self._conn = self._connect()
         self._views = None  # view name → {"join_key", "features": [(name, type)], "ttl"}
         self._registry = None
 
+    def _connect(self):
+        """A new connection; with a token, authenticated by a Hello before anything else."""
+        conn = _Conn(self.host, self.port, self.timeout)
+        if self._token:
+            try:
+                conn.call(pb.OP_HELLO, pb.HelloRequest(token=self._token, client="freshet-python"),
+                          pb.HelloResponse)
+            except FreshetError:
+                conn.close()
+                raise
+        return conn
+
     @classmethod
-    def from_addr(cls, addr, timeout=30):
+    def from_addr(cls, addr, timeout=30, token=None):
         """Client.from_addr("127.0.0.1:7070") (IPv6: "[::1]:7070")."""
         host, sep, port = addr.rpartition(":")
         if not sep or not host or not port.isdigit():
             raise FreshetError("BAD_ARG", f"address {addr!r}: expected HOST:PORT")
         if host.startswith("[") and host.endswith("]"):
             host = host[1:-1]
-        return cls(host, int(port), timeout)
+        return cls(host, int(port), timeout, token=token)
 
     def close(self):
         if self._conn is not None:
@@ -472,7 +485,7 @@ class Client:
     def _c(self):
         """The connection, reconnecting once if an earlier network error closed it."""
         if self._conn.sock is None:
-            self._conn = _Conn(self.host, self.port, self.timeout)
+            self._conn = self._connect()
         return self._conn
 
     # ---- schema ----
