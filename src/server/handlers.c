@@ -40,7 +40,7 @@ static handler_fn lookup(uint16_t op, fr_role_t *role, const char **name)
 #define X(o, h, r)                                                                                 \
     case o:                                                                                        \
         *role = (r);                                                                               \
-        *name = #o + sizeof "freshet_Op_OP_" - 1;                                                  \
+        *name = &(#o)[sizeof "freshet_Op_OP_" - 1];                                                  \
         return h;
         FR_OPS(X)
 #undef X
