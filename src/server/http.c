@@ -977,14 +977,9 @@ static void deny(fr_worker_t *w, struct evhttp_request *req, const char *path, f
     send_error(w, req, have == FR_ROLE_NONE ? 401 : 403, FR_E_UNAUTHORIZED, msg);
 }
 
-static void dispatch(struct evhttp_request *req, void *arg)
+void fr_http_route(fr_worker_t *w, struct evhttp_request *req, const char *path,
+                   enum evhttp_cmd_type m)
 {
-    fr_worker_t *w = arg;
-    atomic_fetch_add(&w->server->stats.http_requests, 1);
-    const char *uri = evhttp_request_get_uri(req);
-    struct evhttp_uri *u = evhttp_uri_parse(uri);
-    const char *path = u ? evhttp_uri_get_path(u) : NULL;
-    enum evhttp_cmd_type m = evhttp_request_get_command(req);
     static const struct {
         const char *path;
         enum evhttp_cmd_type method;
@@ -1013,16 +1008,23 @@ static void dispatch(struct evhttp_request *req, void *arg)
                 deny(w, req, routes[i].path, have, need); /* before the body is looked at */
             else
                 routes[i].fn(w, req);
-            evhttp_uri_free(u);
             return;
         }
     }
-    if (u)
-        evhttp_uri_free(u);
     if (path_known)
         send_error(w, req, 405, FR_E_BAD_REQUEST, "method not allowed for this path");
     else
         send_error(w, req, 404, FR_E_NOT_FOUND, "no such endpoint");
+}
+
+static void dispatch(struct evhttp_request *req, void *arg)
+{
+    fr_worker_t *w = arg;
+    atomic_fetch_add(&w->server->stats.http_requests, 1);
+    struct evhttp_uri *u = evhttp_uri_parse(evhttp_request_get_uri(req));
+    fr_http_route(w, req, u ? evhttp_uri_get_path(u) : NULL, evhttp_request_get_command(req));
+    if (u)
+        evhttp_uri_free(u);
 }
 
 int fr_http_start(fr_server_t *s, fr_worker_t *w, const char **why)

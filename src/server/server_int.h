@@ -8,6 +8,7 @@
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
+#include <event2/http.h>
 #include <event2/listener.h>
 
 #include "auth.h"
@@ -189,6 +190,10 @@ int fr_http_start(fr_server_t *s, fr_worker_t *w, const char **why);
 /* Completes an HTTP write job on the HTTP worker. */
 void fr_http_job_done(fr_worker_t *w, fr_job_t *job);
 void fr_http_stop(fr_worker_t *w);
+/* Runs the handler of path/method for req (auth applied); the reply goes through req. Exposed
+ * for the HTTP fuzz target, which drives it with requests that have no connection. */
+void fr_http_route(fr_worker_t *w, struct evhttp_request *req, const char *path,
+                   enum evhttp_cmd_type m);
 
 /* writer.c */
 int fr_writer_start(fr_server_t *s);
