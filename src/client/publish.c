@@ -112,11 +112,25 @@ static void keep_for_retry(fr_publisher_t *p, natsMsg *msg)
     on_ack(NULL, msg, NULL, &pae, p);
 }
 
+/* natsOptions_SetURL takes one URL: a comma-separated list goes through SetServers. */
+static natsStatus set_servers(natsOptions *o, const char *list)
+{
+    char buf[1024];
+    const char *urls[16];
+    int n = 0;
+    snprintf(buf, sizeof buf, "%s", list);
+    for (char *save = NULL, *t = strtok_r(buf, ", ", &save); t && n < 16; t = strtok_r(NULL, ", ", &save))
+        urls[n++] = t;
+    if (n == 0)
+        return NATS_INVALID_ARG;
+    return natsOptions_SetServers(o, urls, n);
+}
+
 static int set_opts(fr_publisher_t *p, const fr_publisher_opts_t *o)
 {
     natsStatus st = natsOptions_Create(&p->opts);
     if (st == NATS_OK)
-        st = natsOptions_SetURL(p->opts, o->url);
+        st = set_servers(p->opts, o->url);
     if (st == NATS_OK)
         st = natsOptions_SetName(p->opts, "libfreshet-publisher");
     if (st == NATS_OK)
@@ -284,10 +298,25 @@ static int keys_add(fr_publisher_t *p, uint64_t key)
 static int complete_window(fr_publisher_t *p, fr_publish_result_t *res)
 {
     for (int round = 0;; round++) {
-        jsPubOptions po;
-        jsPubOptions_Init(&po);
-        po.MaxWait = p->timeout_ms;
-        natsStatus st = js_PublishAsyncComplete(p->js, &po);
+        /* wait while acknowledgements keep arriving; declare the rest lost after a quiet second
+         * (a leader election) or timeout_ms in all */
+        natsStatus st;
+        int64_t waited = 0;
+        for (;;) {
+            pthread_mutex_lock(&p->lock);
+            uint64_t acks = p->published + p->duplicates + p->nretry;
+            pthread_mutex_unlock(&p->lock);
+            jsPubOptions po;
+            jsPubOptions_Init(&po);
+            po.MaxWait = 1000;
+            st = js_PublishAsyncComplete(p->js, &po);
+            waited += 1000;
+            pthread_mutex_lock(&p->lock);
+            bool progress = p->published + p->duplicates + p->nretry != acks;
+            pthread_mutex_unlock(&p->lock);
+            if (st == NATS_OK || !progress || waited >= p->timeout_ms)
+                break;
+        }
         if (st != NATS_OK) {
             natsMsgList pend = {0};
             if (js_PublishAsyncGetPendingList(&pend, p->js) == NATS_OK) {

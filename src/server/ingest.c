@@ -3,6 +3,7 @@
  * same LMDB transaction. A watchdog resubscribes from the stored position when a consumer stalls
  * (no heartbeat, consumer gone after a server restart, messages pending but none arriving). */
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -612,13 +613,27 @@ static void ingest_free(fr_ingest_t *g)
     free(g);
 }
 
+/* natsOptions_SetURL takes one URL: a comma-separated list goes through SetServers. */
+static natsStatus set_servers(natsOptions *o, const char *list)
+{
+    char buf[1024];
+    const char *urls[16];
+    int n = 0;
+    snprintf(buf, sizeof buf, "%s", list);
+    for (char *save = NULL, *t = strtok_r(buf, ", ", &save); t && n < 16; t = strtok_r(NULL, ", ", &save))
+        urls[n++] = t;
+    if (n == 0)
+        return NATS_INVALID_ARG;
+    return natsOptions_SetServers(o, urls, n);
+}
+
 static int make_options(fr_ingest_t *g)
 {
     natsOptions *o = NULL;
     if (natsOptions_Create(&o) != NATS_OK)
         return FR_E_NOMEM;
     g->opts = o;
-    natsStatus st = natsOptions_SetURL(o, g->s->cfg.ingest);
+    natsStatus st = set_servers(o, g->s->cfg.ingest);
     if (st == NATS_OK)
         st = natsOptions_SetName(o, "freshetd");
     if (st == NATS_OK)

@@ -434,6 +434,32 @@ class _Decoded:
             self.values.append(col)
 
 
+def _typed_chunk(d, label_times, include_expired, served):
+    """One export chunk as typed arrays per feature, with its status counts and leakage (PRESENT
+    values written after their label time; 0 in served mode)."""
+    chunk = {"names": d.names, "types": d.types, "values": [], "status": [], "leakage": 0,
+             "statuses": {sname: 0 for sname in STATUS_NAMES.values()}}
+    for j, ftype in enumerate(d.types):
+        st = d.status[j]
+        keep = (st == PRESENT) | ((st == EXPIRED) & include_expired)
+        chunk["values"].append(_column_array([x if k else None for x, k in zip(d.values[j], keep)],
+                                             ftype))
+        chunk["status"].append(st)
+        for code, sname in STATUS_NAMES.items():
+            chunk["statuses"][sname] += int(np.count_nonzero(st == code))
+        if not served:
+            chunk["leakage"] += int(np.count_nonzero((st == PRESENT)
+                                                     & (d.written_at[j] > label_times)))
+    return chunk
+
+
+def _concat_arrays(parts):
+    """Concatenates typed column arrays (numpy or pandas extension arrays) of one feature."""
+    if isinstance(parts[0], np.ndarray):
+        return np.concatenate(parts)
+    return type(parts[0])._concat_same_type(parts)
+
+
 def _status_names(st):
     return np.array(["NOT_FOUND", "PRESENT", "EXPIRED", "NULL"], dtype=object)[st & 3]
 
@@ -805,6 +831,7 @@ class Client:
         conn = self._c()
         inflight = []
         results = []
+        snapshot_txn = None
         nxt = 0
         try:
             while nxt < len(starts) or inflight:
@@ -826,7 +853,9 @@ class Client:
                 if r.entity_count != b - a:
                     raise FreshetError("INTERNAL", f"reply has {r.entity_count} rows for "
                                                    f"{b - a} labels")
-                results.append((_Decoded(r), a, b, r.snapshot_txn))
+                # typed per chunk: the decoded Python objects are dropped right away
+                results.append(_typed_chunk(_Decoded(r), times[a:b], include_expired, served))
+                snapshot_txn = r.snapshot_txn if snapshot_txn is None else snapshot_txn
         except BaseException:
             # Drain the replies still in flight (the server answers every chunk; an error reply
             # already released the snapshot, but later chunks may have pinned a new one), release
@@ -839,35 +868,23 @@ class Client:
                 pass
             raise
 
-        first = results[0][0]
-        names, types = first.names, first.types
+        names, types = results[0]["names"], results[0]["types"]
         out = labels.copy()
         for name in names:
             if name in out.columns:
                 raise FreshetError("BAD_ARG", f"labels: column \"{name}\" clashes with a feature "
                                               "column of the result")
-        statuses = {"PRESENT": 0, "EXPIRED": 0, "NOT_FOUND": 0, "NULL": 0}
-        leakage = 0
+        statuses = {sname: sum(c["statuses"][sname] for c in results)
+                    for sname in STATUS_NAMES.values()}
         for j, name in enumerate(names):
-            vals, sts = [], []
-            for d, a, b, _ in results:
-                st = d.status[j]
-                v = d.values[j]
-                keep = (st == PRESENT) | ((st == EXPIRED) & include_expired)
-                vals.extend(x if k else None for x, k in zip(v, keep))
-                sts.append(st)
-                if not served:
-                    leakage += int(np.count_nonzero((st == PRESENT) & (d.written_at[j] > times[a:b])))
-            st_all = np.concatenate(sts) if sts else np.zeros(0, dtype=np.int8)
-            for code, sname in STATUS_NAMES.items():
-                statuses[sname] += int(np.count_nonzero(st_all == code))
-            out[name] = _column_array(vals, types[j]) if n else _column_array([], types[j])
+            out[name] = _concat_arrays([c["values"][j] for c in results])
             if with_status:
-                out[name + ":status"] = _status_names(st_all)
+                out[name + ":status"] = _status_names(np.concatenate([c["status"][j]
+                                                                     for c in results]))
         out.attrs["statuses"] = statuses
-        out.attrs["leakage"] = leakage
+        out.attrs["leakage"] = sum(c["leakage"] for c in results)
         out.attrs["mode"] = mode
-        out.attrs["snapshot_txn"] = results[0][3]
+        out.attrs["snapshot_txn"] = snapshot_txn
         return out
 
     def export_snapshot(self, features, as_of=None, with_status=False, served=False,
