@@ -1,8 +1,8 @@
 /* Scale-out figures (bench/run_scaleout.sh): JetStream publish rate through libfreshet's publisher,
  * and ingest-to-visible latency (publish call → the row readable through the partition map).
  *
- *   bench_scaleout publish --nats URLS [--stream S] [--replicas R] [--rows N] [--batch B] [--view V]
- *   bench_scaleout latency --nats URLS --map MAP.json [--view V] [--samples N]
+ *   bench_scaleout publish --nats URLS [--stream S] [--replicas R] [--rows N] [--batch B] [--view
+ * V] bench_scaleout latency --nats URLS --map MAP.json [--view V] [--samples N]
  *
  * Prints one JSON object per run on stdout. */
 #include <stdio.h>
@@ -113,12 +113,13 @@ int main(int argc, char **argv)
             }
         }
         double secs = (double)(mono_us() - t0) / 1e6;
-        printf("{\"bench\": \"publish\", \"replicas\": %d, \"rows\": %ld, \"batch\": %ld, "
-               "\"seconds\": %.3f, \"rows_per_s\": %.0f, \"published\": %llu, \"duplicates\": %llu, "
-               "\"retries\": %llu, \"last_seq\": %llu}\n",
-               replicas, rows, batch, secs, (double)rows / secs, (unsigned long long)res.published,
-               (unsigned long long)res.duplicates, (unsigned long long)res.retries,
-               (unsigned long long)res.last_seq);
+        printf(
+            "{\"bench\": \"publish\", \"replicas\": %d, \"rows\": %ld, \"batch\": %ld, "
+            "\"seconds\": %.3f, \"rows_per_s\": %.0f, \"published\": %llu, \"duplicates\": %llu, "
+            "\"retries\": %llu, \"last_seq\": %llu}\n",
+            replicas, rows, batch, secs, (double)rows / secs, (unsigned long long)res.published,
+            (unsigned long long)res.duplicates, (unsigned long long)res.retries,
+            (unsigned long long)res.last_seq);
         free(rs);
         free(rb);
     } else {
@@ -139,8 +140,8 @@ int main(int argc, char **argv)
             const char *ids[1] = {rb.ent};
             fr_entity_col_t col = {NULL, ids, NULL, 1};
             const char *feats[1] = {view};
-            fr_get_req_t req = {.features = feats, .feature_count = 1, .entities = &col,
-                                .entity_col_count = 1};
+            fr_get_req_t req = {
+                .features = feats, .feature_count = 1, .entities = &col, .entity_col_count = 1};
             int64_t t0 = mono_us();
             if (fr_publisher_put(p, &r, 1, NULL) != FR_OK) {
                 fprintf(stderr, "bench_scaleout: %s\n", fr_publisher_error(p));

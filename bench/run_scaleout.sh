@@ -41,7 +41,7 @@ PY
 )
 versions() { "$BIN/freshet" --server "$1" status | awk -v v=t5 '$1 == v {print $2}'; }
 t0=$(now_s)
-emit "$($B publish --nats "$NATS" --rows "$ROWS")"
+emit "$($B publish --nats "$NATS" --replicas 3 --rows "$ROWS")"
 for spec in "127.0.0.1:17101 $n1" "127.0.0.1:17102 $n2" "127.0.0.1:17103 $n3"; do
   set -- $spec
   until [ "$(versions "$1")" = "$2" ]; do sleep 0.05; done

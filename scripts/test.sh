@@ -29,11 +29,24 @@ if [ -x tests/python/run.sh ]; then
     py_failed=1 status=1
   fi
 fi
-passed=$(( (c_total - c_failed) + py_passed ))
-failed=$(( c_failed + py_failed ))
+# scale-out: a loopback NATS JetStream cluster and 3 freshetd nodes (scripts/cluster.sh, ~1 min)
+cl_passed=0 cl_failed=0
+if command -v nats-server >/dev/null 2>&1; then
+  FRESHET_BIN="$PWD/build/asan" scripts/cluster.sh test 2>&1 | tee "$log" || true
+  [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+  cl_line=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$log" | tail -n 1)
+  if [ -n "$cl_line" ]; then
+    cl_passed=${cl_line%% passed*}
+    cl_failed=$(echo "$cl_line" | sed -E 's/.*, ([0-9]+) failed/\1/')
+  else
+    cl_failed=1 status=1
+  fi
+fi
+passed=$(( (c_total - c_failed) + py_passed + cl_passed ))
+failed=$(( c_failed + py_failed + cl_failed ))
 [ $failed -eq 0 ] || status=1
 echo
-echo "ctest: $((c_total - c_failed)) of $c_total test binaries passed; python: $py_passed passed, $py_failed failed"
+echo "ctest: $((c_total - c_failed)) of $c_total test binaries passed; python: $py_passed passed, $py_failed failed; cluster: $cl_passed passed, $cl_failed failed"
 if [ $status -ne 0 ]; then
   echo "test.sh: FAILED" >&2
 fi

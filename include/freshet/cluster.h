@@ -87,8 +87,8 @@ void fr_publisher_msg_id(const char *view, const void *entity, size_t entity_len
 typedef struct {
     uint64_t messages, first_seq, last_seq;
     int replicas;
-    char leader[64];  /* server name of the stream's leader ("" when none) */
-    int current;      /* replicas (other than the leader) reported current */
+    char leader[64]; /* server name of the stream's leader ("" when none) */
+    int current;     /* replicas (other than the leader) reported current */
 } fr_stream_info_t;
 
 /* State of the stream. FR_E_IO (no answer, stream missing). */

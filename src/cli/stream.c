@@ -29,12 +29,14 @@ int fr_cli_stream(fr_cli_ctx_t *ctx)
             return fr_cli_fail(2, "stream: unknown flag %s", a);
     }
     if (!what || (strcmp(what, "info") && strcmp(what, "create")) || !url)
-        return fr_cli_fail(2, "usage: freshet stream info|create --nats URL [--stream S] [--replicas R]");
+        return fr_cli_fail(
+            2, "usage: freshet stream info|create --nats URL [--stream S] [--replicas R]");
     if (!strcmp(what, "create") && replicas <= 0)
         replicas = 1;
     if (!strcmp(what, "info"))
         replicas = 0;
-    fr_publisher_opts_t po = {.url = url, .stream = stream, .replicas = replicas, .timeout_ms = 5000};
+    fr_publisher_opts_t po = {
+        .url = url, .stream = stream, .replicas = replicas, .timeout_ms = 5000};
     fr_publisher_t *p = NULL;
     char err[512] = "";
     int rc = fr_publisher_new(&po, &p, err, sizeof err);
@@ -47,10 +49,11 @@ int fr_cli_stream(fr_cli_ctx_t *ctx)
         fr_publisher_free(p);
         return ex;
     }
-    printf("stream %s messages %llu first_seq %llu last_seq %llu replicas %d leader %s current %d\n",
-           stream ? stream : "FRESHET", (unsigned long long)si.messages,
-           (unsigned long long)si.first_seq, (unsigned long long)si.last_seq, si.replicas,
-           si.leader[0] ? si.leader : "-", si.current);
+    printf(
+        "stream %s messages %llu first_seq %llu last_seq %llu replicas %d leader %s current %d\n",
+        stream ? stream : "FRESHET", (unsigned long long)si.messages,
+        (unsigned long long)si.first_seq, (unsigned long long)si.last_seq, si.replicas,
+        si.leader[0] ? si.leader : "-", si.current);
     fr_publisher_free(p);
     return 0;
 }

@@ -78,7 +78,8 @@ int fr_cluster_open_json(const char *json, size_t len, const fr_client_opts_t *o
     }
     cl->pcount = (uint32_t)json_integer_value(parts);
     if (!json_is_array(nodes) || json_array_size(nodes) == 0) {
-        rc = failf(err, err_len, FR_E_BAD_ARG, "partition map: \"nodes\": expected a non-empty array");
+        rc = failf(err, err_len, FR_E_BAD_ARG,
+                   "partition map: \"nodes\": expected a non-empty array");
         goto out;
     }
     cl->node_count = json_array_size(nodes);
@@ -93,7 +94,8 @@ int fr_cluster_open_json(const char *json, size_t len, const fr_client_opts_t *o
         json_t *ps = json_object_get(n, "partitions");
         node_t *nd = &cl->nodes[i];
         if (!addr || strlen(addr) >= sizeof nd->addr) {
-            rc = failf(err, err_len, FR_E_BAD_ARG, "partition map: nodes[%zu].addr: expected HOST:PORT", i);
+            rc = failf(err, err_len, FR_E_BAD_ARG,
+                       "partition map: nodes[%zu].addr: expected HOST:PORT", i);
             goto out;
         }
         snprintf(nd->addr, sizeof nd->addr, "%s", addr);
@@ -104,11 +106,14 @@ int fr_cluster_open_json(const char *json, size_t len, const fr_client_opts_t *o
         }
         char why[256];
         if (ps && !json_is_string(ps)) {
-            rc = failf(err, err_len, FR_E_BAD_ARG, "partition map: nodes[%zu].partitions: expected "
-                       "a string like \"0-3\" or \"0,2,5\"", i);
+            rc = failf(err, err_len, FR_E_BAD_ARG,
+                       "partition map: nodes[%zu].partitions: expected "
+                       "a string like \"0-3\" or \"0,2,5\"",
+                       i);
             goto out;
         }
-        if (fr_partset_parse(ps ? json_string_value(ps) : "", cl->pcount, nd->member, why, sizeof why)) {
+        if (fr_partset_parse(ps ? json_string_value(ps) : "", cl->pcount, nd->member, why,
+                             sizeof why)) {
             rc = failf(err, err_len, FR_E_BAD_ARG, "partition map: nodes[%zu]: %s", i, why);
             goto out;
         }
@@ -176,8 +181,14 @@ int fr_cluster_open(const char *map_path, const fr_client_opts_t *opts, fr_clust
     return rc;
 }
 
-uint32_t fr_cluster_partition_count(const fr_cluster_t *cl) { return cl->pcount; }
-const char *fr_cluster_error(const fr_cluster_t *cl) { return cl->err; }
+uint32_t fr_cluster_partition_count(const fr_cluster_t *cl)
+{
+    return cl->pcount;
+}
+const char *fr_cluster_error(const fr_cluster_t *cl)
+{
+    return cl->err;
+}
 
 /* The node to try for partition p now: the first one holding p that is not resting after a
  * failure (or, if all are, the one whose rest ends first). -1 if excluded[] rules out all. */
@@ -254,7 +265,8 @@ int fr_cluster_get(fr_cluster_t *cl, const fr_get_req_t *req, fr_result_t **out)
     const fr_entity_col_t *col = &req->entities[0];
     size_t n = col->count, nn = cl->node_count;
     uint32_t *part = calloc(n ? n : 1, sizeof *part), *node_of = calloc(n ? n : 1, sizeof *node_of);
-    uint32_t *part_of = calloc(n ? n : 1, sizeof *part_of), *row_of = calloc(n ? n : 1, sizeof *row_of);
+    uint32_t *part_of = calloc(n ? n : 1, sizeof *part_of),
+             *row_of = calloc(n ? n : 1, sizeof *row_of);
     uint32_t *idx = calloc(n ? n : 1, sizeof *idx);
     const char **vals = calloc(n ? n : 1, sizeof *vals);
     size_t *lens = calloc(n ? n : 1, sizeof *lens);

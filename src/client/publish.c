@@ -87,8 +87,8 @@ static void on_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, void
         return;
     }
     if (pae)
-        snprintf(p->ack_err, sizeof p->ack_err, "%s", pae->ErrText ? pae->ErrText
-                                                                  : natsStatus_GetText(pae->Err));
+        snprintf(p->ack_err, sizeof p->ack_err, "%s",
+                 pae->ErrText ? pae->ErrText : natsStatus_GetText(pae->Err));
     if (p->nretry == p->cap_retry) {
         size_t cap = p->cap_retry ? p->cap_retry * 2 : 256;
         natsMsg **r = realloc(p->retry, cap * sizeof *r);
@@ -119,7 +119,8 @@ static natsStatus set_servers(natsOptions *o, const char *list)
     const char *urls[16];
     int n = 0;
     snprintf(buf, sizeof buf, "%s", list);
-    for (char *save = NULL, *t = strtok_r(buf, ", ", &save); t && n < 16; t = strtok_r(NULL, ", ", &save))
+    for (char *save = NULL, *t = strtok_r(buf, ", ", &save); t && n < 16;
+         t = strtok_r(NULL, ", ", &save))
         urls[n++] = t;
     if (n == 0)
         return NATS_INVALID_ARG;
@@ -145,8 +146,9 @@ static int set_opts(fr_publisher_t *p, const fr_publisher_opts_t *o)
         st = natsOptions_SetMaxPingsOut(p->opts, 3);
     if (st == NATS_OK)
         st = natsOptions_SetReconnectBufSize(p->opts, 64 * 1024 * 1024);
-    return st == NATS_OK ? FR_OK
-                         : failf(p, FR_E_BAD_ARG, "url \"%.200s\": %s", o->url, natsStatus_GetText(st));
+    return st == NATS_OK
+               ? FR_OK
+               : failf(p, FR_E_BAD_ARG, "url \"%.200s\": %s", o->url, natsStatus_GetText(st));
 }
 
 static int ensure_stream(fr_publisher_t *p, int replicas)
@@ -189,7 +191,8 @@ int fr_publisher_new(const fr_publisher_opts_t *o, fr_publisher_t **out, char *e
         return FR_E_NOMEM;
     pthread_mutex_init(&p->lock, NULL);
     msgpack_sbuffer_init(&p->sb);
-    snprintf(p->stream, sizeof p->stream, "%s", o->stream && *o->stream ? o->stream : DEFAULT_STREAM);
+    snprintf(p->stream, sizeof p->stream, "%s",
+             o->stream && *o->stream ? o->stream : DEFAULT_STREAM);
     p->pcount = o->partition_count ? o->partition_count : 8;
     p->timeout_ms = o->timeout_ms > 0 ? o->timeout_ms : 10000;
     p->max_retries = o->max_retries > 0 ? o->max_retries : 20;
@@ -252,7 +255,10 @@ void fr_publisher_free(fr_publisher_t *p)
     free(p);
 }
 
-const char *fr_publisher_error(const fr_publisher_t *p) { return p->err; }
+const char *fr_publisher_error(const fr_publisher_t *p)
+{
+    return p->err;
+}
 
 /* ---- the window's key set ---- */
 
@@ -449,8 +455,9 @@ int fr_publisher_put(fr_publisher_t *p, const fr_put_row_t *rows, size_t count,
             rc = failf(p, FR_E_BAD_ARG, "row %zu: empty entity", i);
             break;
         }
-        uint64_t key = fnv64(fnv64(FNV64_INIT, r->view ? r->view : "", r->view ? strlen(r->view) + 1 : 0),
-                             r->entity, elen);
+        uint64_t key =
+            fnv64(fnv64(FNV64_INIT, r->view ? r->view : "", r->view ? strlen(r->view) + 1 : 0),
+                  r->entity, elen);
         int seen = keys_add(p, key);
         if (seen < 0) {
             rc = failf(p, FR_E_NOMEM, "no memory");
@@ -502,7 +509,8 @@ int fr_publisher_stream_info(fr_publisher_t *p, fr_stream_info_t *out)
     out->last_seq = si->State.LastSeq;
     out->replicas = si->Config ? (int)si->Config->Replicas : 0;
     if (si->Cluster) {
-        snprintf(out->leader, sizeof out->leader, "%s", si->Cluster->Leader ? si->Cluster->Leader : "");
+        snprintf(out->leader, sizeof out->leader, "%s",
+                 si->Cluster->Leader ? si->Cluster->Leader : "");
         for (int i = 0; i < si->Cluster->ReplicasLen; i++)
             out->current += si->Cluster->Replicas[i] && si->Cluster->Replicas[i]->Current &&
                             !si->Cluster->Replicas[i]->Offline;

@@ -52,8 +52,8 @@ int fr_partset_parse(const char *text, uint32_t count, bool *member, char *why, 
             }
         }
         if (hi >= count) {
-            snprintf(why, why_len, "partitions \"%s\": %u is not below the partition count %u", text,
-                     hi, count);
+            snprintf(why, why_len, "partitions \"%s\": %u is not below the partition count %u",
+                     text, hi, count);
             return -1;
         }
         for (uint32_t i = lo; i <= hi; i++)

@@ -317,7 +317,7 @@ static void h_get_online(fr_worker_t *w, struct evhttp_request *req)
         why = g->why;
         goto fail;
     }
-    int64_t as_of = fr_clock_now(w->server->clock);
+    int64_t as_of = 0;
     json_t *asof = json_object_get(body, "as_of");
     if (asof && parse_time_json(asof, &as_of)) {
         why = "as_of: expected RFC 3339 or integer microseconds";
@@ -326,8 +326,10 @@ static void h_get_online(fr_worker_t *w, struct evhttp_request *req)
     }
     bool full = json_is_true(json_object_get(body, "full_feature_names"));
     code = fr_rtxn_begin(w->rtxn);
+    if (!asof) /* as in the binary Get: now after the snapshot, served-mode filter */
+        as_of = fr_store_read_now(w->rtxn);
     if (code == FR_OK)
-        code = fr_read_rows(w, p, w->rtxn, as_of, NULL, 0);
+        code = fr_read_rows(w, p, w->rtxn, as_of, NULL, asof ? 0 : FR_ASOF_SERVED);
     if (code != FR_OK) {
         fr_rtxn_reset(w->rtxn);
         why = "read failed";

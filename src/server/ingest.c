@@ -17,8 +17,8 @@
 #include "ingest.h"
 #include "server_int.h"
 
-#define QMAX 20000           /* messages queued per partition before the NATS callback waits */
-#define BATCH_MAX 5000       /* messages per write job */
+#define QMAX 20000     /* messages queued per partition before the NATS callback waits */
+#define BATCH_MAX 5000 /* messages per write job */
 #define HEARTBEAT_NS 1000000000LL
 #define HOUSEKEEP_US 1000000 /* watchdog, lag and stream info period */
 #define STALL_US 3000000     /* messages pending but none delivered for this long: resubscribe */
@@ -187,9 +187,9 @@ static void log_rejected(fr_ingest_t *g, const part_t *p, uint64_t seq, const ch
 /* Decodes up to n queued messages into a write job. *consumed gets how many messages were used
  * (applied or rejected as poison); a message naming an unknown view ends the batch unconsumed. */
 typedef struct {
-    size_t consumed;   /* messages used (applied or rejected as poison) */
+    size_t consumed; /* messages used (applied or rejected as poison) */
     uint64_t rejected, misrouted;
-    bool stall;        /* the first message names an unknown view */
+    bool stall; /* the first message names an unknown view */
 } batch_t;
 
 static fr_job_t *build_job(fr_ingest_t *g, part_t *p, const qent_t *ents, size_t n, batch_t *bt)
@@ -236,9 +236,10 @@ static fr_job_t *build_job(fr_ingest_t *g, part_t *p, const qent_t *ents, size_t
             if (*consumed == 0) {
                 bt->stall = true;
                 if (!p->stall_logged)
-                    fr_log(FR_LOG_WARN, "event=ingest_unknown_view partition=%u seq=%llu view=\"%s\" "
-                           "action=\"waiting for freshet apply\"", p->id,
-                           (unsigned long long)ents[i].seq, row.view);
+                    fr_log(FR_LOG_WARN,
+                           "event=ingest_unknown_view partition=%u seq=%llu view=\"%s\" "
+                           "action=\"waiting for freshet apply\"",
+                           p->id, (unsigned long long)ents[i].seq, row.view);
                 p->stall_logged = 1;
             }
             break;
@@ -417,8 +418,10 @@ static void resubscribe(fr_ingest_t *g, part_t *p)
         p->next_resub_us = fr_mono_us() + RESUB_BACKOFF_US;
         pthread_mutex_unlock(&g->lock);
         if (!p->sub_fail_logged)
-            fr_log(FR_LOG_WARN, "event=ingest_subscribe_failed partition=%u reason=\"%s\" js_err=%d "
-                   "action=\"retrying every second\"", p->id, natsStatus_GetText(st), (int)jerr);
+            fr_log(FR_LOG_WARN,
+                   "event=ingest_subscribe_failed partition=%u reason=\"%s\" js_err=%d "
+                   "action=\"retrying every second\"",
+                   p->id, natsStatus_GetText(st), (int)jerr);
         p->sub_fail_logged = 1;
         return;
     }
@@ -483,8 +486,8 @@ static void housekeep(fr_ingest_t *g)
             if (p->stalled_checks >= 2) {
                 p->need_resub = 1;
                 p->next_resub_us = 0;
-                fr_log(FR_LOG_WARN, "event=ingest_consumer_stalled partition=%u pending=%llu", p->id,
-                       (unsigned long long)ci->NumPending);
+                fr_log(FR_LOG_WARN, "event=ingest_consumer_stalled partition=%u pending=%llu",
+                       p->id, (unsigned long long)ci->NumPending);
             }
         }
         pthread_mutex_unlock(&g->lock);
@@ -531,8 +534,8 @@ static void *ingest_main(void *arg)
         return NULL;
     }
     fr_log(FR_LOG_INFO, "event=ingest_started url=%s stream=%s partitions=%s source=%s",
-           g->s->cfg.ingest, g->s->cfg.stream, g->s->cfg.partitions[0] ? g->s->cfg.partitions : "all",
-           g->source);
+           g->s->cfg.ingest, g->s->cfg.stream,
+           g->s->cfg.partitions[0] ? g->s->cfg.partitions : "all", g->source);
     int64_t next_house = 0;
     pthread_mutex_lock(&g->lock);
     while (!g->stop) {
@@ -620,7 +623,8 @@ static natsStatus set_servers(natsOptions *o, const char *list)
     const char *urls[16];
     int n = 0;
     snprintf(buf, sizeof buf, "%s", list);
-    for (char *save = NULL, *t = strtok_r(buf, ", ", &save); t && n < 16; t = strtok_r(NULL, ", ", &save))
+    for (char *save = NULL, *t = strtok_r(buf, ", ", &save); t && n < 16;
+         t = strtok_r(NULL, ", ", &save))
         urls[n++] = t;
     if (n == 0)
         return NATS_INVALID_ARG;
@@ -774,24 +778,35 @@ void fr_ingest_metrics(fr_server_t *s, fr_buf_t *b)
     fr_ingest_t *g = s->ingest;
     if (!g)
         return;
-    fr_buf_printf(b, "# HELP freshet_ingest_connected 1 while connected to NATS.\n"
-                     "# TYPE freshet_ingest_connected gauge\nfreshet_ingest_connected %d\n",
+    fr_buf_printf(b,
+                  "# HELP freshet_ingest_connected 1 while connected to NATS.\n"
+                  "# TYPE freshet_ingest_connected gauge\nfreshet_ingest_connected %d\n",
                   atomic_load(&g->connected));
-    fr_buf_printf(b, "# HELP freshet_ingest_stream_last_seq Last sequence of the JetStream stream.\n"
-                     "# TYPE freshet_ingest_stream_last_seq gauge\n"
-                     "freshet_ingest_stream_last_seq{stream=\"%s\"} %llu\n",
+    fr_buf_printf(b,
+                  "# HELP freshet_ingest_stream_last_seq Last sequence of the JetStream stream.\n"
+                  "# TYPE freshet_ingest_stream_last_seq gauge\n"
+                  "freshet_ingest_stream_last_seq{stream=\"%s\"} %llu\n",
                   s->cfg.stream, atomic_load(&g->stream_last_seq));
-    fr_buf_printf(b, "# HELP freshet_ingest_disconnects_total NATS connection losses.\n"
-                     "# TYPE freshet_ingest_disconnects_total counter\n"
-                     "freshet_ingest_disconnects_total %llu\n", atomic_load(&g->disconnects));
+    fr_buf_printf(b,
+                  "# HELP freshet_ingest_disconnects_total NATS connection losses.\n"
+                  "# TYPE freshet_ingest_disconnects_total counter\n"
+                  "freshet_ingest_disconnects_total %llu\n",
+                  atomic_load(&g->disconnects));
     static const char *const names[] = {
-        "freshet_ingest_position", "Stream sequence of the partition's last applied message.",
-        "freshet_ingest_lag", "Messages of the partition in the stream not yet applied (-1: unknown).",
-        "freshet_ingest_rows_applied_total", "Rows applied from the stream (incl. unchanged no-ops).",
-        "freshet_ingest_rows_duplicate_total", "Messages at or below the stored position (dropped).",
-        "freshet_ingest_rows_rejected_total", "Messages skipped as invalid (malformed, type mismatch, future).",
-        "freshet_ingest_rows_misrouted_total", "Rows whose entity hashes to another partition.",
-        "freshet_ingest_resubscribes_total", "Ordered consumers (re)created from the stored position.",
+        "freshet_ingest_position",
+        "Stream sequence of the partition's last applied message.",
+        "freshet_ingest_lag",
+        "Messages of the partition in the stream not yet applied (-1: unknown).",
+        "freshet_ingest_rows_applied_total",
+        "Rows applied from the stream (incl. unchanged no-ops).",
+        "freshet_ingest_rows_duplicate_total",
+        "Messages at or below the stored position (dropped).",
+        "freshet_ingest_rows_rejected_total",
+        "Messages skipped as invalid (malformed, type mismatch, future).",
+        "freshet_ingest_rows_misrouted_total",
+        "Rows whose entity hashes to another partition.",
+        "freshet_ingest_resubscribes_total",
+        "Ordered consumers (re)created from the stored position.",
     };
     pthread_mutex_lock(&g->lock);
     for (size_t m = 0; m < sizeof names / sizeof names[0]; m += 2) {
@@ -801,15 +816,30 @@ void fr_ingest_metrics(fr_server_t *s, fr_buf_t *b)
             const part_t *p = &g->parts[i];
             long long v = 0;
             switch (m / 2) {
-            case 0: v = p->position; break;
-            case 1: v = part_lag(p); break;
-            case 2: v = (long long)p->rows_applied; break;
-            case 3: v = (long long)p->rows_duplicate; break;
-            case 4: v = (long long)p->rows_rejected; break;
-            case 5: v = (long long)p->rows_misrouted; break;
-            default: v = (long long)p->resubscribes; break;
+            case 0:
+                v = p->position;
+                break;
+            case 1:
+                v = part_lag(p);
+                break;
+            case 2:
+                v = (long long)p->rows_applied;
+                break;
+            case 3:
+                v = (long long)p->rows_duplicate;
+                break;
+            case 4:
+                v = (long long)p->rows_rejected;
+                break;
+            case 5:
+                v = (long long)p->rows_misrouted;
+                break;
+            default:
+                v = (long long)p->resubscribes;
+                break;
             }
-            fr_buf_printf(b, "%s{source=\"%s\",partition=\"%u\"} %lld\n", names[m], g->source, p->id, v);
+            fr_buf_printf(b, "%s{source=\"%s\",partition=\"%u\"} %lld\n", names[m], g->source,
+                          p->id, v);
         }
     }
     pthread_mutex_unlock(&g->lock);

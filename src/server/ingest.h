@@ -1,9 +1,9 @@
-/* The NATS JetStream consumer of freshetd (--ingest; README, "Scaling out"; DESIGN.md, "Scaling past
- * one machine"). One ordered consumer per partition p of the node, filter `freshet.*.<p>`, starting
- * after the partition's stored position (source "nats:<stream>", partition p, offset = the stream
- * sequence of the last applied message). Messages are protobuf `Row`s; each batch of a partition
- * is applied by the writer thread together with its new position in one LMDB transaction, one
- * batch per partition at a time, so a key's updates apply in stream order and exactly once. */
+/* The NATS JetStream consumer of freshetd (--ingest; README, "Scaling out"; DESIGN.md, "Scaling
+ * past one machine"). One ordered consumer per partition p of the node, filter `freshet.*.<p>`,
+ * starting after the partition's stored position (source "nats:<stream>", partition p, offset = the
+ * stream sequence of the last applied message). Messages are protobuf `Row`s; each batch of a
+ * partition is applied by the writer thread together with its new position in one LMDB transaction,
+ * one batch per partition at a time, so a key's updates apply in stream order and exactly once. */
 #ifndef FR_SERVER_INGEST_H
 #define FR_SERVER_INGEST_H
 

@@ -430,10 +430,14 @@ void fr_handle_get(fr_worker_t *w, fr_conn_t *c, const fr_frame_t *f, const uint
         fr_registry_release(reg);
         return;
     }
-    int64_t as_of = req.has_as_of_us ? req.as_of_us : fr_clock_now(w->server->clock);
     unsigned flags = req.has_served && req.served ? FR_ASOF_SERVED : 0;
     p->include_expired = req.has_include_expired && req.include_expired;
     rc = fr_rtxn_begin(w->rtxn);
+    /* "now" is read after the snapshot opens, and reads filter like served exports, so a served
+     * export at this as_of reproduces this reply exactly (fr_store_read_now) */
+    int64_t as_of = req.has_as_of_us ? req.as_of_us : fr_store_read_now(w->rtxn);
+    if (!req.has_as_of_us)
+        flags |= FR_ASOF_SERVED;
     if (rc != FR_OK)
         fr_reply_error(w, c, f, rc, "cannot open a read snapshot");
     else

@@ -200,3 +200,21 @@ int fr_store_entities_each(fr_rtxn_t *r, uint32_t view_id, const uint8_t *after,
         klen += 16;
     }
 }
+
+int64_t fr_store_read_now(fr_rtxn_t *r)
+{
+    /* The snapshot holds every transaction up to its id T. Rows it cannot see were written by
+     * transaction T+1 or later, all stamped no earlier than T+1's written_at. So "now" is the
+     * clock, capped below T+1's stamp when T+1 has announced itself; if it has not, it will read
+     * the clock after we did. The clock has microsecond resolution, hence the - 1. */
+    fr_store_t *s = r->store;
+    uint64_t next = (uint64_t)mdb_txn_id(r->txn) + 1;
+    int64_t now = fr_clock_now(s->clock);
+    __typeof__(s->stamps[0]) *slot = &s->stamps[next % FR_STAMP_RING];
+    if (atomic_load(&slot->txnid) != next)
+        return now - 1; /* T+1 has not begun (a ring lap behind cannot happen in two reads) */
+    int64_t w;
+    while ((w = atomic_load(&slot->written_at)) == 0 && atomic_load(&slot->txnid) == next)
+        ; /* the writer is between two stores a few instructions apart */
+    return (w && w < now ? w : now) - 1;
+}

@@ -180,6 +180,13 @@ int fr_store_entities_each(fr_rtxn_t *r, uint32_t view_id, const uint8_t *after,
                            int (*fn)(void *ctx, const uint8_t *entity, size_t len), void *ctx,
                            bool *more);
 
+/* The as_of of an online read ("now") from the open snapshot r, such that a `served` export at
+ * that time returns exactly what the read does (DESIGN.md, Semantics 7). Rows are stamped with
+ * written_at when their transaction starts but become visible only at its commit, after the
+ * fsync; a read must not claim a time at or after the stamp of a transaction its snapshot does
+ * not hold. Use it together with FR_ASOF_SERVED. Thread-safe, lock-free. */
+int64_t fr_store_read_now(fr_rtxn_t *r);
+
 /* High-water offset of (source, partition); -1 when never written. FR_E_STORAGE. */
 int fr_store_source_get(fr_rtxn_t *r, const char *source, uint32_t partition, int64_t *offset);
 

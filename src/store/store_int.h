@@ -5,9 +5,12 @@
 #include <errno.h>
 #include <lmdb.h>
 #include <pthread.h>
+#include <stdatomic.h>
 
 #include "common/fault.h"
 #include "store.h"
+
+#define FR_STAMP_RING 1024
 
 struct fr_store {
     MDB_env *env;
@@ -17,6 +20,12 @@ struct fr_store {
     pthread_mutex_t reg_lock; /* guards `registry` pointer swaps */
     fr_registry_t *registry;
     uint64_t write_seq; /* last assigned; only the writer thread touches it */
+    /* Recent write transactions by LMDB txn id (see fr_store_read_now): each announces its id
+     * before reading the clock for its rows' written_at, then publishes that stamp. */
+    struct {
+        _Atomic uint64_t txnid;
+        _Atomic int64_t written_at; /* 0 until known */
+    } stamps[FR_STAMP_RING];
 };
 
 struct fr_rtxn {

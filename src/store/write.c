@@ -124,7 +124,15 @@ int fr_store_write_begin(fr_store_t *s, fr_wtxn_t **out)
     }
     w->store = s;
     w->write_seq_at_begin = s->write_seq;
+    /* Announce this transaction's id before reading the clock for its written_at: a reader whose
+     * snapshot is the previous id and that does not see the announcement read its clock before
+     * ours, so every row stamped here is later than that reader's as_of (fr_store_read_now). */
+    uint64_t id = (uint64_t)mdb_txn_id(w->txn);
+    __typeof__(s->stamps[0]) *slot = &s->stamps[id % FR_STAMP_RING];
+    atomic_store(&slot->written_at, 0);
+    atomic_store(&slot->txnid, id);
     w->now_us = fr_clock_now(s->clock);
+    atomic_store(&slot->written_at, w->now_us);
     *out = w;
     return FR_OK;
 }
