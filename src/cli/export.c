@@ -41,6 +41,8 @@ typedef struct {
     /* requested features and the join keys they need */
     const char **features;
     size_t nfeatures;
+    const char **owned_features; /* after expand_views: every entry malloc'ed */
+    const char **first_features; /* the list as given (points into the argument copy) */
     char **keys; /* distinct join keys */
     size_t nkeys;
     int key_col[16]; /* CSV: column of each key */
@@ -683,8 +685,52 @@ static int run_snapshot(fr_client_t *c, exp_t *x, const exp_opts_t *o)
 }
 
 /* Collects the distinct join keys of the requested features' views. */
+/* Replaces each bare view name in x->features by its "view:feature" names, so headers and
+ * result columns line up (the server expands a view the same way, in feature order). */
+static int expand_views(fr_client_t *c, exp_t *x)
+{
+    size_t total = 0;
+    for (size_t j = 0; j < x->nfeatures; j++) {
+        size_t nf = 1;
+        const char *const *names;
+        const fr_type_t *types;
+        if (!strchr(x->features[j], ':')) {
+            int rc = fr_client_view_features(c, x->features[j], &nf, &names, &types);
+            if (rc != FR_OK)
+                return fr_cli_fail(rc, "feature \"%s\": %s", x->features[j], fr_client_error(c));
+        }
+        total += nf;
+    }
+    const char **out = calloc(total ? total : 1, sizeof *out);
+    if (!out)
+        return fr_cli_fail(FR_E_NOMEM, "no memory");
+    size_t n = 0;
+    for (size_t j = 0; j < x->nfeatures; j++) {
+        if (strchr(x->features[j], ':')) {
+            out[n++] = strdup(x->features[j]);
+            continue;
+        }
+        size_t nf;
+        const char *const *names;
+        const fr_type_t *types;
+        fr_client_view_features(c, x->features[j], &nf, &names, &types);
+        for (size_t k = 0; k < nf; k++) {
+            char *full = malloc(strlen(x->features[j]) + strlen(names[k]) + 2);
+            sprintf(full, "%s:%s", x->features[j], names[k]);
+            out[n++] = full;
+        }
+    }
+    x->owned_features = out;
+    x->features = out;
+    x->nfeatures = n;
+    return 0;
+}
+
 static int resolve_keys(fr_client_t *c, exp_t *x)
 {
+    int ex = expand_views(c, x);
+    if (ex)
+        return ex;
     x->keys = calloc(16, sizeof *x->keys);
     for (size_t j = 0; j < x->nfeatures; j++) {
         char view[80];
@@ -777,7 +823,7 @@ int fr_cli_export(fr_cli_ctx_t *ctx)
         return fr_cli_fail(2, "export snapshot needs --view V or --features view:feature,...");
     exp_t x = {.fmt = o.fmt, .with_status = o.with_status, .event_mode = pit && !o.served};
     char *flist = strdup(o.features_arg ? o.features_arg : o.view);
-    x.features = calloc(strlen(flist) + 1, sizeof *x.features);
+    x.features = x.first_features = calloc(strlen(flist) + 1, sizeof *x.features);
     char *save = NULL;
     for (char *t = strtok_r(flist, ",", &save); t; t = strtok_r(NULL, ",", &save))
         x.features[x.nfeatures++] = t;
@@ -843,6 +889,12 @@ int fr_cli_export(fr_cli_ctx_t *ctx)
         for (size_t i = 0; i < x.ncols; i++)
             free(x.cols[i]);
     free(x.header_line);
+    if (x.owned_features) {
+        for (size_t j = 0; j < x.nfeatures; j++)
+            free((char *)x.owned_features[j]);
+        free(x.owned_features);
+        x.features = x.first_features; /* the strtok array */
+    }
     free(x.features);
     free(flist);
     fr_client_free(c);

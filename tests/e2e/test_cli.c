@@ -469,3 +469,35 @@ Test(cli, errors_name_the_error_and_exit_non_zero, .timeout = 60)
         fr_e2e_cli_fini(&r);
     }
 }
+
+/* Regression: a bare view name in --features printed one header column for the whole view while
+ * each row had one value per feature. */
+Test(cli, export_header_expands_a_bare_view_name, .timeout = 60)
+{
+    fr_e2e_server_t *s = start_applied(NULL);
+    fr_e2e_cli_t r;
+    CLI(&r, s, "{\"card_id\":\"c1\",\"event_timestamp\":1000,\"txn_count_1h\":4}\n", "put", "--view",
+        "card_stats");
+    expect_ok(&r, "put");
+    fr_e2e_cli_fini(&r);
+    char labels[256];
+    snprintf(labels, sizeof labels, "%s/labels.csv", s->dir);
+    FILE *f = fopen(labels, "w");
+    cr_assert_not_null(f);
+    fputs("card_id,event_timestamp\nc1,2000\n", f);
+    fclose(f);
+    CLI(&r, s, NULL, "export", "pit", "--labels", labels, "--features", "card_stats");
+    expect_ok(&r, "export pit of a whole view");
+    char *nl = strchr(r.out, '\n');
+    cr_assert_not_null(nl, "no header line: %s", r.out);
+    size_t header_cols = 1, row_cols = 1;
+    for (char *p = r.out; p < nl; p++)
+        header_cols += *p == ',';
+    for (char *p = nl + 1; *p && *p != '\n'; p++)
+        row_cols += *p == ',';
+    cr_assert_eq(header_cols, row_cols, "header has %zu columns, the row %zu:\n%s", header_cols, row_cols,
+                 r.out);
+    expect_contains(r.out, "card_stats:txn_count_1h", "expanded feature name in the header");
+    fr_e2e_cli_fini(&r);
+    finish(s);
+}
