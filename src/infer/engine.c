@@ -96,6 +96,14 @@ int fr_engine_init(fr_engine_t *e, const fr_model_t *m, const fr_infer_config_t 
     e->fetch_batch = (size_t)cfg->fetch_batch;
     e->server = cfg->server;
     e->timeout_ms = (int)cfg->timeout_ms;
+    /* Like the CLI: a freshetd with --auth-file or TLS is reached with FRESHET_TOKEN (a read token
+     * is enough), FRESHET_TLS=1, FRESHET_TLS_CA=FILE, FRESHET_TLS_INSECURE=1. */
+    e->conn_opts.timeout_ms = e->timeout_ms;
+    e->conn_opts.token = getenv("FRESHET_TOKEN");
+    e->conn_opts.tls_ca = getenv("FRESHET_TLS_CA");
+    e->conn_opts.tls_insecure = getenv("FRESHET_TLS_INSECURE") && !strcmp(getenv("FRESHET_TLS_INSECURE"), "1");
+    e->conn_opts.tls = (getenv("FRESHET_TLS") && !strcmp(getenv("FRESHET_TLS"), "1")) ||
+                       e->conn_opts.tls_ca || e->conn_opts.tls_insecure;
     size_t n = e->nin ? e->nin : 1;
     e->fetch_refs = calloc(n, sizeof *e->fetch_refs);
     e->fetch_view = calloc(n, sizeof *e->fetch_view);
@@ -117,7 +125,7 @@ int fr_engine_init(fr_engine_t *e, const fr_model_t *m, const fr_infer_config_t 
             k++;
         if (k == e->nfetch) {
             if (!c) {
-                rc = fr_client_connect(cfg->server, (int)cfg->timeout_ms, &c);
+                rc = fr_client_connect_opts(cfg->server, &e->conn_opts, &c);
                 if (rc != FR_OK) {
                     snprintf(why, why_len, "cannot connect to freshetd at %s (%s)", cfg->server,
                              fr_err_name(rc));
@@ -346,7 +354,7 @@ static int fetch(const fr_engine_t *e, fr_client_t **client, fr_score_out_t *o, 
     int rc = FR_OK;
     for (int attempt = 0; attempt < 2; attempt++) {
         if (!*client) {
-            rc = fr_client_connect(e->server, e->timeout_ms, client);
+            rc = fr_client_connect_opts(e->server, &e->conn_opts, client);
             if (rc != FR_OK) {
                 snprintf(why, why_len, "freshetd at %s is unreachable (%s)", e->server,
                          fr_err_name(rc));

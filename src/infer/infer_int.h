@@ -38,6 +38,7 @@ typedef struct {
     size_t max_rows, fetch_batch;
     const char *server;
     int timeout_ms;
+    fr_client_opts_t conn_opts; /* token / TLS for freshetd, from the environment (engine.c) */
     /* bound features, unique, in first-use order: what one Get asks freshetd for */
     size_t nfetch;
     const char **fetch_refs; /* "view:feature" (owned by the model) */
