@@ -37,6 +37,14 @@ int fr_client_call(fr_client_t *c, uint16_t op, const pb_msgdesc_t *req_fields, 
                    const pb_msgdesc_t *resp_fields, void *resp);
 int fr_client_check(fr_client_t *c, bool has_code, int32_t code, const char *message);
 void fr_client_schema_clear(fr_client_t *c);
+
+/* Entity id lists as sent in Get, Export and Score requests. */
+typedef struct {
+    const fr_entity_col_t *cols;
+    size_t count;
+} fr_entity_cols_t;
+/* nanopb encode callback for a repeated EntityColumn field; arg points to a fr_entity_cols_t. */
+bool fr_client_enc_entity_cols(pb_ostream_t *stream, const pb_field_t *field, void *const *arg);
 /* rw.c: a result whose entity i is row row_of[i] of parts[part_of[i]] (same columns in every
  * part). Takes the parts (freed with the result, or now on failure). FR_E_NOMEM, FR_E_BAD_ARG. */
 int fr_result_gather(fr_result_t **parts, size_t nparts, const uint32_t *part_of,

@@ -568,11 +568,11 @@ static bool enc_values_cb(pb_ostream_t *stream, const pb_field_t *field, void *c
     return true;
 }
 
-static bool enc_entities_cb(pb_ostream_t *stream, const pb_field_t *field, void *const *arg)
+bool fr_client_enc_entity_cols(pb_ostream_t *stream, const pb_field_t *field, void *const *arg)
 {
-    const fr_get_req_t *req = *arg;
-    for (size_t i = 0; i < req->entity_col_count; i++) {
-        const fr_entity_col_t *col = &req->entities[i];
+    const fr_entity_cols_t *cols = *arg;
+    for (size_t i = 0; i < cols->count; i++) {
+        const fr_entity_col_t *col = &cols->cols[i];
         freshet_EntityColumn ec = freshet_EntityColumn_init_zero;
         if (col->join_key && col->join_key[0]) {
             ec.has_join_key = true;
@@ -592,8 +592,9 @@ static int queue_get(fr_client_t *c, const fr_get_req_t *req, uint32_t *id)
     freshet_GetRequest g = freshet_GetRequest_init_zero;
     g.features.funcs.encode = enc_strings_cb;
     g.features.arg = (void *)req;
-    g.entities.funcs.encode = enc_entities_cb;
-    g.entities.arg = (void *)req;
+    fr_entity_cols_t cols = {req->entities, req->entity_col_count};
+    g.entities.funcs.encode = fr_client_enc_entity_cols;
+    g.entities.arg = &cols;
     g.has_as_of_us = req->has_as_of;
     g.as_of_us = req->as_of_us;
     g.has_include_expired = req->include_expired;
@@ -848,11 +849,9 @@ int fr_client_export_send(fr_client_t *c, const fr_export_req_t *req, uint32_t *
     x.kind = (freshet_ExportKind)req->kind;
     x.features.funcs.encode = enc_features_x_cb;
     x.features.arg = (void *)req;
-    fr_get_req_t g = {0};
-    g.entities = req->entities;
-    g.entity_col_count = req->entity_col_count;
-    x.entities.funcs.encode = enc_entities_cb;
-    x.entities.arg = &g;
+    fr_entity_cols_t cols = {req->entities, req->entity_col_count};
+    x.entities.funcs.encode = fr_client_enc_entity_cols;
+    x.entities.arg = &cols;
     i64s_t times = {req->as_of_us, req->as_of_us ? req->row_count : 0};
     x.as_of_us.funcs.encode = enc_i64s_cb;
     x.as_of_us.arg = &times;

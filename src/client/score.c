@@ -31,37 +31,6 @@ struct fr_score_result {
 
 /* ---- encoding ---- */
 
-static bool enc_ids_cb(pb_ostream_t *stream, const pb_field_t *field, void *const *arg)
-{
-    const fr_entity_col_t *col = *arg;
-    for (size_t i = 0; i < col->count; i++) {
-        size_t n = col->lens ? col->lens[i] : strlen(col->values[i]);
-        if (!pb_encode_tag_for_field(stream, field) ||
-            !pb_encode_string(stream, (const pb_byte_t *)col->values[i], n))
-            return false;
-    }
-    return true;
-}
-
-static bool enc_cols_cb(pb_ostream_t *stream, const pb_field_t *field, void *const *arg)
-{
-    const fr_score_req_t *req = *arg;
-    for (size_t i = 0; i < req->entity_col_count; i++) {
-        const fr_entity_col_t *col = &req->entities[i];
-        freshet_EntityColumn ec = freshet_EntityColumn_init_zero;
-        if (col->join_key && col->join_key[0]) {
-            ec.has_join_key = true;
-            snprintf(ec.join_key, sizeof ec.join_key, "%s", col->join_key);
-        }
-        ec.values.funcs.encode = enc_ids_cb;
-        ec.values.arg = (void *)col;
-        if (!pb_encode_tag_for_field(stream, field) ||
-            !pb_encode_submessage(stream, freshet_EntityColumn_fields, &ec))
-            return false;
-    }
-    return true;
-}
-
 static bool enc_doubles_cb(pb_ostream_t *stream, const pb_field_t *field, void *const *arg)
 {
     const fr_score_feature_t *f = *arg;
@@ -233,8 +202,9 @@ int fr_client_score(fr_client_t *c, const fr_score_req_t *req, fr_score_result_t
             strlen(req->features[i].name) >= sizeof(((freshet_RequestFeature *)0)->name))
             return fr_client_failf(c, FR_E_BAD_ARG, "features[%zu]: name missing or too long", i);
     freshet_ScoreRequest sr = freshet_ScoreRequest_init_zero;
-    sr.entities.funcs.encode = enc_cols_cb;
-    sr.entities.arg = (void *)req;
+    fr_entity_cols_t cols = {req->entities, req->entity_col_count};
+    sr.entities.funcs.encode = fr_client_enc_entity_cols;
+    sr.entities.arg = &cols;
     sr.features.funcs.encode = enc_feats_cb;
     sr.features.arg = (void *)req;
     sr.has_as_of_us = req->has_as_of;

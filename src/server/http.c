@@ -222,6 +222,30 @@ static const char *fill_ids(ecol_t *col, json_t *arr, json_t *keep)
     return NULL;
 }
 
+/* Fills g->features from a JSON array of "view:feature" strings (spans into the JSON, which must
+ * outlive the read). FR_OK, FR_E_TOO_LARGE, FR_E_NOMEM or FR_E_BAD_REQUEST with *why. */
+static int take_features(fr_worker_t *w, get_req_t *g, json_t *features, const char **why)
+{
+    size_t nf = json_array_size(features);
+    if (nf > (size_t)w->server->cfg.max_features) {
+        *why = "features: more than max_features";
+        return FR_E_TOO_LARGE;
+    }
+    if (fr_read_grow((void **)&g->features, &g->feat_cap, nf, sizeof(span_t))) {
+        *why = "out of memory";
+        return FR_E_NOMEM;
+    }
+    for (size_t i = 0; i < nf; i++) {
+        json_t *f = json_array_get(features, i);
+        if (!json_is_string(f)) {
+            *why = "features: every entry must be a \"view:feature\" string";
+            return FR_E_BAD_REQUEST;
+        }
+        g->features[g->nfeatures++] = (span_t){(const uint8_t *)json_string_value(f), json_string_length(f)};
+    }
+    return FR_OK;
+}
+
 /* ---- /get-online-features ---- */
 
 static const char *feast_status(int status)
@@ -271,25 +295,9 @@ static void h_get_online(fr_worker_t *w, struct evhttp_request *req)
     }
     get_req_t *g = &sc->req;
     get_plan_t *p = &sc->plan;
-    size_t nf = json_array_size(features);
-    if (nf > (size_t)w->server->cfg.max_features) {
-        why = "features: more than max_features";
-        code = FR_E_TOO_LARGE;
+    if ((code = take_features(w, g, features, &why)) != FR_OK)
         goto fail;
-    }
-    if (fr_read_grow((void **)&g->features, &g->feat_cap, nf, sizeof(span_t))) {
-        why = "out of memory";
-        code = FR_E_NOMEM;
-        goto fail;
-    }
-    for (size_t i = 0; i < nf; i++) {
-        json_t *f = json_array_get(features, i);
-        if (!json_is_string(f)) {
-            why = "features: every entry must be a \"view:feature\" string";
-            goto fail;
-        }
-        g->features[g->nfeatures++] = (span_t){(const uint8_t *)json_string_value(f), json_string_length(f)};
-    }
+    code = FR_E_BAD_REQUEST;
     const char *key;
     json_t *ids;
     json_object_foreach(entities, key, ids)
@@ -657,21 +665,9 @@ static void h_export(fr_worker_t *w, struct evhttp_request *req)
     }
     get_req_t *g = &sc->req;
     get_plan_t *p = &sc->plan;
-    size_t nf = json_array_size(features);
-    if (nf > (size_t)w->server->cfg.max_features ||
-        fr_read_grow((void **)&g->features, &g->feat_cap, nf, sizeof(span_t))) {
-        code = FR_E_TOO_LARGE;
-        why = "features: too many";
+    if ((code = take_features(w, g, features, &why)) != FR_OK)
         goto fail;
-    }
-    for (size_t i = 0; i < nf; i++) {
-        json_t *f = json_array_get(features, i);
-        if (!json_is_string(f)) {
-            why = "features: every entry must be a \"view:feature\" string";
-            goto fail;
-        }
-        g->features[g->nfeatures++] = (span_t){(const uint8_t *)json_string_value(f), json_string_length(f)};
-    }
+    code = FR_E_BAD_REQUEST;
     json_t *ts = json_object_get(labels, "event_timestamp");
     if (!json_is_array(ts)) {
         why = "labels.event_timestamp: required column";
