@@ -1,0 +1,84 @@
+/* freshetd's configuration table: invalid values and unknown keys refuse to start with a message
+ * naming the key (flags and config files alike), files are overridden by flags, and
+ * `freshet status --config` shows the effective configuration. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "e2e/support/harness.h"
+
+/* Runs freshetd with args (a shell fragment) expecting it to refuse to start; returns its stderr. */
+static char *refused(const char *args)
+{
+    char dir[] = "/tmp/fr_cfg_XXXXXX";
+    cr_assert_not_null(mkdtemp(dir));
+    char cmd[1024], errpath[64];
+    snprintf(errpath, sizeof errpath, "%s/err", dir);
+    snprintf(cmd, sizeof cmd, "%s/freshetd --data %s/data --listen 127.0.0.1:0 %s >/dev/null 2>%s",
+             FR_BIN_DIR, dir, args, errpath);
+    int st = system(cmd);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) != 0, "freshetd %s started (status %d)", args, st);
+    FILE *f = fopen(errpath, "r");
+    cr_assert_not_null(f);
+    char *buf = calloc(1, 4096);
+    size_t n = fread(buf, 1, 4095, f);
+    buf[n] = 0;
+    fclose(f);
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    cr_assert_eq(system(cmd), 0);
+    return buf;
+}
+
+Test(config, invalid_values_and_unknown_keys_name_the_key, .timeout = 60)
+{
+    struct {
+        const char *args, *expect;
+    } cases[] = {
+        {"--threads 0", "threads"},
+        {"--durability fast", "durability"},
+        {"--max-future-skew soon", "max_future_skew"},
+        {"--no-such-flag 1", "no-such-flag"},
+        {"--map-size-mb", "map_size_mb"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *err = refused(cases[i].args);
+        cr_assert(strstr(err, cases[i].expect) && strstr(err, "BAD_ARG"), "%s: stderr does not name %s: %s",
+                  cases[i].args, cases[i].expect, err);
+        free(err);
+    }
+    char path[] = "/tmp/fr_cfg_file_XXXXXX";
+    int fd = mkstemp(path);
+    const char text[] = "threads = 2\n# a comment\nsweep_keys = lots\n";
+    cr_assert_eq(write(fd, text, sizeof text - 1), (ssize_t)(sizeof text - 1));
+    close(fd);
+    char args[128];
+    snprintf(args, sizeof args, "--config %s", path);
+    char *err = refused(args);
+    cr_assert(strstr(err, ":3:") && strstr(err, "sweep_keys"), "config file error names file:line and key: %s", err);
+    free(err);
+    unlink(path);
+}
+
+Test(config, flags_override_the_file_and_status_shows_the_effective_configuration, .timeout = 60)
+{
+    char path[] = "/tmp/fr_cfg_file_XXXXXX";
+    int fd = mkstemp(path);
+    const char text[] = "slow_ms = 77\nmax_queue = 99\n";
+    cr_assert_eq(write(fd, text, sizeof text - 1), (ssize_t)(sizeof text - 1));
+    close(fd);
+    const char *args[] = {"--config", path, "--max-queue", "55", NULL};
+    fr_e2e_server_t *s = fr_e2e_server_start(args);
+    E2E_ASSERT(s, "start with a config file");
+    fr_e2e_cli_t r;
+    const char *argv[] = {"status", "--config", NULL};
+    E2E_ASSERT(fr_e2e_cli_run(s->addr, NULL, argv, &r) == 0 && r.exit_code == 0, "status --config: %s", r.err);
+    E2E_ASSERT(strstr(r.out, "slow_ms = 77\n"), "value from the file: %s", r.out);
+    E2E_ASSERT(strstr(r.out, "max_queue = 55\n"), "the flag wins over the file: %s", r.out);
+    E2E_ASSERT(strstr(r.out, "durability = sync\n"), "defaults shown: %s", r.out);
+    fr_e2e_cli_fini(&r);
+    unlink(path);
+    E2E_ASSERT(fr_e2e_server_stop(s) == 0, "stop");
+    fr_e2e_server_free(s);
+}
