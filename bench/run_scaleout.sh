@@ -17,6 +17,12 @@ mkdir -p "$root/bench/results"; : >"$out"
 emit() { echo "$1" | tee -a "$out"; }
 now_s() { date +%s.%N; }
 
+# the loopback cluster's ports and directory are shared with scripts/cluster.sh test: take its lock
+# (released before the fault tests, which take it themselves)
+DIRLOCK="${DIR%/}.lock"
+exec 9>"$DIRLOCK"
+flock -w 900 9
+
 # R1: one nats-server, stream with one replica
 r1dir=$(mktemp -d)
 nats-server -js -sd "$r1dir" -a 127.0.0.1 -p 14309 >"$r1dir/log" 2>&1 & r1pid=$!
@@ -59,9 +65,13 @@ secs=$(python3 -c "print('%.3f' % ($(now_s) - $t0))")
 emit "{\"bench\": \"apply_catch_up\", \"node\": \"127.0.0.1:17103\", \"partitions\": 8, \"rows\": $n3, \"seconds\": $secs, \"rows_per_s\": $(python3 -c "print('%.0f' % ($n3 / $secs))"), \"durability\": \"sync\"}"
 emit "$($B latency --nats "$NATS" --map "$DIR/map.json" --samples "${SAMPLES:-1000}")"
 ./scripts/cluster.sh stop >/dev/null
+exec 9>&-
 
 # recovery after each fault: the figure lines of the fault tests
-FRESHET_BIN=$BIN FRESHET_CLUSTER_ENTITIES=${ENTITIES:-5000} tests/cluster/faults.sh | tee "$root/bench/results/scaleout_faults.txt" |
-  grep -E "figure:|passed" | sed 's/^ *figure: //' | while read -r line; do
-    emit "{\"bench\": \"recovery\", \"what\": \"$line\"}"
-  done
+status=0
+FRESHET_BIN=$BIN FRESHET_CLUSTER_ENTITIES=${ENTITIES:-5000} ./scripts/cluster.sh test \
+  >"$root/bench/results/scaleout_faults.txt" 2>&1 || status=1
+grep -E "figure:|passed" "$root/bench/results/scaleout_faults.txt" | sed 's/^ *figure: //' |
+  while read -r line; do emit "{\"bench\": \"recovery\", \"what\": \"$line\"}"; done
+[ $status -eq 0 ] || echo "run_scaleout: fault tests failed, see bench/results/scaleout_faults.txt" >&2
+exit $status

@@ -128,6 +128,12 @@ case "${1:-}" in
   kill-nats) stop_pid "nats$2" KILL ;;
   stop-nats) stop_pid "nats$2" TERM ;;
   start-nats) start_nats "$2" ;;
-  test) ensure_bin; export FRESHET_BIN=$BIN FRESHET_CLUSTER_DIR=$DIR; exec "$root/tests/cluster/faults.sh" ;;
+  test)
+    ensure_bin
+    # one test run at a time per machine: the cluster uses fixed ports and $DIR
+    exec 9>"${DIR%/}.lock"
+    flock -w 900 9 || { log "another cluster test holds ${DIR%/}.lock"; exit 1; }
+    export FRESHET_BIN=$BIN FRESHET_CLUSTER_DIR=$DIR
+    "$root/tests/cluster/faults.sh" ;;
   *) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac

@@ -37,7 +37,9 @@ gen() {
 publish() { # VIEW: publishes the data set to JetStream (schema from node3)
   fr --server 127.0.0.1:17103 put --view "$1" --nats "$NATS" --file "$DIR/$1.jsonl"
 }
-converge() { check wait --view "$1" "${NODES[@]}" --timeout "${2:-120}"; }
+converge() { # VIEW PREFIX: until every node holds all its rows of the data set and lag is 0
+  check wait --view "$1" --prefix "$2" --entities "$E" --updates "$K" "${NODES[@]}" --timeout 120
+}
 verify() { check verify --view "$1" --prefix "$2" --entities "$E" --updates "$K" --base "$BASE" \
              --single "$SINGLE" "${NODES[@]}"; }
 
@@ -59,7 +61,7 @@ t1() {
   out=$(publish t1) || { echo "$out"; return 1; }
   echo "  again: $out"
   echo "$out" | grep -q "duplicates (by Nats-Msg-Id): $((E * K))," || return 1
-  converge t1 && echo "  figure: publish -> visible on every node in $(since "$t0") s" && verify t1 a
+  converge t1 a && echo "  figure: publish -> visible on every node in $(since "$t0") s" && verify t1 a
 }
 t1; result $? "exactly-once: duplicates dropped, every node exactly its partitions, values = single node"
 
@@ -73,7 +75,7 @@ t2() {
   "$CL" start-node 2 || return 1
   local t0; t0=$(now_s)
   wait $pub || { cat "$DIR/t2.pub"; return 1; }
-  converge t2 || return 1
+  converge t2 b || return 1
   echo "  figure: node kill -9 -> restarted node caught up (lag 0) in $(since "$t0") s after restart"
   grep -c "ingest_subscribed" "$DIR/node2/server.log" | sed 's/^/  node2 subscriptions so far: /'
   verify t2 b
@@ -93,7 +95,7 @@ t3() {
   "$CL" start-nats "$leader"
   wait $pub || { cat "$DIR/t3.pub"; return 1; }
   echo "  $(cat "$DIR/t3.pub")"
-  converge t3 || return 1
+  converge t3 c || return 1
   echo "  figure: leader kill -9 -> all rows visible, lag 0 in $(since "$t0") s (leader down 2 s)"
   fr stream info --nats "$NATS" | sed 's/^/  /'
   verify t3 c
@@ -110,7 +112,7 @@ t4() {
   sleep 1
   "$CL" start-nats 1
   wait $pub || { cat "$DIR/t4.pub"; return 1; }
-  converge t4 || return 1
+  converge t4 d || return 1
   echo "  figure: NATS restart -> all rows visible, lag 0 in $(since "$t0") s (server down 1 s)"
   verify t4 d
 }
