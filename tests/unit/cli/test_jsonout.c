@@ -1,0 +1,80 @@
+/* Number formatting of CLI output (exports, get --format json): every double and float must parse
+ * back to exactly the same value, in the shortest form for values with few decimals. */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+
+static uint64_t rng = 0x9e3779b97f4a7c15ULL;
+static uint64_t next_u64(void)
+{
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return rng;
+}
+
+static void check_double(double x)
+{
+    char buf[64];
+    fr_cli_fmt_double(buf, sizeof buf, x);
+    char *end;
+    double y = strtod(buf, &end);
+    cr_assert_eq(*end, 0, "trailing text in \"%s\"", buf);
+    cr_assert(memcmp(&x, &y, sizeof x) == 0, "%.17g printed as \"%s\" reads back as %.17g", x, buf, y);
+}
+
+Test(jsonout, doubles_round_trip_exactly)
+{
+    static const double fixed[] = {0.1, 0.2, 0.3, 1.5, -2.25, 100, 123.456, 1e-7, 1.23e-5, 1e15,
+                                   9e15, 1e16, 1e300, 5e-324, 2.2250738585072014e-308, -0.001,
+                                   0.30000000000000004, 142.03, 99999999.99999999, -0.0};
+    for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
+        check_double(fixed[i]);
+    for (int i = 0; i < 200000; i++) {
+        uint64_t bits = next_u64();
+        double x;
+        memcpy(&x, &bits, sizeof x);
+        if (isfinite(x))
+            check_double(x);
+        /* values with a few decimals, the common shape of feature data */
+        long long m = (long long)(next_u64() % 2000000000ULL) - 1000000000LL;
+        int k = (int)(next_u64() % 9);
+        check_double((double)m / pow(10, k));
+    }
+}
+
+Test(jsonout, few_decimals_print_in_their_shortest_form)
+{
+    char buf[64];
+    struct {
+        double x;
+        const char *want;
+    } cases[] = {{0.1, "0.1"},     {123.456, "123.456"}, {-2.25, "-2.25"}, {100, "100"},
+                 {0, "0"},         {0.001, "0.001"},     {-0.05, "-0.05"}, {142.03, "142.03"},
+                 {1e-7, "0.0000001"}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        fr_cli_fmt_double(buf, sizeof buf, cases[i].x);
+        cr_assert_str_eq(buf, cases[i].want);
+    }
+    fr_cli_fmt_double(buf, sizeof buf, NAN);
+    cr_assert_str_eq(buf, "null", "non-finite values are null in JSON");
+}
+
+Test(jsonout, floats_round_trip_exactly)
+{
+    for (int i = 0; i < 200000; i++) {
+        uint32_t bits = (uint32_t)next_u64();
+        float x;
+        memcpy(&x, &bits, sizeof x);
+        if (!isfinite(x))
+            continue;
+        char buf[64];
+        fr_cli_fmt_float(buf, sizeof buf, x);
+        float y = strtof(buf, NULL);
+        cr_assert(memcmp(&x, &y, sizeof x) == 0, "%.9g printed as \"%s\"", (double)x, buf);
+    }
+}
