@@ -34,7 +34,7 @@ static void conn_free(fr_conn_t *c)
         c->next->prev = c->prev;
     w->conn_count--;
     free(c);
-    if (w->stopping && w->conn_count == 0)
+    if (atomic_load(&w->stopping) && w->conn_count == 0)
         event_base_loopexit(w->base, NULL);
 }
 
@@ -146,7 +146,7 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 static void add_conn(fr_worker_t *w, int fd)
 {
     fr_server_t *s = w->server;
-    if (w->stopping || atomic_load(&s->stats.connections_open) >= (unsigned long long)s->cfg.max_connections) {
+    if (atomic_load(&w->stopping) || atomic_load(&s->stats.connections_open) >= (unsigned long long)s->cfg.max_connections) {
         close(fd);
         return;
     }
@@ -190,7 +190,7 @@ static void on_notify(evutil_socket_t fd, short what, void *arg)
     w->new_fd_count = w->new_fd_cap = 0;
     fr_job_t *done = w->done_head;
     w->done_head = w->done_tail = NULL;
-    int stopping = w->stopping;
+    int stopping = atomic_load(&w->stopping);
     pthread_mutex_unlock(&w->lock);
     for (size_t i = 0; i < nfds; i++)
         add_conn(w, fds[i]);
@@ -306,7 +306,7 @@ void fr_worker_complete(fr_worker_t *w, fr_job_t *job)
 void fr_worker_stop(fr_worker_t *w)
 {
     pthread_mutex_lock(&w->lock);
-    w->stopping = 1;
+    atomic_store(&w->stopping, 1);
     pthread_mutex_unlock(&w->lock);
     event_active(w->notify, EV_READ, 0);
     /* a peer that never reads must not hold shutdown hostage */

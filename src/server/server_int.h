@@ -108,7 +108,7 @@ struct fr_worker {
     int *new_fds;
     size_t new_fd_count, new_fd_cap;
     fr_job_t *done_head, *done_tail;
-    int stopping;
+    atomic_int stopping; /* set by the main thread at shutdown, read by the loop */
     int running; /* its thread was started */
     fr_conn_t *conns;
     size_t conn_count;
