@@ -9,6 +9,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
@@ -19,6 +20,7 @@
 #include "common/timefmt.h"
 #include "freshet/err.h"
 #include "proto/mp.h"
+#include "net/listen.h"
 #include "reads.h"
 #include "ingest.h"
 #include "server_int.h"
@@ -1027,44 +1029,31 @@ static void dispatch(struct evhttp_request *req, void *arg)
 
 int fr_http_start(fr_server_t *s, fr_worker_t *w, const char **why)
 {
-    static _Thread_local char buf[256];
-    char host[256];
-    const char *colon = strrchr(s->cfg.http, ':');
-    size_t hlen = colon ? (size_t)(colon - s->cfg.http) : 0;
-    if (!colon || !hlen || hlen >= sizeof host || !colon[1]) {
-        snprintf(buf, sizeof buf, "http: \"%s\" is not HOST:PORT", s->cfg.http);
+    static _Thread_local char buf[512];
+    int fd;
+    char reason[400];
+    int rc = fr_net_listen(s->cfg.http, &fd, s->http_addr, sizeof s->http_addr, reason,
+                           sizeof reason);
+    if (rc != FR_OK) {
+        snprintf(buf, sizeof buf, "http: %s", reason);
         *why = buf;
-        return FR_E_BAD_ARG;
+        return rc;
     }
-    memcpy(host, s->cfg.http, hlen);
-    host[hlen] = 0;
-    int port = atoi(colon + 1);
     w->http = evhttp_new(w->base);
-    if (!w->http)
+    if (!w->http) {
+        close(fd);
         return FR_E_NOMEM;
+    }
     evhttp_set_max_body_size(w->http, (ev_ssize_t)s->cfg.max_frame);
     evhttp_set_allowed_methods(w->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD);
     evhttp_set_gencb(w->http, dispatch, w);
     if (s->tls)
         fr_tls_http_enable(s->tls, w->http); /* TLS only on this listener too */
-    struct evhttp_bound_socket *bs = evhttp_bind_socket_with_handle(w->http, host, (ev_uint16_t)port);
-    if (!bs) {
-        snprintf(buf, sizeof buf, "http: cannot bind %s", s->cfg.http);
+    if (!evhttp_accept_socket_with_handle(w->http, fd)) {
+        close(fd);
+        snprintf(buf, sizeof buf, "http: cannot serve %s", s->cfg.http);
         *why = buf;
         return FR_E_IO;
-    }
-    struct sockaddr_storage ss;
-    socklen_t len = sizeof ss;
-    getsockname(evhttp_bound_socket_get_fd(bs), (struct sockaddr *)&ss, &len);
-    char name[INET6_ADDRSTRLEN] = "?";
-    if (ss.ss_family == AF_INET) {
-        struct sockaddr_in *in = (struct sockaddr_in *)&ss;
-        inet_ntop(AF_INET, &in->sin_addr, name, sizeof name);
-        snprintf(s->http_addr, sizeof s->http_addr, "%s:%d", name, ntohs(in->sin_port));
-    } else {
-        struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
-        inet_ntop(AF_INET6, &in6->sin6_addr, name, sizeof name);
-        snprintf(s->http_addr, sizeof s->http_addr, "[%s]:%d", name, ntohs(in6->sin6_port));
     }
     return FR_OK;
 }

@@ -16,6 +16,7 @@
 #include "common/log.h"
 #include "freshet/err.h"
 #include "ingest.h"
+#include "net/listen.h"
 #include "server_int.h"
 #include "tls.h"
 
@@ -57,61 +58,22 @@ static void on_stop(evutil_socket_t fd, short what, void *arg)
 
 static int bind_listener(fr_server_t *s, const char **why)
 {
-    char host[256], port[16];
-    const char *colon = strrchr(s->cfg.listen, ':');
-    size_t hlen = colon ? (size_t)(colon - s->cfg.listen) : 0;
-    const char *h = s->cfg.listen;
-    if (hlen >= 2 && h[0] == '[' && h[hlen - 1] == ']') {
-        h++;
-        hlen -= 2;
-    }
-    struct addrinfo hints = {0}, *res = NULL;
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-    if (!colon || hlen == 0 || hlen >= sizeof host || strlen(colon + 1) >= sizeof port ||
-        !colon[1]) {
-        snprintf(why_buf, sizeof why_buf, "listen: \"%s\" is not HOST:PORT", s->cfg.listen);
+    int fd;
+    char reason[400];
+    int rc = fr_net_listen(s->cfg.listen, &fd, s->listen_addr, sizeof s->listen_addr, reason,
+                           sizeof reason);
+    if (rc != FR_OK) {
+        snprintf(why_buf, sizeof why_buf, "listen: %s", reason);
         *why = why_buf;
-        return FR_E_BAD_ARG;
+        return rc;
     }
-    memcpy(host, h, hlen);
-    host[hlen] = 0;
-    strcpy(port, colon + 1);
-    int gai = getaddrinfo(host, port, &hints, &res);
-    if (gai != 0) {
-        snprintf(why_buf, sizeof why_buf, "listen: cannot resolve \"%s\": %s", s->cfg.listen,
-                 gai_strerror(gai));
-        *why = why_buf;
-        return FR_E_BAD_ARG;
-    }
-    s->listener = evconnlistener_new_bind(s->base, on_accept, s,
-                                          LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE, 1024,
-                                          res->ai_addr, (int)res->ai_addrlen);
-    freeaddrinfo(res);
+    /* backlog 0: the socket already listens */
+    s->listener = evconnlistener_new(s->base, on_accept, s, LEV_OPT_CLOSE_ON_FREE, 0, fd);
     if (!s->listener) {
-        snprintf(why_buf, sizeof why_buf, "listen: cannot bind %s: %s", s->cfg.listen,
-                 strerror(errno));
-        *why = why_buf;
-        return FR_E_IO;
+        close(fd);
+        return FR_E_NOMEM;
     }
     evconnlistener_set_error_cb(s->listener, on_accept_error);
-    struct sockaddr_storage bound;
-    socklen_t blen = sizeof bound;
-    getsockname(evconnlistener_get_fd(s->listener), (struct sockaddr *)&bound, &blen);
-    char bhost[INET6_ADDRSTRLEN] = "?";
-    int bport = 0;
-    if (bound.ss_family == AF_INET) {
-        struct sockaddr_in *in = (struct sockaddr_in *)&bound;
-        inet_ntop(AF_INET, &in->sin_addr, bhost, sizeof bhost);
-        bport = ntohs(in->sin_port);
-        snprintf(s->listen_addr, sizeof s->listen_addr, "%s:%d", bhost, bport);
-    } else {
-        struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&bound;
-        inet_ntop(AF_INET6, &in6->sin6_addr, bhost, sizeof bhost);
-        bport = ntohs(in6->sin6_port);
-        snprintf(s->listen_addr, sizeof s->listen_addr, "[%s]:%d", bhost, bport);
-    }
     return FR_OK;
 }
 
