@@ -15,7 +15,7 @@ const fr_cfg_item_t fr_cfg_items[] = {
     {"listen", FR_CFG_STR, S(listen), "127.0.0.1:7070", 0, 0, NULL,
      "binary protocol address HOST:PORT (port 0: pick one, printed as `listening HOST:PORT`)"},
     {"http", FR_CFG_STR, S(http), "", 0, 0, NULL, "HTTP address HOST:PORT (empty: off)"},
-    {"durability", FR_CFG_ENUM, S(durability), "sync", 0, 0, "sync|async",
+    {"durability", FR_CFG_ENUM, S(durability), "sync", 0, 0, "sync|async|nosync",
      "sync: fsync before ack; async: ack after commit, meta fsync every sync_interval"},
     {"log_level", FR_CFG_ENUM, S(log_level), "info", 0, 0, "debug|info|warn|error", "log level"},
     {"log_file", FR_CFG_STR, S(log_file), "", 0, 0, NULL, "log to this file (empty: stderr)"},

@@ -130,7 +130,8 @@ int fr_server_new(const fr_config_t *cfg, const fr_clock_t *clock, fr_server_t *
     fr_store_opts_t so = {
         .path = cfg->data,
         .map_size = (uint64_t)cfg->map_size_mb << 20,
-        .durability = strcmp(cfg->durability, "async") == 0 ? FR_DURABILITY_ASYNC
+        .durability = strcmp(cfg->durability, "nosync") == 0  ? FR_DURABILITY_NOSYNC
+                      : strcmp(cfg->durability, "async") == 0 ? FR_DURABILITY_ASYNC
                                                              : FR_DURABILITY_SYNC,
         .max_readers = (unsigned)cfg->max_readers,
         .clock = s->clock,

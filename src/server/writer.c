@@ -136,7 +136,7 @@ static void *writer_main(void *arg)
 {
     fr_server_t *s = arg;
     fr_writer_t *wr = &s->writer;
-    int async = strcmp(s->cfg.durability, "async") == 0;
+    int async = strcmp(s->cfg.durability, "sync") != 0; /* async and nosync sync periodically */
     int64_t next_sweep = fr_mono_us() + s->cfg.sweep_interval_ms * 1000;
     int64_t next_sync = fr_mono_us() + s->cfg.sync_interval_ms * 1000;
     int dirty = 0;

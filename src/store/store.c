@@ -135,6 +135,7 @@ int fr_store_open(const fr_store_opts_t *opts, fr_store_t **out, const char **wh
     /* async: data pages are fsynced per commit, the meta page only by the periodic sync, so a crash
      * can undo the last commits but never corrupts (LMDB's MDB_NOMETASYNC contract). */
     unsigned flags = MDB_NOTLS | (opts->durability == FR_DURABILITY_ASYNC ? MDB_NOMETASYNC : 0) |
+                     (opts->durability == FR_DURABILITY_NOSYNC ? MDB_NOSYNC : 0) |
                      (opts->read_only ? MDB_RDONLY : 0);
     if (mrc == MDB_SUCCESS)
         mrc = mdb_env_open(s->env, opts->path, flags, 0640);

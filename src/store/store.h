@@ -23,7 +23,16 @@
 
 #define FR_STORE_FORMAT_VERSION 1
 
-typedef enum { FR_DURABILITY_SYNC = 0, FR_DURABILITY_ASYNC = 1 } fr_durability_t;
+/* sync: fsync before the commit returns. async: data pages are fsynced at commit, the meta page
+ * only by fr_store_sync (LMDB MDB_NOMETASYNC): a crash may undo the last commits, never corrupts.
+ * nosync: nothing is fsynced at commit, only by fr_store_sync (MDB_NOSYNC): fastest; a process
+ * crash loses nothing, but LMDB keeps its integrity after an OS crash or power loss only where the
+ * filesystem preserves write order. */
+typedef enum {
+    FR_DURABILITY_SYNC = 0,
+    FR_DURABILITY_ASYNC = 1,
+    FR_DURABILITY_NOSYNC = 2
+} fr_durability_t;
 
 typedef struct {
     const char *path;          /* directory; created if missing */

@@ -203,34 +203,44 @@ static int apply_rows(fr_wtxn_t *w, MDB_txn *txn, const fr_write_batch_t *b, fr_
         }
         uint8_t key[FR_KEY_MAX];
         size_t plen = fr_key_prefix(key, row->view->id, row->entity, row->entity_len);
-        /* Seek to the newest version at this event_ts: equal values make the write a no-op. */
-        size_t klen = fr_key_encode(key, row->view->id, row->entity, row->entity_len,
-                                    row->event_ts_us, UINT64_MAX);
-        MDB_val k = {klen, key}, v;
+        /* One seek to the entity's newest version answers both questions in the common case:
+         * is this row late (a newer event_ts exists), and is it a replay (same event_ts, same
+         * values as the newest version at that time: a no-op). Only a late row needs a second
+         * seek, to the newest version at its own event_ts. */
+        MDB_val k = {plen, key}, v;
         int found = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
-        int is_late = 0;
-        if (found == MDB_SUCCESS && k.mv_size >= plen && memcmp(k.mv_data, key, plen) == 0) {
-            fr_key_t dk;
-            if (fr_key_decode(k.mv_data, k.mv_size, &dk) == 0 && dk.event_ts_us == row->event_ts_us &&
-                v.mv_size == 8 + row->values_len &&
-                memcmp((const uint8_t *)v.mv_data + 8, row->values, row->values_len) == 0) {
-                res->unchanged++;
-                continue;
-            }
-        } else if (found != MDB_SUCCESS && found != MDB_NOTFOUND) {
+        if (found != MDB_SUCCESS && found != MDB_NOTFOUND) {
             mrc = found;
             break;
         }
-        /* Late: a newer event_ts already exists for this entity (first key of the prefix). */
-        k = (MDB_val){plen, key};
-        if (mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE) == MDB_SUCCESS && k.mv_size >= plen &&
-            memcmp(k.mv_data, key, plen) == 0) {
-            fr_key_t dk;
-            if (fr_key_decode(k.mv_data, k.mv_size, &dk) == 0 && dk.event_ts_us > row->event_ts_us)
-                is_late = 1;
+        int is_late = 0, same_ts = 0;
+        fr_key_t dk;
+        if (found == MDB_SUCCESS && k.mv_size >= plen && memcmp(k.mv_data, key, plen) == 0 &&
+            fr_key_decode(k.mv_data, k.mv_size, &dk) == 0) {
+            is_late = dk.event_ts_us > row->event_ts_us;
+            same_ts = dk.event_ts_us == row->event_ts_us;
+            if (is_late) {
+                size_t klen = fr_key_encode(key, row->view->id, row->entity, row->entity_len,
+                                            row->event_ts_us, UINT64_MAX);
+                k = (MDB_val){klen, key};
+                found = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+                if (found != MDB_SUCCESS && found != MDB_NOTFOUND) {
+                    mrc = found;
+                    break;
+                }
+                same_ts = found == MDB_SUCCESS && k.mv_size >= plen &&
+                          memcmp(k.mv_data, key, plen) == 0 &&
+                          fr_key_decode(k.mv_data, k.mv_size, &dk) == 0 &&
+                          dk.event_ts_us == row->event_ts_us;
+            }
+        }
+        if (same_ts && v.mv_size == 8 + row->values_len &&
+            memcmp((const uint8_t *)v.mv_data + 8, row->values, row->values_len) == 0) {
+            res->unchanged++;
+            continue;
         }
         uint64_t seq = __atomic_add_fetch(&s->write_seq, 1, __ATOMIC_RELAXED);
-        klen = fr_key_encode(key, row->view->id, row->entity, row->entity_len, row->event_ts_us, seq);
+        size_t klen = fr_key_encode(key, row->view->id, row->entity, row->entity_len, row->event_ts_us, seq);
         k = (MDB_val){klen, key};
         v = (MDB_val){8 + (size_t)row->values_len, NULL};
         mrc = FR_MDB(mdb_cursor_put(cur, &k, &v, MDB_RESERVE));
