@@ -228,3 +228,10 @@ Test(crash, async_mode_survives_kill_9_of_the_process, .timeout = 600)
      * simulate. */
     crash_loop("async");
 }
+
+Test(crash, nosync_mode_survives_kill_9_of_the_process, .timeout = 600)
+{
+    /* nosync fsyncs nothing at commit; a process crash still loses nothing (the page cache has
+     * every committed page). Only an OS crash could, which a kill cannot simulate. */
+    crash_loop("nosync");
+}
