@@ -11,6 +11,18 @@ static FILE *log_file;
 
 void fr_log_set_file(FILE *f) { log_file = f; }
 
+int fr_log_reopen(const char *path)
+{
+    if (!log_file || log_file == stderr)
+        return -1;
+    /* test that it can be opened first, so a failure keeps the old stream usable */
+    FILE *probe = fopen(path, "a");
+    if (!probe)
+        return -1;
+    fclose(probe);
+    return freopen(path, "a", log_file) ? 0 : -1;
+}
+
 int fr_log_level_parse(const char *name)
 {
     static const char *const names[] = {"debug", "info", "warn", "error"};

@@ -11,6 +11,11 @@ extern int fr_log_min_level;
 
 /* Sends log lines to f (default stderr). Not thread-safe against concurrent fr_log calls. */
 void fr_log_set_file(FILE *f);
+/* Reopens the log file at path (after logrotate moved it away): lines written meanwhile go to the
+ * old file, later ones to the new. Safe while other threads log (the stdio stream lock serialises
+ * freopen with fprintf). Returns 0, or -1 when the file cannot be opened (logging goes on to the
+ * old one). Only for files set with fr_log_set_file. */
+int fr_log_reopen(const char *path);
 /* Parses "debug", "info", "warn", "error"; returns -1 when unknown. */
 int fr_log_level_parse(const char *name);
 

@@ -48,6 +48,20 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     event_base_loopbreak(s->base);
 }
 
+/* SIGHUP: reopen the log file (after logrotate). Auth files are read at start only. */
+static void on_sighup(evutil_socket_t sig, short what, void *arg)
+{
+    fr_server_t *s = arg;
+    (void)sig;
+    (void)what;
+    if (!s->cfg.log_file[0])
+        return;
+    if (fr_log_reopen(s->cfg.log_file) == 0)
+        fr_log(FR_LOG_INFO, "event=log_reopened file=%s", s->cfg.log_file);
+    else
+        fr_log(FR_LOG_ERROR, "event=log_reopen_failed file=%s", s->cfg.log_file);
+}
+
 static void on_stop(evutil_socket_t fd, short what, void *arg)
 {
     fr_server_t *s = arg;
@@ -151,6 +165,20 @@ int fr_server_new(const fr_config_t *cfg, const fr_clock_t *clock, fr_server_t *
         rc = FR_E_NOMEM;
         goto fail;
     }
+    /* Signals are caught from here on, before the address is printed: a supervisor may send them
+     * as soon as it reads `listening`; libevent queues them until the loop runs. */
+    s->sigterm = evsignal_new(s->base, SIGTERM, on_signal, s);
+    s->sigint = evsignal_new(s->base, SIGINT, on_signal, s);
+    s->sighup = evsignal_new(s->base, SIGHUP, on_sighup, s);
+    s->stop_ev = event_new(s->base, -1, EV_PERSIST, on_stop, s);
+    if (!s->sigterm || !s->sigint || !s->sighup || !s->stop_ev) {
+        rc = FR_E_NOMEM;
+        goto fail;
+    }
+    event_add(s->sigterm, NULL);
+    event_add(s->sigint, NULL);
+    event_add(s->sighup, NULL);
+    event_add(s->stop_ev, NULL);
     rc = bind_listener(s, why);
     if (rc != FR_OK)
         goto fail;
@@ -197,12 +225,6 @@ int fr_server_run(fr_server_t *s)
         fr_log(FR_LOG_ERROR, "event=start_failed code=%s", fr_err_name(rc));
         return rc;
     }
-    s->sigterm = evsignal_new(s->base, SIGTERM, on_signal, s);
-    s->sigint = evsignal_new(s->base, SIGINT, on_signal, s);
-    s->stop_ev = event_new(s->base, -1, EV_PERSIST, on_stop, s);
-    event_add(s->sigterm, NULL);
-    event_add(s->sigint, NULL);
-    event_add(s->stop_ev, NULL);
     fr_log(FR_LOG_INFO, "event=started listen=%s data=%s threads=%u durability=%s auth=%s tokens=%zu tls=%s",
            s->listen_addr, s->cfg.data, s->worker_count, s->cfg.durability, s->auth ? "on" : "off",
            fr_auth_count(s->auth), s->tls ? "on" : "off");
@@ -243,6 +265,8 @@ void fr_server_free(fr_server_t *s)
         event_free(s->sigterm);
     if (s->sigint)
         event_free(s->sigint);
+    if (s->sighup)
+        event_free(s->sighup);
     if (s->stop_ev)
         event_free(s->stop_ev);
     if (s->base)

@@ -137,7 +137,7 @@ struct fr_server {
     fr_store_t *store;
     struct event_base *base;
     struct evconnlistener *listener;
-    struct event *sigterm, *sigint, *stop_ev;
+    struct event *sigterm, *sigint, *sighup, *stop_ev;
     char listen_addr[128];
     fr_worker_t *workers;
     unsigned worker_count, next_worker;

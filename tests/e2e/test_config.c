@@ -4,6 +4,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
+#include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -81,4 +83,45 @@ Test(config, flags_override_the_file_and_status_shows_the_effective_configuratio
     unlink(path);
     E2E_ASSERT(fr_e2e_server_stop(s) == 0, "stop");
     fr_e2e_server_free(s);
+}
+
+/* logrotate: the file is moved away, SIGHUP makes freshetd write to a new file at the same path. */
+Test(config, sighup_reopens_the_log_file, .timeout = 60)
+{
+    char dir[] = "/tmp/fr_log_XXXXXX";
+    cr_assert_not_null(mkdtemp(dir));
+    char log[128], rotated[128];
+    snprintf(log, sizeof log, "%s/freshetd.log", dir);
+    snprintf(rotated, sizeof rotated, "%s/freshetd.log.1", dir);
+    const char *args[] = {"--log-file", log, NULL};
+    fr_e2e_server_t *s = fr_e2e_server_start(args);
+    E2E_ASSERT(s, "start with --log-file");
+    cr_assert_eq(rename(log, rotated), 0);
+    cr_assert_eq(kill(s->pid, SIGHUP), 0);
+    /* wait for the condition (the new file holds the reopen line), bounded */
+    int found = 0;
+    for (int64_t deadline = fr_e2e_now_us() + 10 * 1000000LL; !found && fr_e2e_now_us() < deadline;) {
+        FILE *f = fopen(log, "r");
+        char line[512];
+        while (f && fgets(line, sizeof line, f))
+            found |= strstr(line, "event=log_reopened") != NULL;
+        if (f)
+            fclose(f);
+        if (!found)
+            sched_yield();
+    }
+    cr_assert(found, "no event=log_reopened in the new %s", log);
+    FILE *old = fopen(rotated, "r");
+    char line[512];
+    int started = 0;
+    while (old && fgets(line, sizeof line, old))
+        started |= strstr(line, "event=started") != NULL;
+    if (old)
+        fclose(old);
+    cr_assert(started, "the rotated file keeps the earlier lines");
+    E2E_ASSERT(fr_e2e_server_stop(s) == 0, "stop");
+    fr_e2e_server_free(s);
+    char cmd[160];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    cr_assert_eq(system(cmd), 0);
 }
