@@ -293,6 +293,15 @@ int fr_infer_new(const fr_infer_config_t *cfg, fr_infer_t **out, char *why, size
         rc = FR_E_NOMEM;
         goto fail;
     }
+    /* caught from before `listening` is printed; libevent queues them until the loop runs */
+    s->sigterm = evsignal_new(s->base, SIGTERM, on_signal, s);
+    s->sigint = evsignal_new(s->base, SIGINT, on_signal, s);
+    if (!s->sigterm || !s->sigint) {
+        rc = FR_E_NOMEM;
+        goto fail;
+    }
+    event_add(s->sigterm, NULL);
+    event_add(s->sigint, NULL);
     int fd;
     char bwhy[256];
     rc = fr_net_listen(cfg->listen, &fd, s->listen_addr, sizeof s->listen_addr, bwhy, sizeof bwhy);
@@ -340,14 +349,6 @@ int fr_infer_run(fr_infer_t *s)
     for (unsigned i = 0; i < s->worker_count && rc == FR_OK; i++)
         rc = worker_start(s, &s->workers[i], i);
     if (rc == FR_OK) {
-        s->sigterm = evsignal_new(s->base, SIGTERM, on_signal, s);
-        s->sigint = evsignal_new(s->base, SIGINT, on_signal, s);
-        if (!s->sigterm || !s->sigint)
-            rc = FR_E_NOMEM;
-    }
-    if (rc == FR_OK) {
-        event_add(s->sigterm, NULL);
-        event_add(s->sigint, NULL);
         fr_log(FR_LOG_INFO,
                "event=started listen=%s http=%s server=%s threads=%u inputs=%u fetched=%zu "
                "max_missing=%lld",
