@@ -652,3 +652,92 @@ Test(infer, http_malformed_json_is_400_and_bad_fields_are_named, .timeout = 120)
     free(resp);
     env_stop(&e);
 }
+
+/* A token printed by `freshet token new NAME ROLE`: out_token gets line 1, out_line line 2. */
+static void cli_token(const char *name, const char *role, char out_token[80], char out_line[200])
+{
+    const char *argv[] = {"token", "new", name, role, NULL};
+    fr_e2e_cli_t r;
+    cr_assert(fr_e2e_cli_run(NULL, NULL, argv, &r) == 0 && r.exit_code == 0, "token new: %s", r.err);
+    char *nl = strchr(r.out, '\n');
+    cr_assert_not_null(nl);
+    *nl = 0;
+    snprintf(out_token, 80, "%s", r.out);
+    char *end = strchr(nl + 1, '\n');
+    if (end)
+        *end = 0;
+    snprintf(out_line, 200, "%s", nl + 1);
+    fr_e2e_cli_fini(&r);
+}
+
+Test(infer, reaches_an_auth_enabled_freshetd_with_freshet_token, .timeout = 120)
+{
+    char rd_tok[80], rd_line[200], ad_tok[80], ad_line[200];
+    cli_token("scorer", "read", rd_tok, rd_line);
+    cli_token("root", "admin", ad_tok, ad_line);
+    char dir[] = "/tmp/fr_infer_auth_XXXXXX";
+    cr_assert_not_null(mkdtemp(dir));
+    char auth[128];
+    snprintf(auth, sizeof auth, "%s/auth", dir);
+    FILE *f = fopen(auth, "w");
+    cr_assert_not_null(f);
+    fprintf(f, "%s\n%s\n", rd_line, ad_line);
+    fclose(f);
+    const char *args[] = {"--auth-file", auth, NULL};
+    fr_e2e_server_t *fd = fr_e2e_server_start(args);
+    cr_assert_not_null(fd, "freshetd with an auth file");
+    fr_client_opts_t admin = {.timeout_ms = 20000, .token = ad_tok};
+    fr_client_t *c;
+    E2E_ASSERT(fr_client_connect_opts(fd->addr, &admin, &c) == FR_OK, "admin connect");
+    char *views = slurp(FR_SOURCE_DIR "/examples/fraud/views.json");
+    E2E_ASSERT(fr_client_apply(c, views, strlen(views), false, NULL) == FR_OK, "apply as admin");
+    free(views);
+    fr_value_t v[5] = {{.type = FR_TYPE_INT64, .u.i64 = 9},
+                       {.type = FR_TYPE_DOUBLE, .u.f64 = 20.5},
+                       {.type = FR_TYPE_FLOAT, .u.f32 = 99.0f},
+                       {.type = FR_TYPE_STRING, .len = 2, .u.str = "FR"},
+                       {.type = FR_TYPE_BOOL, .u.b = 0}};
+    fr_put_row_t row = {.view = "card_stats", .entity = "c_auth", .event_ts_us = fr_e2e_now_us() - SEC,
+                        .values = v, .value_count = 5};
+    fr_put_result_t pr;
+    E2E_ASSERT(fr_client_put(c, NULL, 0, &row, 1, &pr) == FR_OK, "put as admin");
+    fr_value_t mv[2] = {{.type = FR_TYPE_DOUBLE, .u.f64 = 0.01}, {.type = FR_TYPE_INT64, .u.i64 = 10}};
+    fr_put_row_t mrow = {.view = "merchant_risk", .entity = "m_auth", .event_ts_us = fr_e2e_now_us() - SEC,
+                         .values = mv, .value_count = 2};
+    E2E_ASSERT(fr_client_put(c, NULL, 0, &mrow, 1, &pr) == FR_OK, "put merchant as admin");
+    fr_client_free(c);
+    char frm[256], why[512] = "";
+    snprintf(frm, sizeof frm, "%s/model.frm", dir);
+    cr_assert_eq(fr_model_compile_file(FR_SOURCE_DIR "/tests/e2e/fixtures/infer_model.json",
+                                       FR_SOURCE_DIR "/tests/e2e/fixtures/infer_features.json", frm,
+                                       why, sizeof why),
+                 FR_OK, "compile: %s", why);
+    /* without a token freshet-infer cannot read the registry and refuses to start */
+    unsetenv("FRESHET_TOKEN");
+    infer_proc_t bad;
+    E2E_ASSERT(infer_start(&bad, dir, frm, fd->addr) != 0, "freshet-infer started without a token");
+    char *log = slurp(bad.log_path);
+    E2E_ASSERT(log && strstr(log, "UNAUTHORIZED"), "its error names UNAUTHORIZED: %s", log ? log : "");
+    free(log);
+    /* with a read token it starts and scores */
+    setenv("FRESHET_TOKEN", rd_tok, 1);
+    env_t e = {.fd = fd};
+    E2E_ASSERT(infer_start(&e.inf, dir, frm, fd->addr) == 0, "freshet-infer with FRESHET_TOKEN");
+    unsetenv("FRESHET_TOKEN");
+    E2E_ASSERT(fr_client_connect(e.inf.addr, 20000, &e.c) == FR_OK, "connect freshet-infer");
+    const char *cards[] = {"c_auth"}, *merchants[] = {"m_auth"};
+    double amount[] = {12.5};
+    fr_score_result_t *res = NULL;
+    E2E_ASSERT(score(&e, cards, merchants, amount, 1, &res) == FR_OK, "score: %s", fr_client_error(e.c));
+    fr_score_row_t sr;
+    E2E_ASSERT(fr_score_row(res, 0, &sr) == FR_OK && sr.code == FR_OK, "row scored (code %d)", sr.code);
+    E2E_ASSERT(input_status(res, &sr, "txn_count_1h") == FR_STATUS_PRESENT, "fetched through the token");
+    fr_score_result_free(res);
+    fr_client_free(e.c);
+    E2E_ASSERT(infer_stop(&e.inf) == 0, "freshet-infer stops cleanly");
+    E2E_ASSERT(fr_e2e_server_stop(fd) == 0, "freshetd stops cleanly");
+    fr_e2e_server_free(fd);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    cr_assert_eq(system(cmd), 0);
+}
