@@ -16,6 +16,7 @@
 #include "common/clock.h"
 #include "common/timefmt.h"
 #include "freshet/client.h"
+#include "proto/mp.h"
 
 enum { FMT_CSV, FMT_JSONL, FMT_MSGPACK };
 #define WINDOW 4
@@ -112,39 +113,6 @@ static void csv_value(FILE *out, const fr_value_t *v)
         fr_cli_json_value(out, v);
         fputc('"', out);
         return;
-    }
-}
-
-static void mp_value(msgpack_packer *pk, const fr_value_t *v)
-{
-    switch (v->type) {
-    case FR_TYPE_INT64:
-        msgpack_pack_int64(pk, v->u.i64);
-        return;
-    case FR_TYPE_DOUBLE:
-        msgpack_pack_double(pk, v->u.f64);
-        return;
-    case FR_TYPE_FLOAT:
-        msgpack_pack_float(pk, v->u.f32);
-        return;
-    case FR_TYPE_BOOL:
-        v->u.b ? msgpack_pack_true(pk) : msgpack_pack_false(pk);
-        return;
-    case FR_TYPE_STRING:
-        msgpack_pack_str(pk, v->len);
-        msgpack_pack_str_body(pk, v->u.str, v->len);
-        return;
-    case FR_TYPE_BYTES:
-        msgpack_pack_bin(pk, v->len);
-        msgpack_pack_bin_body(pk, v->u.bytes, v->len);
-        return;
-    case FR_TYPE_FLOAT_LIST:
-        msgpack_pack_array(pk, v->len);
-        for (uint32_t i = 0; i < v->len; i++)
-            msgpack_pack_float(pk, v->u.floats[i]);
-        return;
-    default:
-        msgpack_pack_nil(pk);
     }
 }
 
@@ -297,7 +265,7 @@ static void write_row(exp_t *x, const fr_result_t *r, size_t e, char **fields, j
                 fprintf(x->out, ", \"%s:status\": \"%s\"", name, fr_status_name(st));
         } else {
             mp_str(&x->pk, name);
-            mp_value(&x->pk, &v);
+            fr_mp_pack_value(&x->pk, &v);
             if (x->with_status) {
                 char key[200];
                 snprintf(key, sizeof key, "%s:status", name);

@@ -403,6 +403,20 @@ get_scratch_t *fr_read_scratch(fr_worker_t *w)
     return sc;
 }
 
+/* Decodes a Get/Export body into msg with g's callbacks; on failure replies with the decoder's
+ * reason (or the limit g recorded) and returns false. */
+static bool decode_read_request(fr_worker_t *w, fr_conn_t *c, const fr_frame_t *f,
+                                const uint8_t *body, const pb_msgdesc_t *fields, void *msg,
+                                const get_req_t *g)
+{
+    pb_istream_t is = fr_pb_istream(body, f->body_len);
+    if (pb_decode(&is, fields, msg) && g->rc == FR_OK)
+        return true;
+    fr_reply_error(w, c, f, g->rc != FR_OK ? g->rc : FR_E_BAD_REQUEST,
+                   g->why[0] ? g->why : PB_GET_ERROR(&is));
+    return false;
+}
+
 void fr_handle_get(fr_worker_t *w, fr_conn_t *c, const fr_frame_t *f, const uint8_t *body)
 {
     get_scratch_t *scratch = fr_read_scratch(w);
@@ -417,12 +431,8 @@ void fr_handle_get(fr_worker_t *w, fr_conn_t *c, const fr_frame_t *f, const uint
     req.features.arg = g;
     req.entities.funcs.decode = get_entities_cb;
     req.entities.arg = g;
-    pb_istream_t is = fr_pb_istream(body, f->body_len);
-    if (!pb_decode(&is, freshet_GetRequest_fields, &req) || g->rc != FR_OK) {
-        fr_reply_error(w, c, f, g->rc != FR_OK ? g->rc : FR_E_BAD_REQUEST,
-                       g->why[0] ? g->why : PB_GET_ERROR(&is));
+    if (!decode_read_request(w, c, f, body, freshet_GetRequest_fields, &req, g))
         return;
-    }
     fr_registry_t *reg = fr_store_registry(w->server->store);
     int rc = fr_read_plan(g, reg, p);
     if (rc != FR_OK) {
@@ -565,12 +575,8 @@ void fr_handle_export(fr_worker_t *w, fr_conn_t *c, const fr_frame_t *f, const u
     req.entities.arg = g;
     req.as_of_us.funcs.decode = asof_list_cb;
     req.as_of_us.arg = g;
-    pb_istream_t is = fr_pb_istream(body, f->body_len);
-    if (!pb_decode(&is, freshet_ExportRequest_fields, &req) || g->rc != FR_OK) {
-        fr_reply_error(w, c, f, g->rc != FR_OK ? g->rc : FR_E_BAD_REQUEST,
-                       g->why[0] ? g->why : PB_GET_ERROR(&is));
+    if (!decode_read_request(w, c, f, body, freshet_ExportRequest_fields, &req, g))
         return;
-    }
     fr_rtxn_t *rt;
     int rc = export_snapshot(w, c, &rt);
     if (rc != FR_OK) {
