@@ -3,6 +3,7 @@
  * bounded by the window whatever the number of rows. Output goes to OUT.partial, renamed to OUT
  * only on success, so a failed export never leaves a file that looks complete. */
 #include <errno.h>
+#include <stdio_ext.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -10,7 +11,6 @@
 
 #include <jansson.h>
 #include <msgpack.h>
-#include <msgpack/fbuffer.h>
 
 #include "cli.h"
 #include "common/clock.h"
@@ -50,6 +50,9 @@ typedef struct {
     /* output */
     FILE *out;
     msgpack_packer pk;
+    struct mp_out *mpo;  /* msgpack: the block the packer writes into */
+    char **mp_keys;      /* msgpack: per feature, its packed name, then its packed "name:status" */
+    size_t *mp_key_len;
     int fmt;
     bool with_status, event_mode;
     /* totals */
@@ -114,6 +117,69 @@ static void csv_value(FILE *out, const fr_value_t *v)
         fputc('"', out);
         return;
     }
+}
+
+/* msgpack output: the packer writes many pieces of a few bytes each; they are gathered here and
+ * handed to stdio in whole blocks (a stdio call per piece was a third of the CLI's time). */
+typedef struct mp_out {
+    FILE *f;
+    size_t n;
+    char b[1 << 16];
+} mp_out_t;
+
+static void mp_out_flush(mp_out_t *o)
+{
+    if (o->n)
+        fwrite(o->b, 1, o->n, o->f); /* errors stay on the stream: checked when it is closed */
+    o->n = 0;
+}
+
+static int mp_out_write(void *data, const char *p, size_t len)
+{
+    mp_out_t *o = data;
+    if (len > sizeof o->b - o->n) {
+        mp_out_flush(o);
+        if (len > sizeof o->b) {
+            fwrite(p, 1, len, o->f);
+            return 0;
+        }
+    }
+    memcpy(o->b + o->n, p, len);
+    o->n += len;
+    return 0;
+}
+
+/* Packs every feature's column name (and its status column's name) once, so rows append bytes. */
+static int mp_keys_init(exp_t *x)
+{
+    x->mp_keys = calloc(2 * x->nfeatures + 1, sizeof *x->mp_keys);
+    x->mp_key_len = calloc(2 * x->nfeatures + 1, sizeof *x->mp_key_len);
+    if (!x->mp_keys || !x->mp_key_len)
+        return -1;
+    for (size_t j = 0; j < 2 * x->nfeatures; j++) {
+        char name[512];
+        snprintf(name, sizeof name, "%s%s", x->features[j / 2], j % 2 ? ":status" : "");
+        msgpack_sbuffer sb;
+        msgpack_sbuffer_init(&sb);
+        msgpack_packer pk;
+        msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+        size_t n = strlen(name);
+        msgpack_pack_str(&pk, n);
+        msgpack_pack_str_body(&pk, name, n);
+        x->mp_keys[j] = sb.data; /* owned: freed with msgpack_sbuffer's free() */
+        x->mp_key_len[j] = sb.size;
+        if (!sb.data)
+            return -1;
+    }
+    return 0;
+}
+
+static void mp_keys_free(exp_t *x)
+{
+    for (size_t j = 0; x->mp_keys && j < 2 * x->nfeatures; j++)
+        free(x->mp_keys[j]);
+    free(x->mp_keys);
+    free(x->mp_key_len);
 }
 
 static void mp_str(msgpack_packer *pk, const char *s)
@@ -248,7 +314,6 @@ static void write_row(exp_t *x, const fr_result_t *r, size_t e, char **fields, j
             x->leaked++;
         if (st != FR_STATUS_PRESENT && !(st == FR_STATUS_EXPIRED && v.type != FR_TYPE_NONE))
             v.type = FR_TYPE_NONE;
-        const char *name = fr_result_feature_name(r, j);
         if (x->fmt == FMT_CSV) {
             fputs(any ? "," : "", x->out);
             any = true;
@@ -256,6 +321,7 @@ static void write_row(exp_t *x, const fr_result_t *r, size_t e, char **fields, j
             if (x->with_status)
                 fprintf(x->out, ",%s", fr_status_name(st));
         } else if (x->fmt == FMT_JSONL) {
+            const char *name = fr_result_feature_name(r, j);
             fputs(any ? ", " : "", x->out);
             any = true;
             fr_cli_json_str(x->out, name, strlen(name));
@@ -264,12 +330,10 @@ static void write_row(exp_t *x, const fr_result_t *r, size_t e, char **fields, j
             if (x->with_status)
                 fprintf(x->out, ", \"%s:status\": \"%s\"", name, fr_status_name(st));
         } else {
-            mp_str(&x->pk, name);
+            mp_out_write(x->mpo, x->mp_keys[2 * j], x->mp_key_len[2 * j]);
             fr_mp_pack_value(&x->pk, &v);
             if (x->with_status) {
-                char key[200];
-                snprintf(key, sizeof key, "%s:status", name);
-                mp_str(&x->pk, key);
+                mp_out_write(x->mpo, x->mp_keys[2 * j + 1], x->mp_key_len[2 * j + 1]);
                 mp_str(&x->pk, fr_status_name(st));
             }
         }
@@ -818,10 +882,27 @@ int fr_cli_export(fr_cli_ctx_t *ctx)
             x.out = stdout;
         }
     }
+    if (!ex) {
+        /* one thread reads and writes these: skip stdio's lock on every call, and write the
+         * output in large blocks (the per-call lock was a fifth of the CLI's time) */
+        static char outbuf[1 << 20];
+        setvbuf(x.out, outbuf, _IOFBF, sizeof outbuf);
+        __fsetlocking(x.out, FSETLOCKING_BYCALLER);
+        if (x.in)
+            __fsetlocking(x.in, FSETLOCKING_BYCALLER);
+    }
     int64_t t0 = fr_mono_us();
     if (!ex) {
-        msgpack_packer_init(&x.pk, x.out, msgpack_fbuffer_write);
+        x.mpo = malloc(sizeof *x.mpo);
+        if (!x.mpo || (x.fmt == FMT_MSGPACK && mp_keys_init(&x)))
+            ex = fr_cli_fail(FR_E_NOMEM, "no memory for the output");
+    }
+    if (!ex) {
+        x.mpo->f = x.out;
+        x.mpo->n = 0;
+        msgpack_packer_init(&x.pk, x.mpo, mp_out_write);
         ex = pit ? run_pit(c, &x, &o) : run_snapshot(c, &x, &o);
+        mp_out_flush(x.mpo);
     }
     double secs = (double)(fr_mono_us() - t0) / 1e6;
     if (x.out && x.out != stdout) {
@@ -832,7 +913,8 @@ int fr_cli_export(fr_cli_ctx_t *ctx)
         else if (rename(partial, o.out_path) != 0)
             ex = fr_cli_fail(FR_E_IO, "cannot rename %s: %s", partial, strerror(errno));
     } else if (x.out) {
-        fflush(x.out);
+        if ((fflush(x.out) != 0 || ferror(x.out)) && !ex)
+            ex = fr_cli_fail(FR_E_IO, "cannot write the output: %s", strerror(errno));
     }
     if (!ex) {
         fprintf(stderr,
@@ -850,6 +932,8 @@ int fr_cli_export(fr_cli_ctx_t *ctx)
     }
     if (x.in)
         fclose(x.in);
+    mp_keys_free(&x);
+    free(x.mpo);
     for (size_t k = 0; k < x.nkeys; k++)
         free(x.keys[k]);
     free(x.keys);

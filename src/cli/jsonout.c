@@ -37,6 +37,21 @@ void fr_cli_json_str(FILE *out, const char *s, size_t n)
     fputc('"', out);
 }
 
+/* Writes v in decimal with a NUL; returns the digit count (snprintf's setup cost more than this). */
+static int u64_dec(char *out, unsigned long long v)
+{
+    char tmp[24];
+    int n = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    for (int k = 0; k < n; k++)
+        out[k] = tmp[n - 1 - k];
+    out[n] = 0;
+    return n;
+}
+
 /* Fast path for the common case of a value with few decimals: if i / 10^k == x for an integer i
  * and the smallest such k <= 8, the decimal i·10^-k parses back to exactly x (strtod rounds the
  * exact decimal, the division rounds the same exact quotient), and it is the shortest such form.
@@ -54,7 +69,7 @@ static int fmt_double_fast(char *buf, size_t n, double x)
             continue;
         long long i = (long long)r;
         char digits[24];
-        int len = snprintf(digits, sizeof digits, "%lld", i < 0 ? -i : i);
+        int len = u64_dec(digits, i < 0 ? 0ULL - (unsigned long long)i : (unsigned long long)i);
         char *o = buf;
         if (i < 0)
             *o++ = '-';

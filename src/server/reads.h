@@ -44,6 +44,8 @@ typedef struct {
     size_t ncols, cols_cap;
     fr_asof_t *rows;
     size_t nrows, rows_cap;
+    struct fr_read_order *order; /* large reads: entities in key order (fr_read_rows) */
+    size_t order_cap;
     size_t nentities;
     int include_expired;
 } get_plan_t;
