@@ -19,7 +19,8 @@
 #include "proto/mp.h"
 
 enum { FMT_CSV, FMT_JSONL, FMT_MSGPACK };
-#define WINDOW 4
+#define WINDOW 4          /* chunks in flight per connection */
+#define MAX_CONNECTIONS 16
 #define MAX_LABEL_COLS 1024
 
 typedef struct {
@@ -28,6 +29,7 @@ typedef struct {
     bool served, with_status, include_expired;
     size_t chunk;
     const char *as_of;
+    size_t connections; /* PIT: chunks spread over this many connections, one snapshot */
 } exp_opts_t;
 
 typedef struct {
@@ -72,9 +74,18 @@ typedef struct {
 
 /* ---- output ---- */
 
+/* Does s[0..n) need CSV quoting? s need not be NUL-terminated (values point into a reply). */
+static bool csv_needs_quotes(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (s[i] == ',' || s[i] == '"' || s[i] == '\n' || s[i] == '\r')
+            return true;
+    return false;
+}
+
 static void csv_field(FILE *out, const char *s, size_t n)
 {
-    if (strcspn(s, ",\"\n\r") >= n) {
+    if (!csv_needs_quotes(s, n)) {
         fwrite(s, 1, n, out);
         return;
     }
@@ -434,7 +445,7 @@ static void chunk_free(exp_t *x, chunk_t *ch)
     free(ch->lines);
     free(ch->fields);
     free(ch->objs);
-    for (size_t k = 0; k < x->nkeys; k++)
+    for (size_t k = 0; ch->ids && k < x->nkeys; k++)
         free(ch->ids[k]);
     free(ch->ids);
     free(ch->times);
@@ -573,12 +584,18 @@ static void progress(exp_t *x, int64_t t0, int64_t *last, bool final)
     }
 }
 
-static int recv_and_write(fr_client_t *c, exp_t *x, chunk_t *ch)
+static int recv_and_write(fr_client_t *c, exp_t *x, chunk_t *ch, uint64_t snapshot)
 {
     fr_result_t *r;
     int rc = fr_client_export_recv(c, ch->id, &r);
     if (rc != FR_OK)
         return fr_cli_fail(rc, "%s", fr_client_error(c));
+    if (fr_result_snapshot(r) != snapshot) {
+        uint64_t got = fr_result_snapshot(r);
+        fr_result_free(r);
+        return fr_cli_fail(FR_E_INTERNAL, "a chunk was read from snapshot %llu, not the export's %llu",
+                           (unsigned long long)got, (unsigned long long)snapshot);
+    }
     if (fr_result_entity_count(r) != ch->n) {
         fr_result_free(r);
         return fr_cli_fail(FR_E_INTERNAL, "reply has %zu rows for %zu labels",
@@ -592,31 +609,98 @@ static int recv_and_write(fr_client_t *c, exp_t *x, chunk_t *ch)
     return ferror(x->out) ? fr_cli_fail(FR_E_IO, "write failed: %s", strerror(errno)) : 0;
 }
 
-static int run_pit(fr_client_t *c, exp_t *x, const exp_opts_t *o)
+/* Sends an export chunk without rows on c: the first one pins c's snapshot, one with `end`
+ * releases it. Stores the snapshot's id. */
+static int empty_chunk(fr_client_t *c, exp_t *x, bool end, uint64_t *snapshot)
+{
+    fr_entity_col_t ecols[16];
+    for (size_t k = 0; k < x->nkeys; k++)
+        ecols[k] = (fr_entity_col_t){x->keys[k], NULL, NULL, 0};
+    fr_export_req_t req = {.kind = FR_EXPORT_PIT,
+                           .features = x->features,
+                           .feature_count = x->nfeatures,
+                           .entities = ecols,
+                           .entity_col_count = x->nkeys,
+                           .end = end};
+    uint32_t id;
+    fr_result_t *r = NULL;
+    int rc = fr_client_export_send(c, &req, &id);
+    if (rc == FR_OK)
+        rc = fr_client_export_recv(c, id, &r);
+    if (rc != FR_OK)
+        return fr_cli_fail(rc, "%s", fr_client_error(c));
+    if (snapshot)
+        *snapshot = fr_result_snapshot(r);
+    fr_result_free(r);
+    return 0;
+}
+
+/* Opens up to want connections whose pinned snapshots are one and the same LMDB snapshot, so the
+ * export reads one moment of the store whichever connection reads a chunk (each connection is
+ * served by its own server worker: this is what spreads the join over the server's cores). Two
+ * snapshots pinned a few microseconds apart differ only if a commit fell between them; that is
+ * retried, and after a few tries the export runs on the first connection alone. cs[0] is c. */
+static int pin_connections(fr_cli_ctx_t *ctx, exp_t *x, size_t want, fr_client_t **cs, size_t *n,
+                           uint64_t *snapshot)
+{
+    *n = 1;
+    for (int attempt = 0; attempt < 20; attempt++) {
+        if (empty_chunk(cs[0], x, false, snapshot))
+            return 1;
+        bool same = true;
+        for (size_t i = 1; i < want && same; i++) {
+            uint64_t other;
+            if (!cs[i] && fr_cli_connect(ctx, &cs[i]) != 0)
+                return 1;
+            if (empty_chunk(cs[i], x, false, &other))
+                return 1;
+            *n = i + 1;
+            same = other == *snapshot;
+        }
+        if (same)
+            return 0;
+        for (size_t i = 0; i < *n; i++) /* a commit fell between the pins: release, try again */
+            if (empty_chunk(cs[i], x, true, NULL))
+                return 1;
+        *n = 1;
+    }
+    return empty_chunk(cs[0], x, false, snapshot); /* writes never paused: one connection */
+}
+
+static int run_pit(fr_cli_ctx_t *ctx, fr_client_t *c, exp_t *x, const exp_opts_t *o)
 {
     int ex = read_label_header(x);
     if (ex)
         return ex;
     write_header(x, NULL);
-    chunk_t chunks[WINDOW];
-    size_t head = 0, inflight = 0;
-    for (int i = 0; i < WINDOW; i++)
-        if (chunk_alloc(x, &chunks[i], o->chunk)) {
-            for (int k = 0; k <= i; k++)
-                chunk_free(x, &chunks[k]);
-            return fr_cli_fail(FR_E_NOMEM, "no memory for %zu-row chunks", o->chunk);
-        }
+    fr_client_t *cs[MAX_CONNECTIONS] = {c};
+    size_t ncs = 1;
+    uint64_t snapshot = 0;
+    ex = pin_connections(ctx, x, o->connections, cs, &ncs, &snapshot);
+    enum { NCHUNKS = WINDOW * MAX_CONNECTIONS };
+    chunk_t *chunks = calloc(NCHUNKS, sizeof *chunks);
+    size_t window = WINDOW * ncs, head = 0, inflight = 0;
+    if (!chunks)
+        ex = fr_cli_fail(FR_E_NOMEM, "no memory for chunks");
+    for (size_t i = 0; i < window && !ex; i++)
+        if (chunk_alloc(x, &chunks[i], o->chunk))
+            ex = fr_cli_fail(FR_E_NOMEM, "no memory for %zu-row chunks", o->chunk);
     int64_t t0 = fr_mono_us(), last = t0;
     bool eof = false;
+    /* chunk k goes to connection k % ncs; replies are taken in chunk order, which is each
+     * connection's own order, so rows come out in input order */
     while (!ex && (!eof || inflight)) {
-        while (!eof && inflight < WINDOW && !ex) {
-            chunk_t *ch = &chunks[(head + inflight) % WINDOW];
+        while (!eof && inflight < window && !ex) {
+            size_t slot = (head + inflight) % window;
+            chunk_t *ch = &chunks[slot];
             ssize_t n = fill_chunk(x, ch);
             if (n < 0) {
                 ex = 1;
                 break;
             }
             eof = n == 0 || (size_t)n < ch->cap;
+            if (n == 0)
+                break;
             fr_export_req_t req = {.kind = FR_EXPORT_PIT,
                                    .features = x->features,
                                    .feature_count = x->nfeatures,
@@ -624,25 +708,30 @@ static int run_pit(fr_client_t *c, exp_t *x, const exp_opts_t *o)
                                    .entity_col_count = x->nkeys,
                                    .as_of_us = ch->times,
                                    .row_count = ch->n,
-                                   .served = o->served,
-                                   .end = eof};
-            int rc = fr_client_export_send(c, &req, &ch->id);
+                                   .served = o->served};
+            fr_client_t *cc = cs[(head + inflight) % ncs];
+            int rc = fr_client_export_send(cc, &req, &ch->id);
             if (rc != FR_OK)
-                ex = fr_cli_fail(rc, "%s", fr_client_error(c));
+                ex = fr_cli_fail(rc, "%s", fr_client_error(cc));
             else
                 inflight++;
         }
         if (inflight && !ex) {
-            ex = recv_and_write(c, x, &chunks[head]);
-            head = (head + 1) % WINDOW;
+            ex = recv_and_write(cs[head % ncs], x, &chunks[head % window], snapshot);
+            head++;
             inflight--;
             progress(x, t0, &last, false);
         }
     }
-    for (int i = 0; i < WINDOW; i++) {
+    for (size_t i = 0; i < ncs && !ex; i++) /* release the snapshots */
+        ex = empty_chunk(cs[i], x, true, NULL);
+    for (size_t i = 0; chunks && i < window; i++) {
         free_chunk_fields(x, &chunks[i]);
         chunk_free(x, &chunks[i]);
     }
+    free(chunks);
+    for (size_t i = 1; i < MAX_CONNECTIONS; i++)
+        fr_client_free(cs[i]);
     return ex;
 }
 
@@ -805,7 +894,7 @@ int fr_cli_export(fr_cli_ctx_t *ctx)
                               "       freshet export snapshot (--view V | --features v:f,...) [--as-of T] "
                               "[--format ...] [--with-status] [-o OUT]");
     bool pit = !strcmp(ctx->argv[0], "pit");
-    exp_opts_t o = {.fmt = FMT_CSV, .chunk = pit ? 10000 : 5000};
+    exp_opts_t o = {.fmt = FMT_CSV, .chunk = pit ? 10000 : 5000, .connections = 2};
     for (int i = 1; i < ctx->argc; i++) {
         const char *a = ctx->argv[i], *v;
         if (!strcmp(a, "--with-status")) {
@@ -830,6 +919,11 @@ int fr_cli_export(fr_cli_ctx_t *ctx)
             o.as_of = v;
         else if (!strcmp(a, "--chunk"))
             o.chunk = (size_t)strtoul(v, NULL, 10);
+        else if (!strcmp(a, "--connections")) {
+            o.connections = (size_t)strtoul(v, NULL, 10);
+            if (o.connections < 1 || o.connections > MAX_CONNECTIONS)
+                return fr_cli_fail(2, "--connections must be 1..%d", MAX_CONNECTIONS);
+        }
         else if (!strcmp(a, "--mode")) {
             if (strcmp(v, "event") && strcmp(v, "served"))
                 return fr_cli_fail(2, "--mode must be event or served");
@@ -901,7 +995,7 @@ int fr_cli_export(fr_cli_ctx_t *ctx)
         x.mpo->f = x.out;
         x.mpo->n = 0;
         msgpack_packer_init(&x.pk, x.mpo, mp_out_write);
-        ex = pit ? run_pit(c, &x, &o) : run_snapshot(c, &x, &o);
+        ex = pit ? run_pit(ctx, c, &x, &o) : run_snapshot(c, &x, &o);
         mp_out_flush(x.mpo);
     }
     double secs = (double)(fr_mono_us() - t0) / 1e6;

@@ -65,7 +65,9 @@ static int fmt_double_fast(char *buf, size_t n, double x)
     for (int k = 0; k <= 8; k++) {
         double y = x * p10[k];
         double r = nearbyint(y);
-        if (fabs(y - r) > 0.5 || r / p10[k] != x)
+        /* If r / 10^k == x then y = fl(x * 10^k) is within about 2^-52 * r of r: a cheap
+         * necessary condition that spares the division for most k. */
+        if (fabs(y - r) > fabs(r) * 3e-16 || r / p10[k] != x)
             continue;
         long long i = (long long)r;
         char digits[24];
