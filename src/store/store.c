@@ -3,7 +3,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "common/fault.h"
 #include "common/buf.h"
@@ -105,6 +108,47 @@ static int init_dbs(fr_store_t *s, const char **why)
     return fr_store_mdb_err(mrc);
 }
 
+/* One writing process per directory. LMDB itself serialises writers across processes, but the
+ * store keeps per-process state next to it (the write sequence, the registry, the sweeper's
+ * position): a second freshetd on the same directory would hand out write_seq values the first
+ * one also uses. An flock on DIR/freshet.lock, held until close, refuses it up front; the lock
+ * file holds the owner's pid for the message. The kernel drops the lock when a process dies, so
+ * a crash never leaves a stale lock behind. */
+static int lock_dir(fr_store_t *s, const char *dir, const char **why)
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%s/freshet.lock", dir);
+    s->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
+    if (s->lock_fd < 0) {
+        snprintf(why_buf, sizeof why_buf, "cannot open %s/freshet.lock: %s", dir, strerror(errno));
+        *why = why_buf;
+        return FR_E_STORAGE;
+    }
+    if (flock(s->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+        int err = errno;
+        char pid[32] = "";
+        ssize_t n = pread(s->lock_fd, pid, sizeof pid - 1, 0);
+        pid[n > 0 ? n : 0] = 0;
+        pid[strcspn(pid, "\n")] = 0;
+        if (err == EWOULDBLOCK)
+            snprintf(why_buf, sizeof why_buf,
+                     "data directory %s is in use by another process (pid %s); one freshetd per "
+                     "directory", dir, pid[0] ? pid : "?");
+        else
+            snprintf(why_buf, sizeof why_buf, "cannot lock %s/freshet.lock: %s", dir, strerror(err));
+        *why = why_buf;
+        close(s->lock_fd);
+        s->lock_fd = -1;
+        return FR_E_STORAGE;
+    }
+    char pid[32];
+    int len = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
+    /* the pid only improves the refusal message: a failure to write it is not an error */
+    if (ftruncate(s->lock_fd, 0) == 0 && pwrite(s->lock_fd, pid, (size_t)len, 0) != len)
+        (void)ftruncate(s->lock_fd, 0);
+    return FR_OK;
+}
+
 int fr_store_open(const fr_store_opts_t *opts, fr_store_t **out, const char **why)
 {
     static const char *none = "";
@@ -116,6 +160,7 @@ int fr_store_open(const fr_store_opts_t *opts, fr_store_t **out, const char **wh
     if (!s)
         return FR_E_NOMEM;
     s->opts = *opts;
+    s->lock_fd = -1;
     s->clock = opts->clock ? opts->clock : fr_clock_system();
     pthread_mutex_init(&s->reg_lock, NULL);
     int rc;
@@ -125,6 +170,8 @@ int fr_store_open(const fr_store_opts_t *opts, fr_store_t **out, const char **wh
         rc = FR_E_STORAGE;
         goto fail;
     }
+    if (!opts->read_only && (rc = lock_dir(s, opts->path, why)) != FR_OK)
+        goto fail;
     int mrc = mdb_env_create(&s->env);
     if (mrc == MDB_SUCCESS)
         mrc = mdb_env_set_maxdbs(s->env, 8);
@@ -158,6 +205,8 @@ int fr_store_open(const fr_store_opts_t *opts, fr_store_t **out, const char **wh
 fail:
     if (s->env)
         mdb_env_close(s->env);
+    if (s->lock_fd >= 0)
+        close(s->lock_fd);
     pthread_mutex_destroy(&s->reg_lock);
     free(s);
     return rc;
@@ -170,6 +219,8 @@ void fr_store_close(fr_store_t *s)
     if (!s->opts.read_only)
         mdb_env_sync(s->env, 1);
     mdb_env_close(s->env);
+    if (s->lock_fd >= 0)
+        close(s->lock_fd); /* releases the flock */
     fr_registry_release(s->registry);
     pthread_mutex_destroy(&s->reg_lock);
     free(s);

@@ -14,6 +14,7 @@
 
 struct fr_store {
     MDB_env *env;
+    int lock_fd; /* writers: the flock'ed freshet.lock of the directory, -1 otherwise */
     MDB_dbi meta, rows, sources;
     fr_store_opts_t opts;
     const fr_clock_t *clock;

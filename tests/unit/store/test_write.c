@@ -623,3 +623,29 @@ Test(write, registry_dry_run_and_uncommitted_apply_are_invisible)
     cr_assert_eq(st_apply_registry(&e, "{\"views\": [", &why), FR_E_BAD_REGISTRY);
     st_close(&e);
 }
+
+/* Regression: a second freshetd on the same directory started and shared the LMDB environment
+ * with its own in-memory write sequence. A second writer open of a directory is now refused,
+ * with the owner's pid, and the directory is usable again once the first store closes. */
+Test(write, second_writer_on_a_directory_is_refused_until_the_first_closes)
+{
+    st_env_t e;
+    st_open(&e, ST_NOW_US, 0);
+    fr_store_opts_t o = {0};
+    o.path = e.dir;
+    o.map_size = 64u << 20;
+    o.clock = &e.clock;
+    o.durability = FR_DURABILITY_ASYNC;
+    fr_store_t *second = NULL;
+    const char *why = NULL;
+    int rc = fr_store_open(&o, &second, &why);
+    cr_assert_eq(rc, FR_E_STORAGE, "second open: %s", fr_err_name(rc));
+    cr_assert_null(second);
+    char pid[32];
+    snprintf(pid, sizeof pid, "(pid %ld)", (long)getpid());
+    cr_assert(strstr(why, "is in use by another process") && strstr(why, pid), "why: %s", why);
+    fr_store_close(e.store);
+    rc = fr_store_open(&o, &e.store, &why);
+    cr_assert_eq(rc, FR_OK, "reopen after close: %s (%s)", fr_err_name(rc), why);
+    st_close(&e);
+}
