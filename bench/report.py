@@ -138,6 +138,9 @@ if mr is not None:
 fd, rh = get("footprint", "freshet", "bytes"), get("footprint", "redis_hash", "bytes")
 if fd and rh:
     target("footprint: disk latest-only <= Redis hash used_memory", fd <= rh, f"{fd / 1e6:,.1f} MB vs {rh / 1e6:,.1f} MB (x{fd / rh:.2f})")
+fc, rbm = get("footprint", "freshet_compacted", "bytes"), get("footprint", "redis_blob", "bytes")
+if fc and rbm:
+    target("footprint: after a compacting backup <= Redis blob used_memory", fc <= rbm, f"{fc / 1e6:,.1f} MB vs {rbm / 1e6:,.1f} MB (x{fc / rbm:.2f})")
 
 doc = {
     "machine": {

@@ -46,7 +46,7 @@ THREADS=$(nproc)
 BDIR=$ROOT/build/bench
 if [ "$BUILD" = 1 ]; then
   cmake -S "$ROOT" -B "$BDIR" -DCMAKE_BUILD_TYPE=Release -DFRESHET_BENCH=ON -DFRESHET_TESTS=OFF >/dev/null
-  cmake --build "$BDIR" -j"$(nproc)" --target freshetd bench_serve echo_server >/dev/null
+  cmake --build "$BDIR" -j"$(nproc)" --target freshetd freshet bench_serve echo_server >/dev/null
 fi
 FRESHETD=$BDIR/freshetd
 BS=$BDIR/bench/bench_serve
@@ -137,6 +137,10 @@ for rep in $(seq "$REPS"); do
 done
 FSYNC_ADDR=$FADDR
 FBYTES=$(du -sb "$TMP/fsync" | cut -f1)
+# the same data after a compacting hot backup (`freshet backup`, LMDB's MDB_CP_COMPACT copy)
+"$BDIR/freshet" --server "$FSYNC_ADDR" backup "$TMP/fsync_backup" >&2
+FCBYTES=$(du -sb "$TMP/fsync_backup" | cut -f1)
+rm -rf "$TMP/fsync_backup"
 
 # ---- ingest, async ----
 for rep in $(seq "$REPS"); do
@@ -182,6 +186,7 @@ for rep in $(seq "$REPS"); do
 done
 m2=$(redis_mem "$RREAD_SOCK")
 record footprint freshet 1 "$F_SYNC_P" "{\"bytes\": $FBYTES, \"entities\": $N, \"what\": \"du -sb of the LMDB directory, latest version only\"}"
+record footprint freshet_compacted 1 "$F_SYNC_P" "{\"bytes\": $FCBYTES, \"entities\": $N, \"what\": \"du -sb of a compacting freshet backup of that directory\"}"
 record footprint redis_blob 1 "save '', appendonly no" "{\"bytes\": $((m1 - m0)), \"entities\": $N, \"what\": \"used_memory delta\"}"
 record footprint redis_hash 1 "save '', appendonly no" "{\"bytes\": $((m2 - m1)), \"entities\": $N, \"what\": \"used_memory delta\"}"
 
