@@ -20,6 +20,7 @@ typedef struct {
 struct fr_auth {
     entry_t *entries;
     size_t count;
+    struct fr_auth *replaced; /* older tables, kept until this one is freed (auth.h) */
 };
 
 static int name_ok(const char *s)
@@ -118,11 +119,21 @@ int fr_auth_load(const char *path, fr_auth_t **out, char *why, size_t why_len)
 
 void fr_auth_free(fr_auth_t *a)
 {
-    if (!a)
-        return;
-    OPENSSL_cleanse(a->entries, a->count * sizeof *a->entries);
-    free(a->entries);
-    free(a);
+    while (a) {
+        fr_auth_t *older = a->replaced;
+        OPENSSL_cleanse(a->entries, a->count * sizeof *a->entries);
+        free(a->entries);
+        free(a);
+        a = older;
+    }
+}
+
+void fr_auth_retire(fr_auth_t *current, fr_auth_t *replaced)
+{
+    fr_auth_t **tail = &current->replaced;
+    while (*tail)
+        tail = &(*tail)->replaced;
+    *tail = replaced;
 }
 
 size_t fr_auth_count(const fr_auth_t *a)
@@ -137,15 +148,26 @@ fr_role_t fr_auth_check(const fr_auth_t *a, const void *token, size_t len, const
         *name = NULL;
     if (!a || fr_token_digest(token, len, d) != FR_OK)
         return FR_ROLE_NONE;
+    fr_role_t role = fr_auth_check_digest(a, d, name);
+    OPENSSL_cleanse(d, sizeof d);
+    return role;
+}
+
+fr_role_t fr_auth_check_digest(const fr_auth_t *a, const uint8_t d[FR_TOKEN_DIGEST],
+                               const char **name)
+{
+    if (name)
+        *name = NULL;
+    if (!a)
+        return FR_ROLE_NONE;
     /* Compare against every entry, always: no early exit, no branch on a secret-dependent value
      * except the final selection (digests are unique in practice). */
     size_t match = a->count;
     for (size_t i = 0; i < a->count; i++) {
-        int differ = CRYPTO_memcmp(d, a->entries[i].digest, sizeof d) != 0;
+        int differ = CRYPTO_memcmp(d, a->entries[i].digest, FR_TOKEN_DIGEST) != 0;
         size_t mask = (size_t)differ - 1; /* all ones when equal */
         match = (match & ~mask) | (i & mask);
     }
-    OPENSSL_cleanse(d, sizeof d);
     if (match == a->count)
         return FR_ROLE_NONE;
     if (name)

@@ -121,13 +121,39 @@ static void deny(fr_worker_t *w, fr_conn_t *c, const fr_frame_t *f, fr_role_t ne
                  const char *op_name)
 {
     char msg[160];
-    if (c->role == FR_ROLE_NONE)
+    if (c->role == FR_ROLE_NONE && c->revoked)
+        snprintf(msg, sizeof msg, "token revoked (the auth file was reloaded): send a valid token");
+    else if (c->role == FR_ROLE_NONE)
         snprintf(msg, sizeof msg, "not authenticated: send a token first (--token or FRESHET_TOKEN)");
     else
         snprintf(msg, sizeof msg, "role %s may not run %s (needs %s)", fr_token_role_name(c->role),
                  op_name, fr_token_role_name(need));
     log_auth_failure(c, f->op, msg);
     fr_reply_error(w, c, f, FR_E_UNAUTHORIZED, msg);
+}
+
+/* After a reload of the auth file, the token this connection authenticated with is looked up
+ * again: its role may have changed, or it may be gone (the connection then gets UNAUTHORIZED
+ * "token revoked" until a Hello with a valid token). */
+static void recheck_token(fr_conn_t *c)
+{
+    fr_server_t *s = c->worker->server;
+    unsigned gen = atomic_load(&s->auth_gen);
+    if (gen == c->auth_gen)
+        return;
+    const char *name = NULL;
+    fr_role_t role = fr_auth_check_digest(s->auth, c->token_digest, &name);
+    if (role != c->role) {
+        char peer[64];
+        peer_name(c, peer, sizeof peer);
+        fr_log(FR_LOG_INFO, "event=auth_role_changed peer=%s from=%s to=%s", peer,
+               fr_token_role_name(c->role), role == FR_ROLE_NONE ? "revoked" : fr_token_role_name(role));
+    }
+    c->role = role;
+    c->revoked = role == FR_ROLE_NONE;
+    c->auth_gen = gen;
+    if (c->revoked)
+        OPENSSL_cleanse(c->token_digest, sizeof c->token_digest);
 }
 
 /* The first request of a connection when auth is on. A failed Hello leaves (or makes) the
@@ -140,12 +166,18 @@ static void h_hello(fr_worker_t *w, fr_conn_t *c, const fr_frame_t *f, const uin
         fr_reply_error(w, c, f, FR_E_BAD_REQUEST, PB_GET_ERROR(&is));
         return;
     }
+    unsigned gen = atomic_load(&w->server->auth_gen); /* before the table: see server_int.h */
     const fr_auth_t *auth = w->server->auth;
     const char *name = "";
     if (auth) {
-        fr_role_t role = fr_auth_check(auth, req.token, strlen(req.token), &name);
+        fr_role_t role = FR_ROLE_NONE;
+        if (fr_token_digest(req.token, strlen(req.token), c->token_digest) == FR_OK)
+            role = fr_auth_check_digest(auth, c->token_digest, &name);
         OPENSSL_cleanse(req.token, sizeof req.token);
+        c->auth_gen = gen;
+        c->revoked = 0;
         if (role == FR_ROLE_NONE) {
+            OPENSSL_cleanse(c->token_digest, sizeof c->token_digest);
             c->role = FR_ROLE_NONE;
             log_auth_failure(c, f->op, "hello: token not valid");
             fr_reply_error(w, c, f, FR_E_UNAUTHORIZED,
@@ -173,6 +205,8 @@ void fr_handle_frame(fr_worker_t *w, fr_conn_t *c, const fr_frame_t *f, const ui
     fr_role_t need = FR_ROLE_ADMIN;
     const char *op_name = "";
     handler_fn h = lookup(f->op, &need, &op_name);
+    if (h && c->role != FR_ROLE_NONE && w->server->auth)
+        recheck_token(c);
     if (h && w->server->auth && c->role < need) {
         deny(w, c, f, need, op_name); /* before decoding anything: nothing of the request runs */
     } else if (!h) {

@@ -850,6 +850,8 @@ static void h_metrics(fr_worker_t *w, struct evhttp_request *req)
     GAUGE("freshet_connections", "Open binary-protocol connections.", atomic_load(&st->connections_open));
     COUNTER("freshet_connections_total", "Accepted binary-protocol connections.", atomic_load(&st->connections_total));
     COUNTER("freshet_frames_too_large_total", "Frames refused for exceeding max_frame.", atomic_load(&st->frames_too_large));
+    COUNTER("freshet_auth_reloads_total", "Auth file reloads (SIGHUP) that replaced the tokens.", atomic_load(&st->auth_reloads));
+    COUNTER("freshet_auth_reload_failures_total", "Auth file reloads refused (the previous tokens stayed in force).", atomic_load(&st->auth_reload_failures));
     COUNTER("freshet_http_requests_total", "HTTP requests.", atomic_load(&st->http_requests));
     COUNTER("freshet_sweeper_deleted_total", "Versions deleted by the retention sweeper.", atomic_load(&st->sweep_deleted));
     COUNTER("freshet_sweeper_passes_total", "Complete sweeps of the store.", atomic_load(&st->sweep_passes));

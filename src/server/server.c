@@ -48,12 +48,39 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     event_base_loopbreak(s->base);
 }
 
-/* SIGHUP: reopen the log file (after logrotate). Auth files are read at start only. */
+/* SIGHUP, part 1: load the auth file again. A file that does not load leaves the current tokens
+ * in force (and says why); one that does replaces them for new Hellos, HTTP requests and, at
+ * their next request, live connections (conn.c re-checks a connection's token digest when
+ * auth_gen moved). */
+static void reload_auth(fr_server_t *s)
+{
+    if (!s->cfg.auth_file[0])
+        return;
+    fr_auth_t *fresh = NULL;
+    char why[512] = "";
+    int rc = fr_auth_load(s->cfg.auth_file, &fresh, why, sizeof why);
+    if (rc != FR_OK) {
+        atomic_fetch_add(&s->stats.auth_reload_failures, 1);
+        fr_log(FR_LOG_ERROR,
+               "event=auth_reload_failed file=%s code=%s reason=\"%s\" tokens_in_force=%zu",
+               s->cfg.auth_file, fr_err_name(rc), why, fr_auth_count(atomic_load(&s->auth)));
+        return;
+    }
+    fr_auth_retire(fresh, atomic_load(&s->auth)); /* readers may still hold the old table */
+    atomic_store(&s->auth, fresh);
+    atomic_fetch_add(&s->auth_gen, 1);
+    atomic_fetch_add(&s->stats.auth_reloads, 1);
+    fr_log(FR_LOG_INFO, "event=auth_reloaded file=%s tokens=%zu", s->cfg.auth_file,
+           fr_auth_count(fresh));
+}
+
+/* SIGHUP: reload the auth file (with --auth-file) and reopen the log file (after logrotate). */
 static void on_sighup(evutil_socket_t sig, short what, void *arg)
 {
     fr_server_t *s = arg;
     (void)sig;
     (void)what;
+    reload_auth(s);
     if (!s->cfg.log_file[0])
         return;
     if (fr_log_reopen(s->cfg.log_file) == 0)
@@ -97,7 +124,9 @@ static int load_security(fr_server_t *s, const char **why)
     const fr_config_t *cfg = &s->cfg;
     int rc = FR_OK;
     if (cfg->auth_file[0]) {
-        rc = fr_auth_load(cfg->auth_file, &s->auth, why_buf, sizeof why_buf);
+        fr_auth_t *a = NULL;
+        rc = fr_auth_load(cfg->auth_file, &a, why_buf, sizeof why_buf);
+        atomic_store(&s->auth, a);
         if (rc != FR_OK) {
             *why = why_buf;
             return rc;

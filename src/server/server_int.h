@@ -43,6 +43,7 @@ typedef struct {
     fr_hist_t ingest_visible;  /* request received → committed and visible, microseconds */
     atomic_ullong sweep_deleted, sweep_passes;
     atomic_ullong connections_open, connections_total, frames_too_large, bad_frames;
+    atomic_ullong auth_reloads, auth_reload_failures;
     atomic_ullong queue_depth;
     atomic_ullong http_requests, http_errors;
     fr_view_counters_t *views; /* FR_STATS_VIEWS entries */
@@ -96,6 +97,12 @@ struct fr_conn {
     int partial;            /* a frame has started arriving (read_timeout_ms applies) */
     fr_role_t role;   /* what a Hello granted; FR_ROLE_ADMIN when auth is off */
     int auth_logged;  /* an UNAUTHORIZED request was logged (once per connection) */
+    /* with auth: the digest of the token the Hello presented and the auth generation it was
+     * checked against; a reloaded auth file (SIGHUP) re-checks it before the next request, so a
+     * removed token stops working on live connections too */
+    uint8_t token_digest[FR_TOKEN_DIGEST];
+    unsigned auth_gen;
+    int revoked; /* the reload removed this connection's token */
 };
 
 struct fr_worker {
@@ -147,7 +154,10 @@ struct fr_server {
     fr_stats_t stats;
     int64_t started_us;
     atomic_uint backups_running; /* backup threads; shutdown waits for them */
-    fr_auth_t *auth;        /* --auth-file; NULL: auth off (every connection is admin) */
+    /* --auth-file; NULL: auth off (every connection is admin). Replaced (never set to NULL) by a
+     * SIGHUP reload on the main thread, then auth_gen is bumped; readers load auth_gen first. */
+    fr_auth_t *_Atomic auth;
+    atomic_uint auth_gen;
     struct ssl_ctx_st *tls; /* tls_cert + tls_key; NULL: plaintext listeners */
     struct fr_ingest *ingest; /* --ingest: the NATS JetStream consumer (ingest.c); NULL: off */
 };
