@@ -19,8 +19,12 @@ until the server has answered. ``timeout`` (seconds) bounds each wait for the ne
 When freshetd runs with ``--auth-file``, pass ``token="..."`` (a token made by ``freshet token new``,
 e.g. ``os.environ["FRESHET_TOKEN"]``) to ``Client`` or ``Client.from_addr``: the client sends it in a
 Hello right after connecting (and after each reconnect); an unknown token raises
-``FreshetError("UNAUTHORIZED")``, and so does any call the token's role does not allow. TLS is not
-supported by this client yet.
+``FreshetError("UNAUTHORIZED")``, and so does any call the token's role does not allow.
+
+When freshetd runs with ``tls_cert``/``tls_key``, pass ``tls_ca="ca.pem"`` (verify the server
+against that CA and its name against ``host``), or ``tls=True`` to verify against the system's CAs;
+``tls_insecure=True`` skips verification (tests only). TLS 1.2 is the minimum. A failed handshake
+(unknown CA, wrong name, a plaintext server) raises ``FreshetError("IO")`` naming the reason.
 
 Errors
 ------

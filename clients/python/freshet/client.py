@@ -14,6 +14,7 @@ import datetime as _dt
 import json
 import os
 import socket
+import ssl
 import struct
 import time
 
@@ -310,8 +311,19 @@ def _column_array(values, ftype):
 
 # ---- framing ----
 
+def _tls_context(ca, insecure):
+    """TLS 1.2 or later; verifies the server against ca (or the system's CAs) and its name, unless
+    insecure (tests only)."""
+    ctx = ssl.create_default_context(cafile=ca)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    if insecure:
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
 class _Conn:
-    def __init__(self, host, port, timeout):
+    def __init__(self, host, port, timeout, tls=None):
         self.timeout = timeout
         try:
             self.sock = socket.create_connection((host, port), timeout=timeout)
@@ -320,6 +332,12 @@ class _Conn:
         except OSError as e:
             raise FreshetError("IO", f"connect to {host}:{port}: {e}") from None
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if tls is not None:
+            try:
+                self.sock = tls.wrap_socket(self.sock, server_hostname=host)
+            except (ssl.SSLError, ssl.CertificateError, OSError) as e:
+                self.sock.close()
+                raise FreshetError("IO", f"TLS handshake with {host}:{port}: {e}") from None
         self.next_id = 1
         self.rbuf = bytearray()
         self.stash = {}  # request id → (op, body) of replies that arrived before they were asked for
@@ -469,16 +487,22 @@ def _status_names(st):
 class Client:
     """A connection to freshetd. See the package docstring for the manual."""
 
-    def __init__(self, host="127.0.0.1", port=7070, timeout=30, token=None):
+    def __init__(self, host="127.0.0.1", port=7070, timeout=30, token=None, tls=False,
+                 tls_ca=None, tls_insecure=False):
         self.host, self.port, self.timeout = host, int(port), timeout
         self._token = token
+        try:
+            self._tls = (_tls_context(tls_ca, tls_insecure)
+                         if tls or tls_ca or tls_insecure else None)
+        except (ssl.SSLError, OSError) as e:
+            raise FreshetError("BAD_ARG", f"tls_ca {tls_ca!r}: {e}") from None
         self._conn = self._connect()
         self._views = None  # view name → {"join_key", "features": [(name, type)], "ttl"}
         self._registry = None
 
     def _connect(self):
         """A new connection; with a token, authenticated by a Hello before anything else."""
-        conn = _Conn(self.host, self.port, self.timeout)
+        conn = _Conn(self.host, self.port, self.timeout, self._tls)
         if self._token:
             try:
                 conn.call(pb.OP_HELLO, pb.HelloRequest(token=self._token, client="freshet-python"),
@@ -489,14 +513,14 @@ class Client:
         return conn
 
     @classmethod
-    def from_addr(cls, addr, timeout=30, token=None):
+    def from_addr(cls, addr, timeout=30, token=None, **tls):
         """Client.from_addr("127.0.0.1:7070") (IPv6: "[::1]:7070")."""
         host, sep, port = addr.rpartition(":")
         if not sep or not host or not port.isdigit():
             raise FreshetError("BAD_ARG", f"address {addr!r}: expected HOST:PORT")
         if host.startswith("[") and host.endswith("]"):
             host = host[1:-1]
-        return cls(host, int(port), timeout, token=token)
+        return cls(host, int(port), timeout, token=token, **tls)
 
     def close(self):
         if self._conn is not None:
