@@ -149,12 +149,12 @@ def start_server(build, data, map_mb):
     return p, line.split()[1]
 
 
-def time_cli(cli, addr, labels_csv, out, fmt, nfeat):
+def time_cli(cli, addr, labels_csv, out, fmt, nfeat, connections=2):
     # explicit view:feature names: with bare view names the CLI's CSV header lists the views,
     # not their features (reported bug), which would break the correctness check
     features = ",".join(f"v{v}:f{k}" for v in (1, 2) for k in range(nfeat))
     cmd = [cli, "--server", addr, "export", "pit", "--labels", labels_csv, "--features", features,
-           "--format", fmt]
+           "--format", fmt, "--connections", str(connections)]
     if out:
         cmd += ["-o", out]
     timev = os.path.exists("/usr/bin/time")
@@ -190,6 +190,7 @@ def main():
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--build-dir", default=os.path.join(ROOT, "build", "release"))
     ap.add_argument("--format", default="csv", choices=["csv", "jsonl", "msgpack"])
+    ap.add_argument("--connections", type=int, default=2, help="freshet export pit --connections")
     ap.add_argument("--output-dir", help="write export files here instead of /dev/null")
     ap.add_argument("--check-labels", type=int, default=20000, help="0: skip the correctness check")
     ap.add_argument("--no-pandas", action="store_true")
@@ -248,14 +249,14 @@ def main():
             out = os.path.join(a.output_dir, f"export_{n}.{a.format}") if a.output_dir else None
             hwm_reset = reset_hwm(server.pid)
             before = proc_status(server.pid)
-            wall, peak_kb, summary = time_cli(cli, addr, lab, out, a.format, a.features)
+            wall, peak_kb, summary = time_cli(cli, addr, lab, out, a.format, a.features, a.connections)
             after = proc_status(server.pid)
             emit({"phase": "export", "labels": n, "seconds": round(wall, 3),
                   "rows_per_s": round(n / wall), "cli_peak_rss_mb": round(peak_kb / 1024, 1),
                   "server_rss_anon_mb_before": round(before.get("RssAnon", 0) / 1024, 1),
                   "server_rss_anon_mb_after": round(after.get("RssAnon", 0) / 1024, 1),
                   "server_peak_rss_mb": round(after.get("VmHWM", 0) / 1024, 1),
-                  "server_peak_reset": hwm_reset, "format": a.format,
+                  "server_peak_reset": hwm_reset, "format": a.format, "connections": a.connections,
                   "labels_csv_mb": round(os.path.getsize(lab) / 2 ** 20, 1),
                   "cli_summary": summary})
             if not a.no_pandas:

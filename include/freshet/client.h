@@ -148,6 +148,11 @@ int fr_client_get(fr_client_t *c, const fr_get_req_t *req, fr_result_t **out);
 /* Pipelined: sends every request, then reads every reply. out[i] is NULL where reqs[i] failed;
  * returns the first error. */
 int fr_client_get_many(fr_client_t *c, const fr_get_req_t *reqs, size_t n, fr_result_t **out);
+/* fr_client_get in two halves, so one thread can have requests in flight on several connections
+ * (the cluster client asks every node at once): send returns the request's id (transport errors
+ * only), recv reads that reply (replies come back in sending order on a connection). */
+int fr_client_get_send(fr_client_t *c, const fr_get_req_t *req, uint32_t *id);
+int fr_client_get_recv(fr_client_t *c, uint32_t id, fr_result_t **out);
 
 size_t fr_result_entity_count(const fr_result_t *r);
 size_t fr_result_feature_count(const fr_result_t *r);

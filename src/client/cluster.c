@@ -223,9 +223,21 @@ static bool transport_error(int rc)
     return rc == FR_E_IO || rc == FR_E_CLOSED || rc == FR_E_TIMEOUT;
 }
 
-/* Reads the entities idx[0..n) of req from node i into *out. */
-static int node_get(fr_cluster_t *cl, size_t i, const fr_get_req_t *req, const uint32_t *idx,
-                    size_t n, const char **vals, size_t *lens, fr_result_t **out)
+/* Records a failed exchange with node i; a broken connection is dropped (reconnected later). */
+static int node_failed(fr_cluster_t *cl, node_t *nd, int rc)
+{
+    snprintf(cl->err, sizeof cl->err, "%s: %s", nd->addr,
+             nd->client ? fr_client_error(nd->client) : "not connected");
+    if (transport_error(rc)) {
+        fr_client_free(nd->client);
+        nd->client = NULL;
+    }
+    return rc;
+}
+
+/* Sends the Get of req's entities idx[0..n) to node i (connecting first); *id is its reply's. */
+static int node_send(fr_cluster_t *cl, size_t i, const fr_get_req_t *req, const uint32_t *idx,
+                     size_t n, const char **vals, size_t *lens, uint32_t *id)
 {
     node_t *nd = &cl->nodes[i];
     int rc;
@@ -245,15 +257,15 @@ static int node_get(fr_cluster_t *cl, size_t i, const fr_get_req_t *req, const u
     fr_get_req_t sub = *req;
     sub.entities = &col;
     sub.entity_col_count = 1;
-    rc = fr_client_get(nd->client, &sub, out);
-    if (rc != FR_OK) {
-        snprintf(cl->err, sizeof cl->err, "%s: %s", nd->addr, fr_client_error(nd->client));
-        if (transport_error(rc)) {
-            fr_client_free(nd->client);
-            nd->client = NULL;
-        }
-    }
-    return rc;
+    rc = fr_client_get_send(nd->client, &sub, id); /* encoded now: vals/lens may be reused */
+    return rc == FR_OK ? FR_OK : node_failed(cl, nd, rc);
+}
+
+static int node_recv(fr_cluster_t *cl, size_t i, uint32_t id, fr_result_t **out)
+{
+    node_t *nd = &cl->nodes[i];
+    int rc = fr_client_get_recv(nd->client, id, out);
+    return rc == FR_OK ? FR_OK : node_failed(cl, nd, rc);
 }
 
 int fr_cluster_get(fr_cluster_t *cl, const fr_get_req_t *req, fr_result_t **out)
@@ -271,12 +283,15 @@ int fr_cluster_get(fr_cluster_t *cl, const fr_get_req_t *req, fr_result_t **out)
     const char **vals = calloc(n ? n : 1, sizeof *vals);
     size_t *lens = calloc(n ? n : 1, sizeof *lens);
     bool *excluded = calloc(nn, sizeof *excluded), *done = calloc(n ? n : 1, sizeof *done);
+    bool *sent = calloc(nn, sizeof *sent);
+    size_t *start = calloc(nn, sizeof *start), *cnt = calloc(nn, sizeof *cnt);
+    uint32_t *ids = calloc(nn, sizeof *ids);
     /* each failover round excludes a node, so at most nn rounds of at most nn answers */
     size_t nparts = 0, cap_parts = nn * nn + 1;
     fr_result_t **parts = calloc(cap_parts, sizeof *parts);
     int rc = FR_OK;
     if (!part || !node_of || !part_of || !row_of || !idx || !vals || !lens || !excluded || !done ||
-        !parts) {
+        !parts || !sent || !start || !cnt || !ids) {
         rc = FR_E_NOMEM;
         goto out;
     }
@@ -306,35 +321,60 @@ int fr_cluster_get(fr_cluster_t *cl, const fr_get_req_t *req, fr_result_t **out)
             rc = failf(cl->err, sizeof cl->err, FR_E_IO, "no reachable node");
             goto out;
         }
+        /* every node with entities gets its request before any reply is read: the nodes work
+         * in parallel, and a round costs the slowest node, not the sum */
+        size_t off = 0;
+        memset(sent, 0, nn * sizeof *sent);
         for (size_t i = 0; i < nn; i++) {
             size_t k = 0;
             for (size_t e = 0; e < n; e++)
                 if (!done[e] && node_of[e] == i)
-                    idx[k++] = (uint32_t)e;
+                    idx[off + k++] = (uint32_t)e;
+            start[i] = off;
+            cnt[i] = k;
+            off += k;
             if (k == 0 && !(empty && (int)i == target))
                 continue;
+            int grc = node_send(cl, i, req, idx + start[i], k, vals, lens, &ids[i]);
+            if (grc == FR_OK) {
+                sent[i] = true;
+            } else if (!transport_error(grc)) {
+                rc = grc; /* still read the replies already asked for: connections stay in sync */
+                break;
+            } else {
+                cl->nodes[i].down_until_us = fr_mono_us() + NODE_DOWN_US;
+                excluded[i] = true; /* what it had is reassigned next round */
+            }
+        }
+        for (size_t i = 0; i < nn; i++) {
+            if (!sent[i])
+                continue;
             fr_result_t *r = NULL;
-            int grc = node_get(cl, i, req, idx, k, vals, lens, &r);
+            int grc = node_recv(cl, i, ids[i], &r);
             if (grc != FR_OK) {
                 if (!transport_error(grc)) {
-                    rc = grc;
-                    goto out;
+                    if (rc == FR_OK)
+                        rc = grc;
+                } else {
+                    cl->nodes[i].down_until_us = fr_mono_us() + NODE_DOWN_US;
+                    excluded[i] = true;
                 }
-                cl->nodes[i].down_until_us = fr_mono_us() + NODE_DOWN_US;
-                excluded[i] = true;
-                break; /* reassign what this node had */
+                continue;
             }
             cl->nodes[i].down_until_us = 0;
             parts[nparts] = r;
-            for (size_t q = 0; q < k; q++) {
-                done[idx[q]] = true;
-                part_of[idx[q]] = (uint32_t)nparts;
-                row_of[idx[q]] = (uint32_t)q;
+            for (size_t q = 0; q < cnt[i]; q++) {
+                uint32_t e = idx[start[i] + q];
+                done[e] = true;
+                part_of[e] = (uint32_t)nparts;
+                row_of[e] = (uint32_t)q;
             }
             nparts++;
-            remaining -= k;
+            remaining -= cnt[i];
             empty = false;
         }
+        if (rc != FR_OK)
+            goto out;
     }
     rc = fr_result_gather(parts, nparts, part_of, row_of, n, out);
     memset(parts, 0, cap_parts * sizeof *parts); /* taken by gather */
@@ -353,5 +393,9 @@ out:
     free(lens);
     free(excluded);
     free(done);
+    free(sent);
+    free(start);
+    free(cnt);
+    free(ids);
     return rc;
 }

@@ -654,12 +654,20 @@ int fr_client_get(fr_client_t *c, const fr_get_req_t *req, fr_result_t **out)
 {
     *out = NULL;
     uint32_t id;
-    int rc = queue_get(c, req, &id);
-    if (rc == FR_OK)
-        rc = fr_client_flush(c);
-    if (rc == FR_OK)
-        rc = read_get_reply(c, id, out);
-    return rc;
+    int rc = fr_client_get_send(c, req, &id);
+    return rc == FR_OK ? fr_client_get_recv(c, id, out) : rc;
+}
+
+int fr_client_get_send(fr_client_t *c, const fr_get_req_t *req, uint32_t *id)
+{
+    int rc = queue_get(c, req, id);
+    return rc == FR_OK ? fr_client_flush(c) : rc;
+}
+
+int fr_client_get_recv(fr_client_t *c, uint32_t id, fr_result_t **out)
+{
+    *out = NULL;
+    return read_get_reply(c, id, out);
 }
 
 int fr_client_get_many(fr_client_t *c, const fr_get_req_t *reqs, size_t n, fr_result_t **out)

@@ -18,6 +18,7 @@
 #include "freshet/client.h"
 #include "freshet/model.h"
 #include "infer.h"
+#include "net/loop.h"
 #include "proto/frame.h"
 
 #define FR_INFER_MAX_COLS 8 /* entity columns per request (freshetd's limit) */
@@ -140,14 +141,8 @@ struct fr_iconn {
 struct fr_iworker {
     fr_infer_t *server;
     unsigned index;
-    pthread_t thread;
-    int started;
-    struct event_base *base;
-    struct event *notify;
-    pthread_mutex_t lock;
-    int *new_fds;
-    size_t new_fd_count, new_fd_cap;
-    int stopping;
+    fr_loop_t loop;          /* thread, event loop, socket hand-over (src/net/loop.h) */
+    struct event_base *base; /* loop.base */
     fr_iconn_t *conns;
     size_t conn_count;
     struct evhttp *http;

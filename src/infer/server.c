@@ -1,6 +1,7 @@
 /* freshet-infer lifecycle and event loops: bind, start N workers (each an event loop with its own
  * freshetd connection and an evhttp on the shared HTTP socket), hand binary connections to workers
- * round-robin, frame requests, and drain on SIGTERM/SIGINT. Mirrors src/server/{server,conn}.c. */
+ * round-robin, frame requests, and drain on SIGTERM/SIGINT. The loops themselves are src/net/loop.c,
+ * as in freshetd. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -37,7 +38,7 @@ static void conn_free(fr_iconn_t *c)
         c->next->prev = c->prev;
     w->conn_count--;
     free(c);
-    if (w->stopping && w->conn_count == 0)
+    if (atomic_load(&w->loop.stopping) && w->conn_count == 0)
         event_base_loopexit(w->base, NULL);
 }
 
@@ -104,7 +105,7 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 
 static void add_conn(fr_iworker_t *w, int fd)
 {
-    if (w->stopping) {
+    if (atomic_load(&w->loop.stopping)) {
         close(fd);
         return;
     }
@@ -135,13 +136,9 @@ static void on_notify(evutil_socket_t fd, short what, void *arg)
     fr_iworker_t *w = arg;
     (void)fd;
     (void)what;
-    pthread_mutex_lock(&w->lock);
-    int *fds = w->new_fds;
-    size_t nfds = w->new_fd_count;
-    w->new_fds = NULL;
-    w->new_fd_count = w->new_fd_cap = 0;
-    int stopping = w->stopping;
-    pthread_mutex_unlock(&w->lock);
+    size_t nfds;
+    int stopping;
+    int *fds = fr_loop_take(&w->loop, &nfds, &stopping);
     for (size_t i = 0; i < nfds; i++)
         add_conn(w, fds[i]);
     free(fds);
@@ -163,86 +160,34 @@ static void on_notify(evutil_socket_t fd, short what, void *arg)
         event_base_loopexit(w->base, NULL);
 }
 
-static void *worker_main(void *arg)
-{
-    fr_iworker_t *w = arg;
-    event_base_dispatch(w->base);
-    return NULL;
-}
-
 static int worker_start(fr_infer_t *s, fr_iworker_t *w, unsigned index)
 {
     w->server = s;
     w->index = index;
-    pthread_mutex_init(&w->lock, NULL);
     fr_buf_init(&w->out, 0);
-    w->base = event_base_new();
-    if (!w->base)
-        return FR_E_NOMEM;
-    w->notify = event_new(w->base, -1, EV_PERSIST, on_notify, w);
-    if (!w->notify)
-        return FR_E_NOMEM;
-    struct timeval forever = {86400 * 365, 0}; /* keeps the loop alive without sockets */
-    event_add(w->notify, &forever);
+    int rc = fr_loop_init(&w->loop, on_notify, w);
+    w->base = w->loop.base;
+    if (rc != FR_OK)
+        return rc;
     if (s->http_fd >= 0 && fr_infer_http_attach(w, s->http_fd) != FR_OK)
         return FR_E_NOMEM;
-    if (pthread_create(&w->thread, NULL, worker_main, w) != 0)
-        return FR_E_INTERNAL;
-    w->started = 1;
-    return FR_OK;
-}
-
-static void worker_hand_fd(fr_iworker_t *w, int fd)
-{
-    pthread_mutex_lock(&w->lock);
-    if (w->new_fd_count == w->new_fd_cap) {
-        size_t cap = w->new_fd_cap ? w->new_fd_cap * 2 : 16;
-        int *p = realloc(w->new_fds, cap * sizeof *p);
-        if (!p) {
-            pthread_mutex_unlock(&w->lock);
-            close(fd);
-            return;
-        }
-        w->new_fds = p;
-        w->new_fd_cap = cap;
-    }
-    w->new_fds[w->new_fd_count++] = fd;
-    pthread_mutex_unlock(&w->lock);
-    event_active(w->notify, EV_READ, 0);
-}
-
-static void worker_stop(fr_iworker_t *w)
-{
-    if (!w->started)
-        return;
-    pthread_mutex_lock(&w->lock);
-    w->stopping = 1;
-    pthread_mutex_unlock(&w->lock);
-    event_active(w->notify, EV_READ, 0);
-    struct timeval grace = {2, 0}; /* a peer that never reads must not hold shutdown hostage */
-    event_base_loopexit(w->base, &grace);
+    return fr_loop_start(&w->loop);
 }
 
 static void worker_fini(fr_iworker_t *w)
 {
     if (!w->server) /* never started */
         return;
-    if (w->started)
-        pthread_join(w->thread, NULL);
+    fr_loop_join(&w->loop);
     while (w->conns)
         conn_free(w->conns);
     if (w->http)
         evhttp_free(w->http);
-    if (w->notify)
-        event_free(w->notify);
-    if (w->base)
-        event_base_free(w->base);
+    fr_loop_fini(&w->loop);
     fr_client_free(w->fresh);
     fr_score_in_fini(&w->in);
     fr_score_out_fini(&w->res);
     fr_buf_fini(&w->out);
-    free(w->new_fds);
-    pthread_mutex_destroy(&w->lock);
 }
 
 /* ---- lifecycle ---- */
@@ -254,7 +199,7 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
     (void)l;
     (void)sa;
     (void)len;
-    worker_hand_fd(&s->workers[s->next_worker++ % s->worker_count], fd);
+    fr_loop_hand_fd(&s->workers[s->next_worker++ % s->worker_count].loop, fd);
 }
 
 static void on_signal(evutil_socket_t sig, short what, void *arg)
@@ -361,7 +306,8 @@ int fr_infer_run(fr_infer_t *s)
     evconnlistener_free(s->listener);
     s->listener = NULL;
     for (unsigned i = 0; i < s->worker_count; i++)
-        worker_stop(&s->workers[i]);
+        if (s->workers[i].loop.running)
+            fr_loop_stop(&s->workers[i].loop, 2);
     for (unsigned i = 0; i < s->worker_count; i++)
         worker_fini(&s->workers[i]);
     free(s->workers);

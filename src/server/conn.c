@@ -34,7 +34,7 @@ static void conn_free(fr_conn_t *c)
         c->next->prev = c->prev;
     w->conn_count--;
     free(c);
-    if (atomic_load(&w->stopping) && w->conn_count == 0)
+    if (atomic_load(&w->loop.stopping) && w->conn_count == 0)
         event_base_loopexit(w->base, NULL);
 }
 
@@ -146,7 +146,7 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 static void add_conn(fr_worker_t *w, int fd)
 {
     fr_server_t *s = w->server;
-    if (atomic_load(&w->stopping) || atomic_load(&s->stats.connections_open) >= (unsigned long long)s->cfg.max_connections) {
+    if (atomic_load(&w->loop.stopping) || atomic_load(&s->stats.connections_open) >= (unsigned long long)s->cfg.max_connections) {
         close(fd);
         return;
     }
@@ -183,15 +183,13 @@ static void on_notify(evutil_socket_t fd, short what, void *arg)
     fr_worker_t *w = arg;
     (void)fd;
     (void)what;
-    pthread_mutex_lock(&w->lock);
-    int *fds = w->new_fds;
-    size_t nfds = w->new_fd_count;
-    w->new_fds = NULL;
-    w->new_fd_count = w->new_fd_cap = 0;
+    size_t nfds;
+    int stopping;
+    int *fds = fr_loop_take(&w->loop, &nfds, &stopping);
+    pthread_mutex_lock(&w->loop.lock);
     fr_job_t *done = w->done_head;
     w->done_head = w->done_tail = NULL;
-    int stopping = atomic_load(&w->stopping);
-    pthread_mutex_unlock(&w->lock);
+    pthread_mutex_unlock(&w->loop.lock);
     for (size_t i = 0; i < nfds; i++)
         add_conn(w, fds[i]);
     free(fds);
@@ -231,38 +229,20 @@ static void on_notify(evutil_socket_t fd, short what, void *arg)
     }
 }
 
-static void *worker_main(void *arg)
-{
-    fr_worker_t *w = arg;
-    event_base_dispatch(w->base);
-    return NULL;
-}
-
 int fr_worker_init(fr_server_t *s, fr_worker_t *w, unsigned index)
 {
     memset(w, 0, sizeof *w);
     w->server = s;
     w->index = index;
-    pthread_mutex_init(&w->lock, NULL);
     fr_buf_init(&w->out, 0);
-    w->base = event_base_new();
-    if (!w->base)
-        return FR_E_NOMEM;
-    w->notify = event_new(w->base, -1, EV_PERSIST, on_notify, w);
-    if (!w->notify)
-        return FR_E_NOMEM;
-    /* keep the loop alive while it has no sockets */
-    struct timeval forever = {86400 * 365, 0};
-    event_add(w->notify, &forever);
-    return fr_rtxn_new(s->store, &w->rtxn);
+    int rc = fr_loop_init(&w->loop, on_notify, w);
+    w->base = w->loop.base;
+    return rc == FR_OK ? fr_rtxn_new(s->store, &w->rtxn) : rc;
 }
 
 int fr_worker_launch(fr_worker_t *w)
 {
-    if (pthread_create(&w->thread, NULL, worker_main, w) != 0)
-        return FR_E_INTERNAL;
-    w->running = 1;
-    return FR_OK;
+    return fr_loop_start(&w->loop);
 }
 
 int fr_worker_start(fr_server_t *s, fr_worker_t *w, unsigned index)
@@ -273,53 +253,32 @@ int fr_worker_start(fr_server_t *s, fr_worker_t *w, unsigned index)
 
 void fr_worker_hand_fd(fr_worker_t *w, int fd)
 {
-    pthread_mutex_lock(&w->lock);
-    if (w->new_fd_count == w->new_fd_cap) {
-        size_t cap = w->new_fd_cap ? w->new_fd_cap * 2 : 16;
-        int *p = realloc(w->new_fds, cap * sizeof *p);
-        if (!p) {
-            pthread_mutex_unlock(&w->lock);
-            close(fd);
-            return;
-        }
-        w->new_fds = p;
-        w->new_fd_cap = cap;
-    }
-    w->new_fds[w->new_fd_count++] = fd;
-    pthread_mutex_unlock(&w->lock);
-    event_active(w->notify, EV_READ, 0);
+    fr_loop_hand_fd(&w->loop, fd);
 }
 
 void fr_worker_complete(fr_worker_t *w, fr_job_t *job)
 {
     job->next = NULL;
-    pthread_mutex_lock(&w->lock);
+    pthread_mutex_lock(&w->loop.lock);
     if (w->done_tail)
         w->done_tail->next = job;
     else
         w->done_head = job;
     w->done_tail = job;
-    pthread_mutex_unlock(&w->lock);
-    event_active(w->notify, EV_READ, 0);
+    pthread_mutex_unlock(&w->loop.lock);
+    fr_loop_wake(&w->loop);
 }
 
 void fr_worker_stop(fr_worker_t *w)
 {
-    pthread_mutex_lock(&w->lock);
-    atomic_store(&w->stopping, 1);
-    pthread_mutex_unlock(&w->lock);
-    event_active(w->notify, EV_READ, 0);
-    /* a peer that never reads must not hold shutdown hostage */
-    struct timeval grace = {2, 0};
-    event_base_loopexit(w->base, &grace);
+    fr_loop_stop(&w->loop, 2);
 }
 
 void fr_worker_join(fr_worker_t *w)
 {
     if (!w->base)
         return;
-    if (w->running)
-        pthread_join(w->thread, NULL);
+    fr_loop_join(&w->loop);
     if (w->http)
         fr_http_stop(w);
     /* connections still open after the drain are closed here */
@@ -328,12 +287,9 @@ void fr_worker_join(fr_worker_t *w)
         c->pending = 0;
         conn_free(c);
     }
-    if (w->notify)
-        event_free(w->notify);
-    event_base_free(w->base);
+    fr_loop_fini(&w->loop);
+    w->base = NULL;
     fr_rtxn_free(w->rtxn);
     fr_handle_scratch_free(w);
     fr_buf_fini(&w->out);
-    free(w->new_fds);
-    pthread_mutex_destroy(&w->lock);
 }

@@ -301,7 +301,7 @@ void fr_server_free(fr_server_t *s)
     if (s->base)
         event_base_free(s->base);
     free(s->workers);
-    if (s->http_worker && !s->http_worker->running)
+    if (s->http_worker && !s->http_worker->loop.running)
         fr_worker_join(s->http_worker); /* initialised but never run (start-up failed) */
     free(s->http_worker);
     fr_store_close(s->store);

@@ -14,6 +14,7 @@
 #include "auth.h"
 #include "common/buf.h"
 #include "metrics.h"
+#include "net/loop.h"
 #include "proto/frame.h"
 #include "server.h"
 #include "store/store.h"
@@ -108,15 +109,9 @@ struct fr_conn {
 struct fr_worker {
     fr_server_t *server;
     unsigned index;
-    pthread_t thread;
-    struct event_base *base;
-    struct event *notify; /* activated by the acceptor and the writer */
-    pthread_mutex_t lock;
-    int *new_fds;
-    size_t new_fd_count, new_fd_cap;
-    fr_job_t *done_head, *done_tail;
-    atomic_int stopping; /* set by the main thread at shutdown, read by the loop */
-    int running; /* its thread was started */
+    fr_loop_t loop;          /* thread, event loop, socket hand-over (src/net/loop.h) */
+    struct event_base *base; /* loop.base */
+    fr_job_t *done_head, *done_tail; /* finished by the writer; guarded by loop.lock */
     fr_conn_t *conns;
     size_t conn_count;
     fr_rtxn_t *rtxn;

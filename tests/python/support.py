@@ -108,6 +108,14 @@ class Server:
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 
+def assert_clean_stop(test, server):
+    """Stops server by SIGTERM; asserts exit status 0 and no sanitizer report on its stderr."""
+    code, err = server.stop()
+    for mark in SANITIZER_MARKS:
+        test.assertNotIn(mark, err, f"freshetd stderr has a sanitizer report:\n{err[-4000:]}")
+    test.assertEqual(code, 0, f"freshetd exit status {code}; stderr:\n{err[-4000:]}")
+
+
 class ServerTest(unittest.TestCase):
     """Starts a fresh freshetd before each test and checks its clean exit after."""
 
@@ -120,10 +128,7 @@ class ServerTest(unittest.TestCase):
 
     def tearDown(self):
         self.client.close()
-        code, err = self.server.stop()
-        for mark in SANITIZER_MARKS:
-            self.assertNotIn(mark, err, f"freshetd stderr has a sanitizer report:\n{err[-4000:]}")
-        self.assertEqual(code, 0, f"freshetd exit status {code}; stderr:\n{err[-4000:]}")
+        assert_clean_stop(self, self.server)
 
     def cli(self, *args, check=False):
         """Runs the freshet CLI against this test's server; returns CompletedProcess."""

@@ -8,7 +8,7 @@ import time
 import unittest
 
 import freshet
-from support import SANITIZER_MARKS, Server, cli_path
+from support import Server, assert_clean_stop, cli_path
 
 REGISTRY = {"entities": [{"name": "card", "join_key": "card_id"}],
             "views": [{"name": "va", "entity": "card",
@@ -35,10 +35,7 @@ class Auth(unittest.TestCase):
         self.addCleanup(self.server.cleanup)
 
     def tearDown(self):
-        code, err = self.server.stop()
-        for mark in SANITIZER_MARKS:
-            self.assertNotIn(mark, err)
-        self.assertEqual(code, 0, err[-4000:])
+        assert_clean_stop(self, self.server)
 
     def test_token_roles(self):
         with freshet.Client(self.server.host, self.server.port, token=self.admin) as c:

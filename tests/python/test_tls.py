@@ -7,7 +7,7 @@ import tempfile
 import unittest
 
 import freshet
-from support import SANITIZER_MARKS, Server, cli_path
+from support import Server, assert_clean_stop, cli_path
 
 REGISTRY = {"entities": [{"name": "card", "join_key": "card_id"}],
             "views": [{"name": "va", "entity": "card", "ttl": "1h",
@@ -39,10 +39,7 @@ class Tls(unittest.TestCase):
         self.addCleanup(self.server.cleanup)
 
     def tearDown(self):
-        code, err = self.server.stop()
-        for mark in SANITIZER_MARKS:
-            self.assertNotIn(mark, err)
-        self.assertEqual(code, 0, err[-4000:])
+        assert_clean_stop(self, self.server)
 
     def connect(self, **kw):
         return freshet.Client("127.0.0.1", self.server.port, timeout=30, token=self.token, **kw)

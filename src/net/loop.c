@@ -1,0 +1,107 @@
+/* Worker event loops fed by other threads (loop.h). */
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "freshet/err.h"
+#include "loop.h"
+
+int fr_loop_init(fr_loop_t *l, event_callback_fn on_wake, void *arg)
+{
+    memset(l, 0, sizeof *l);
+    pthread_mutex_init(&l->lock, NULL);
+    l->base = event_base_new();
+    if (!l->base)
+        return FR_E_NOMEM;
+    l->wake = event_new(l->base, -1, EV_PERSIST, on_wake, arg);
+    if (!l->wake)
+        return FR_E_NOMEM;
+    /* a pending event keeps the loop alive while it has no sockets */
+    struct timeval forever = {86400 * 365, 0};
+    event_add(l->wake, &forever);
+    return FR_OK;
+}
+
+static void *loop_main(void *arg)
+{
+    fr_loop_t *l = arg;
+    event_base_dispatch(l->base);
+    return NULL;
+}
+
+int fr_loop_start(fr_loop_t *l)
+{
+    if (pthread_create(&l->thread, NULL, loop_main, l) != 0)
+        return FR_E_INTERNAL;
+    l->running = 1;
+    return FR_OK;
+}
+
+void fr_loop_wake(fr_loop_t *l)
+{
+    event_active(l->wake, EV_READ, 0);
+}
+
+void fr_loop_hand_fd(fr_loop_t *l, int fd)
+{
+    pthread_mutex_lock(&l->lock);
+    if (l->new_fd_count == l->new_fd_cap) {
+        size_t cap = l->new_fd_cap ? l->new_fd_cap * 2 : 16;
+        int *p = realloc(l->new_fds, cap * sizeof *p);
+        if (!p) {
+            pthread_mutex_unlock(&l->lock);
+            close(fd);
+            return;
+        }
+        l->new_fds = p;
+        l->new_fd_cap = cap;
+    }
+    l->new_fds[l->new_fd_count++] = fd;
+    pthread_mutex_unlock(&l->lock);
+    fr_loop_wake(l);
+}
+
+int *fr_loop_take(fr_loop_t *l, size_t *n, int *stopping)
+{
+    pthread_mutex_lock(&l->lock);
+    int *fds = l->new_fds;
+    *n = l->new_fd_count;
+    l->new_fds = NULL;
+    l->new_fd_count = l->new_fd_cap = 0;
+    *stopping = atomic_load(&l->stopping);
+    pthread_mutex_unlock(&l->lock);
+    return fds;
+}
+
+void fr_loop_stop(fr_loop_t *l, int grace_s)
+{
+    pthread_mutex_lock(&l->lock);
+    atomic_store(&l->stopping, 1);
+    pthread_mutex_unlock(&l->lock);
+    fr_loop_wake(l);
+    struct timeval grace = {grace_s, 0};
+    event_base_loopexit(l->base, &grace);
+}
+
+void fr_loop_join(fr_loop_t *l)
+{
+    if (l->running)
+        pthread_join(l->thread, NULL);
+    l->running = 0;
+}
+
+void fr_loop_fini(fr_loop_t *l)
+{
+    if (l->wake)
+        event_free(l->wake);
+    if (l->base)
+        event_base_free(l->base);
+    for (size_t i = 0; i < l->new_fd_count; i++)
+        close(l->new_fds[i]);
+    free(l->new_fds);
+    pthread_mutex_destroy(&l->lock);
+    l->wake = NULL;
+    l->base = NULL;
+    l->new_fds = NULL;
+    l->new_fd_count = 0;
+}

@@ -1,0 +1,49 @@
+/* A worker event loop on its own thread, fed by other threads: the acceptor hands it sockets, and
+ * anything else (freshetd's writer with finished jobs) wakes it through the same event. Shared by
+ * freshetd's workers (src/server/conn.c) and freshet-infer's (src/infer/server.c), which differ
+ * only in what they do with a socket and on a wake-up.
+ *
+ * Threads: fr_loop_hand_fd, fr_loop_wake and fr_loop_stop may be called from any thread;
+ * fr_loop_take only from the loop's own callback. `lock` is the owner's too: state it shares
+ * with other threads (freshetd's finished-job list) is guarded by it, so one wake-up takes both. */
+#ifndef FR_NET_LOOP_H
+#define FR_NET_LOOP_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stddef.h>
+
+#include <event2/event.h>
+
+typedef struct {
+    struct event_base *base;
+    struct event *wake; /* runs the owner's callback on the loop */
+    pthread_t thread;
+    int running; /* the thread was started */
+    pthread_mutex_t lock;
+    int *new_fds; /* handed over, not yet taken */
+    size_t new_fd_count, new_fd_cap;
+    atomic_int stopping; /* set by fr_loop_stop; also read outside the lock */
+} fr_loop_t;
+
+/* Creates the event base and the wake event (on_wake(-1, EV_READ, arg) runs on the loop for every
+ * hand-over, wake and stop). FR_OK or FR_E_NOMEM; fr_loop_fini cleans up either way. */
+int fr_loop_init(fr_loop_t *l, event_callback_fn on_wake, void *arg);
+/* Runs the loop on a new thread until it exits. FR_OK or FR_E_INTERNAL. */
+int fr_loop_start(fr_loop_t *l);
+/* Queues an accepted socket for the loop and wakes it; without memory the socket is closed. */
+void fr_loop_hand_fd(fr_loop_t *l, int fd);
+void fr_loop_wake(fr_loop_t *l);
+/* On the loop: the sockets handed over since the last call (*n of them; free() the array) and
+ * whether fr_loop_stop was called. */
+int *fr_loop_take(fr_loop_t *l, size_t *n, int *stopping);
+/* Asks the loop to drain: sets stopping and wakes it (the owner closes its connections once their
+ * replies are flushed, then exits the loop); after grace_s seconds the loop exits regardless, so a
+ * peer that never reads cannot hold shutdown hostage. */
+void fr_loop_stop(fr_loop_t *l, int grace_s);
+/* Waits for the thread (if started). Then the owner frees what is left on the base. */
+void fr_loop_join(fr_loop_t *l);
+/* Frees the wake event, the base, the queue (closing sockets never taken) and the lock. */
+void fr_loop_fini(fr_loop_t *l);
+
+#endif
