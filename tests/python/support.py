@@ -48,7 +48,13 @@ class Server:
             [os.path.join(build_dir(), "freshetd"), "--data", self.data,
              "--listen", "127.0.0.1:0", *extra_args],
             stdout=subprocess.PIPE, stderr=self._err, env=env)
-        self.addr = self._wait_listening(start_timeout)
+        try:
+            self.addr = self._wait_listening(start_timeout)  # its error quotes freshetd's stderr
+        except BaseException:
+            self.proc.stdout.close()
+            self._err.close()
+            self.cleanup()  # a server that never started leaves no directory behind
+            raise
         self.host, port = self.addr.rsplit(":", 1)
         self.port = int(port)
 
