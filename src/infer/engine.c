@@ -84,8 +84,16 @@ static int bind_view(fr_engine_t *e, fr_client_t *c, const char *ref, uint32_t *
     return FR_OK;
 }
 
+static int engine_bind(fr_engine_t *e, fr_client_t **c, char *why, size_t why_len);
+
 int fr_engine_init(fr_engine_t *e, const fr_model_t *m, const fr_infer_config_t *cfg, char *why,
                    size_t why_len)
+{
+    return fr_engine_init_with(e, m, cfg, NULL, why, why_len);
+}
+
+int fr_engine_init_with(fr_engine_t *e, const fr_model_t *m, const fr_infer_config_t *cfg,
+                        fr_client_t *schema, char *why, size_t why_len)
 {
     memset(e, 0, sizeof *e);
     e->model = m;
@@ -113,10 +121,19 @@ int fr_engine_init(fr_engine_t *e, const fr_model_t *m, const fr_infer_config_t 
         snprintf(why, why_len, "no memory");
         return FR_E_NOMEM;
     }
-    fr_client_t *c = NULL;
+    fr_client_t *c = schema;
+    int rc = engine_bind(e, &c, why, why_len);
+    if (c != schema)
+        fr_client_free(c);
+    return rc;
+}
+
+/* Resolves every bound input through *c, connecting to e->server on first need when NULL. */
+static int engine_bind(fr_engine_t *e, fr_client_t **c, char *why, size_t why_len)
+{
     int rc = FR_OK;
     for (uint32_t i = 0; i < e->nin && rc == FR_OK; i++) {
-        const char *ref = fr_model_feature_binding(m, i);
+        const char *ref = fr_model_feature_binding(e->model, i);
         e->input_fetch[i] = -1;
         if (!ref)
             continue;
@@ -124,15 +141,15 @@ int fr_engine_init(fr_engine_t *e, const fr_model_t *m, const fr_infer_config_t 
         while (k < e->nfetch && strcmp(e->fetch_refs[k], ref) != 0)
             k++;
         if (k == e->nfetch) {
-            if (!c) {
-                rc = fr_client_connect_opts(cfg->server, &e->conn_opts, &c);
+            if (!*c) {
+                rc = fr_client_connect_opts(e->server, &e->conn_opts, c);
                 if (rc != FR_OK) {
-                    snprintf(why, why_len, "cannot connect to freshetd at %s (%s)", cfg->server,
+                    snprintf(why, why_len, "cannot connect to freshetd at %s (%s)", e->server,
                              fr_err_name(rc));
                     break;
                 }
             }
-            rc = bind_view(e, c, ref, &e->fetch_view[k], why, why_len);
+            rc = bind_view(e, *c, ref, &e->fetch_view[k], why, why_len);
             if (rc != FR_OK)
                 break;
             e->fetch_refs[k] = ref;
@@ -140,7 +157,6 @@ int fr_engine_init(fr_engine_t *e, const fr_model_t *m, const fr_infer_config_t 
         }
         e->input_fetch[i] = (int32_t)k;
     }
-    fr_client_free(c);
     return rc;
 }
 

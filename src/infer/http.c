@@ -164,6 +164,24 @@ static int parse_request(const fr_engine_t *e, fr_score_in_t *in, json_t *doc)
     return 0;
 }
 
+json_t *fr_infer_parse_json(const fr_engine_t *e, fr_score_in_t *in, const char *text, size_t len)
+{
+    fr_score_in_reset(in);
+    json_error_t jerr;
+    json_t *doc = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!doc) {
+        snprintf(in->why, sizeof in->why, "malformed JSON at line %d column %d: %s", jerr.line,
+                 jerr.column, jerr.text);
+        in->rc = FR_E_BAD_REQUEST;
+        return NULL;
+    }
+    if (parse_request(e, in, doc) != 0) {
+        json_decref(doc);
+        return NULL;
+    }
+    return doc;
+}
+
 static json_t *num(double x)
 {
     return isfinite(x) ? json_real(x) : json_null();
@@ -224,20 +242,10 @@ static void on_score(struct evhttp_request *req, void *arg)
     struct evbuffer *body = evhttp_request_get_input_buffer(req);
     size_t len = evbuffer_get_length(body);
     const char *text = len ? (const char *)evbuffer_pullup(body, (ev_ssize_t)len) : "";
-    json_error_t jerr;
-    json_t *doc = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
-    if (!doc) {
-        char msg[256];
-        snprintf(msg, sizeof msg, "malformed JSON at line %d column %d: %s", jerr.line, jerr.column,
-                 jerr.text);
-        send_error(req, FR_E_BAD_REQUEST, msg);
-        return;
-    }
     fr_score_in_t *in = &w->in;
-    fr_score_in_reset(in);
-    if (parse_request(e, in, doc) != 0) {
+    json_t *doc = fr_infer_parse_json(e, in, text, len);
+    if (!doc) {
         send_error(req, in->rc, in->why);
-        json_decref(doc);
         return;
     }
     char why[256] = "";

@@ -13,6 +13,7 @@
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/listener.h>
+#include <jansson.h>
 
 #include "common/buf.h"
 #include "freshet/client.h"
@@ -102,6 +103,11 @@ typedef struct {
  * Errors as fr_infer_new. */
 int fr_engine_init(fr_engine_t *e, const fr_model_t *m, const fr_infer_config_t *cfg, char *why,
                    size_t why_len);
+/* fr_engine_init with the bindings checked through schema, a client of the caller's (kept open),
+ * instead of a new connection to cfg->server; a client whose schema is already cached answers
+ * without the network, which is how the fuzz target builds an engine. */
+int fr_engine_init_with(fr_engine_t *e, const fr_model_t *m, const fr_infer_config_t *cfg,
+                        fr_client_t *schema, char *why, size_t why_len);
 void fr_engine_fini(fr_engine_t *e);
 /* Starts a request: clears in (keeping capacities). */
 void fr_score_in_reset(fr_score_in_t *in);
@@ -170,5 +176,8 @@ void fr_infer_handle_frame(fr_iworker_t *w, const fr_frame_t *f, const uint8_t *
 
 /* http.c: attaches `POST /v1/score` and `GET /healthz` to w->http on the shared socket. */
 int fr_infer_http_attach(fr_iworker_t *w, int fd);
+/* Decodes a JSON Score body into in (reset first). Returns the parsed document, which the ids in
+ * in point into (json_decref it after scoring), or NULL with in->rc and in->why set. */
+json_t *fr_infer_parse_json(const fr_engine_t *e, fr_score_in_t *in, const char *text, size_t len);
 
 #endif
