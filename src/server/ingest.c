@@ -184,6 +184,49 @@ static void log_rejected(fr_ingest_t *g, const part_t *p, uint64_t seq, const ch
                (unsigned long long)seq, why);
 }
 
+int fr_ingest_decode_row(const fr_registry_t *reg, const uint8_t *data, size_t len, int64_t now_us,
+                         int64_t max_future_skew_us, fr_write_row_t *r, char *view_name,
+                         const char **why)
+{
+    freshet_Row row = freshet_Row_init_zero;
+    fr_pb_bytes_t ent = {0}, vals = {0};
+    row.entity.funcs.decode = fr_take_bytes_cb;
+    row.entity.arg = &ent;
+    row.values.funcs.decode = fr_take_bytes_cb;
+    row.values.arg = &vals;
+    memset(r, 0, sizeof *r);
+    view_name[0] = 0;
+    pb_istream_t is = fr_pb_istream(data, len);
+    if (!pb_decode(&is, freshet_Row_fields, &row)) {
+        *why = PB_GET_ERROR(&is);
+        return FR_E_BAD_REQUEST;
+    }
+    snprintf(view_name, FR_INGEST_VIEW_MAX, "%s", row.view);
+    r->view = fr_registry_view(reg, row.view);
+    if (!r->view) {
+        *why = "unknown view";
+        return FR_E_UNKNOWN_VIEW;
+    }
+    if (!ent.ptr || !vals.ptr) {
+        *why = "entity and values are required";
+        return FR_E_BAD_REQUEST;
+    }
+    if (ent.len > UINT16_MAX) { /* fr_store_check_row enforces the real limit */
+        *why = "entity: too long";
+        return FR_E_BAD_REQUEST;
+    }
+    r->entity = ent.ptr;
+    r->entity_len = (uint16_t)ent.len;
+    r->event_ts_us = row.event_ts_us;
+    r->values = vals.ptr;
+    r->values_len = (uint32_t)vals.len;
+    *why = NULL;
+    int rc = fr_store_check_row(r, now_us, max_future_skew_us, why);
+    if (rc != FR_OK && !*why)
+        *why = "invalid row";
+    return rc == FR_OK ? FR_OK : FR_E_BAD_REQUEST;
+}
+
 /* Decodes up to n queued messages into a write job. *consumed gets how many messages were used
  * (applied or rejected as poison); a message naming an unknown view ends the batch unconsumed. */
 typedef struct {
@@ -218,55 +261,33 @@ static fr_job_t *build_job(fr_ingest_t *g, part_t *p, const qent_t *ents, size_t
         uint8_t *data = job->body + off;
         memcpy(data, natsMsg_GetData(ents[i].msg), (size_t)len);
         off += (size_t)len;
-        freshet_Row row = freshet_Row_init_zero;
-        fr_pb_bytes_t ent = {0}, vals = {0};
-        row.entity.funcs.decode = fr_take_bytes_cb;
-        row.entity.arg = &ent;
-        row.values.funcs.decode = fr_take_bytes_cb;
-        row.values.arg = &vals;
-        pb_istream_t is = fr_pb_istream(data, (size_t)len);
-        if (!pb_decode(&is, freshet_Row_fields, &row)) {
-            bt->rejected++;
-            log_rejected(g, p, ents[i].seq, PB_GET_ERROR(&is));
-            (*consumed)++;
-            continue;
-        }
-        const fr_view_def_t *view = fr_registry_view(job->registry, row.view);
-        if (!view) {
+        fr_write_row_t *r = &job->rows[job->row_count];
+        char view_name[FR_INGEST_VIEW_MAX];
+        const char *why = NULL;
+        int rc = fr_ingest_decode_row(job->registry, data, (size_t)len, now,
+                                      s->cfg.max_future_skew_us, r, view_name, &why);
+        if (rc == FR_E_UNKNOWN_VIEW) {
             if (*consumed == 0) {
                 bt->stall = true;
                 if (!p->stall_logged)
                     fr_log(FR_LOG_WARN,
                            "event=ingest_unknown_view partition=%u seq=%llu view=\"%s\" "
                            "action=\"waiting for freshet apply\"",
-                           p->id, (unsigned long long)ents[i].seq, row.view);
+                           p->id, (unsigned long long)ents[i].seq, view_name);
                 p->stall_logged = 1;
             }
             break;
         }
+        (*consumed)++;
+        if (rc != FR_OK) { /* poison: skipped, counted and logged, never retried */
+            bt->rejected++;
+            log_rejected(g, p, ents[i].seq, why);
+            continue;
+        }
         p->stall_logged = 0;
-        fr_write_row_t *r = &job->rows[job->row_count];
-        r->view = view;
-        r->entity = ent.ptr;
-        r->entity_len = (uint16_t)(ent.len > 65535 ? 65535 : ent.len);
-        r->event_ts_us = row.event_ts_us;
-        r->values = vals.ptr;
-        r->values_len = (uint32_t)vals.len;
         r->offset = (int64_t)ents[i].seq;
         r->has_offset = true;
-        (*consumed)++;
-        const char *why = NULL;
-        if (!ent.ptr || !vals.ptr) {
-            bt->rejected++;
-            log_rejected(g, p, ents[i].seq, "entity and values are required");
-            continue;
-        }
-        if (fr_store_check_row(r, now, s->cfg.max_future_skew_us, &why) != FR_OK) {
-            bt->rejected++;
-            log_rejected(g, p, ents[i].seq, why ? why : "invalid row");
-            continue;
-        }
-        if (fr_partition_of(ent.ptr, ent.len, (uint32_t)s->cfg.partition_count) != p->id)
+        if (fr_partition_of(r->entity, r->entity_len, (uint32_t)s->cfg.partition_count) != p->id)
             bt->misrouted++; /* applied anyway: the stream is the truth; reads may miss it */
         job->row_count++;
     }

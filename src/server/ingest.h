@@ -12,6 +12,8 @@
 #include <stdint.h>
 
 #include "common/buf.h"
+#include "registry/registry.h"
+#include "store/store.h"
 
 typedef struct fr_server fr_server_t;
 
@@ -28,5 +30,15 @@ void fr_ingest_metrics(fr_server_t *s, fr_buf_t *b);
  * in the stream after its applied position (-1 when unknown, e.g. NATS unreachable). */
 bool fr_ingest_lag(fr_server_t *s, const char *source, size_t source_len, uint32_t partition,
                    int64_t *lag);
+
+/* One stream message (a protobuf `Row`) decoded and validated against reg into r, whose pointers
+ * go into data. FR_OK; FR_E_UNKNOWN_VIEW when reg has no such view (view_name, at least
+ * FR_INGEST_VIEW_MAX bytes, gets its name: the consumer waits for an apply); FR_E_BAD_REQUEST
+ * with *why for a message that can never apply (undecodable, no entity or values, entity too long,
+ * values that do not match the view): skipped as poison. */
+#define FR_INGEST_VIEW_MAX 72
+int fr_ingest_decode_row(const fr_registry_t *reg, const uint8_t *data, size_t len, int64_t now_us,
+                         int64_t max_future_skew_us, fr_write_row_t *r, char *view_name,
+                         const char **why);
 
 #endif
