@@ -3,6 +3,7 @@
 #ifndef FR_CLI_CLI_H
 #define FR_CLI_CLI_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -49,6 +50,12 @@ void fr_cli_fmt_float(char *buf, size_t n, float x);
 /* Splits one CSV line (RFC 4180 quoting) into at most max fields, in place. Returns the count, or
  * -1 on a malformed line or too many fields. */
 int fr_cli_csv_split(char *line, char **fields, int max);
+/* The `put` input decoder on one line (after the CSV header when csv), against a view with the
+ * given features: 0, or -1 with a sentence naming the column in why. Both strings are modified.
+ * The per-line function of fr_cli_put, exposed for its fuzz target. */
+int fr_cli_put_decode(const char *view, const char *join_key, size_t nfeat,
+                      const char *const *names, const fr_type_t *types, bool csv, bool with_source,
+                      char *header, char *line, char *why, size_t why_len);
 /* Removes trailing newline characters. */
 void fr_cli_chomp(char *s);
 

@@ -320,6 +320,25 @@ static int parse_line(const schema_t *s, char *line, arena_t *a, fr_put_row_t *r
     return 0;
 }
 
+int fr_cli_put_decode(const char *view, const char *join_key, size_t nfeat,
+                      const char *const *names, const fr_type_t *types, bool csv, bool with_source,
+                      char *header, char *line, char *why, size_t why_len)
+{
+    schema_t s = {view, join_key, nfeat, names, types, csv, with_source, NULL, 0};
+    int rc = csv ? csv_header(&s, header, why, why_len) : 0;
+    arena_t a = {0};
+    fr_put_row_t row;
+    if (rc == 0)
+        rc = parse_line(&s, line, &a, &row, why, why_len);
+    if (rc == 0 && (row.value_count != nfeat || !row.entity || !row.entity_len)) {
+        snprintf(why, why_len, "internal: incomplete row");
+        rc = -2;
+    }
+    arena_free(&a);
+    free(s.csv_cols);
+    return rc;
+}
+
 typedef struct {
     const char *view, *source, *file, *format;
     uint32_t partition;
