@@ -64,6 +64,39 @@ Test(jsonout, few_decimals_print_in_their_shortest_form)
     cr_assert_str_eq(buf, "null", "non-finite values are null in JSON");
 }
 
+/* The fast path must print exactly what the plain definition gives: the smallest k <= 8 with
+ * round(x·10^k)/10^k == x, printed with k decimals (regression guard for its one-multiplication
+ * shortcut). */
+Test(jsonout, few_decimals_match_the_shortest_decimal_definition)
+{
+    static const double p10[] = {1, 10, 100, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8};
+    char got[64], want[64];
+    int compared = 0;
+    for (int i = 0; i < 300000; i++) {
+        long long m = (long long)(next_u64() % 20000000000000ULL) - 10000000000000LL;
+        int dec = (int)(next_u64() % 11);
+        double x = (double)m / pow(10, dec);
+        if (i % 3 == 0) { /* and arbitrary doubles of the same magnitude */
+            uint64_t bits = next_u64();
+            double y;
+            memcpy(&y, &bits, sizeof y);
+            x = isfinite(y) ? fmod(y, 1e8) : x;
+        }
+        if (x == 0 || !(fabs(x) < 9e7))
+            continue;
+        int k = 0;
+        while (k <= 8 && nearbyint(x * p10[k]) / p10[k] != x)
+            k++;
+        if (k > 8)
+            continue; /* not a few-decimals value: the general path, checked above */
+        snprintf(want, sizeof want, "%.*f", k, x);
+        fr_cli_fmt_double(got, sizeof got, x);
+        cr_assert_str_eq(got, want, "%.17g", x);
+        compared++;
+    }
+    cr_assert_gt(compared, 100000);
+}
+
 Test(jsonout, floats_round_trip_exactly)
 {
     for (int i = 0; i < 200000; i++) {
