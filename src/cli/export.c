@@ -3,6 +3,7 @@
  * bounded by the window whatever the number of rows. Output goes to OUT.partial, renamed to OUT
  * only on success, so a failed export never leaves a file that looks complete. */
 #include <errno.h>
+#include <pthread.h>
 #include <stdio_ext.h>
 #include <stdlib.h>
 #include <string.h>
@@ -566,25 +567,25 @@ static void free_chunk_fields(exp_t *x, chunk_t *ch)
         }
 }
 
-static void progress(exp_t *x, int64_t t0, int64_t *last, bool final)
+static void progress(exp_t *x, unsigned long long rows, int64_t t0, int64_t *last)
 {
     int64_t now = fr_mono_us();
-    if (!final && now - *last < 2000000)
+    if (now - *last < 2000000)
         return;
     *last = now;
-    double secs = (double)(now - t0) / 1e6, rate = secs > 0 ? (double)x->rows / secs : 0;
-    if (final)
-        return;
+    double secs = (double)(now - t0) / 1e6, rate = secs > 0 ? (double)rows / secs : 0;
     if (x->in_size && x->in_read && x->in_read < x->in_size) {
         double eta = secs * (double)(x->in_size - x->in_read) / (double)x->in_read;
-        fprintf(stderr, "export: %llu rows, %.0f rows/s, %.0f%% of input, ETA %.0f s\n", x->rows,
+        fprintf(stderr, "export: %llu rows, %.0f rows/s, %.0f%% of input, ETA %.0f s\n", rows,
                 rate, 100.0 * (double)x->in_read / (double)x->in_size, eta);
     } else {
-        fprintf(stderr, "export: %llu rows, %.0f rows/s\n", x->rows, rate);
+        fprintf(stderr, "export: %llu rows, %.0f rows/s\n", rows, rate);
     }
 }
 
-static int recv_and_write(fr_client_t *c, exp_t *x, chunk_t *ch, uint64_t snapshot)
+/* Reads chunk ch's reply from c and checks it belongs to this export: the pinned snapshot, one
+ * row per label. */
+static int recv_chunk(fr_client_t *c, chunk_t *ch, uint64_t snapshot, fr_result_t **out)
 {
     fr_result_t *r;
     int rc = fr_client_export_recv(c, ch->id, &r);
@@ -597,16 +598,68 @@ static int recv_and_write(fr_client_t *c, exp_t *x, chunk_t *ch, uint64_t snapsh
                            (unsigned long long)got, (unsigned long long)snapshot);
     }
     if (fr_result_entity_count(r) != ch->n) {
+        size_t got = fr_result_entity_count(r);
         fr_result_free(r);
-        return fr_cli_fail(FR_E_INTERNAL, "reply has %zu rows for %zu labels",
-                           fr_result_entity_count(r), ch->n);
+        return fr_cli_fail(FR_E_INTERNAL, "reply has %zu rows for %zu labels", got, ch->n);
     }
-    for (size_t i = 0; i < ch->n; i++)
-        write_row(x, r, i, x->jsonl ? NULL : ch->fields[i], x->jsonl ? ch->objs[i] : NULL, NULL, 0,
-                  NULL, ch->times[i]);
-    fr_result_free(r);
-    free_chunk_fields(x, ch);
-    return ferror(x->out) ? fr_cli_fail(FR_E_IO, "write failed: %s", strerror(errno)) : 0;
+    *out = r;
+    return 0;
+}
+
+/* The output side of a PIT export, on its own thread: formatting 40 values a row is most of the
+ * CLI's work, so it runs beside the thread that reads labels, sends chunks and decodes replies.
+ * Chunk slots pass between the two in sequence order: the reader hands over slot seq % nslots with
+ * its result (handed), the writer formats it, frees it and gives the slot back (done). The writer
+ * alone touches the output, the msgpack packer and x's counters until it is joined. */
+typedef struct {
+    exp_t *x;
+    chunk_t *chunks;
+    fr_result_t **results; /* per slot, set when handed over */
+    size_t nslots;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    size_t handed, done;          /* chunks handed over / written and released */
+    unsigned long long rows_done; /* rows written, for the reader's progress lines */
+    bool stop;                    /* no more chunks will come */
+    bool failed;                  /* writing failed: stop handing over */
+    int write_errno;
+    pthread_t thread_id;
+} writer_t;
+
+static void *writer_main(void *arg)
+{
+    writer_t *wt = arg;
+    exp_t *x = wt->x;
+    for (;;) {
+        pthread_mutex_lock(&wt->lock);
+        while (wt->done == wt->handed && !wt->stop)
+            pthread_cond_wait(&wt->cond, &wt->lock);
+        if (wt->done == wt->handed) {
+            pthread_mutex_unlock(&wt->lock);
+            return NULL;
+        }
+        size_t slot = wt->done % wt->nslots;
+        bool failed = wt->failed;
+        pthread_mutex_unlock(&wt->lock);
+        chunk_t *ch = &wt->chunks[slot];
+        fr_result_t *r = wt->results[slot];
+        for (size_t i = 0; i < ch->n && !failed; i++)
+            write_row(x, r, i, x->jsonl ? NULL : ch->fields[i], x->jsonl ? ch->objs[i] : NULL,
+                      NULL, 0, NULL, ch->times[i]);
+        fr_result_free(r);
+        wt->results[slot] = NULL;
+        free_chunk_fields(x, ch);
+        int err = ferror(x->out) ? errno : 0;
+        pthread_mutex_lock(&wt->lock);
+        if (err && !wt->failed) {
+            wt->failed = true;
+            wt->write_errno = err;
+        }
+        wt->done++;
+        wt->rows_done = x->rows;
+        pthread_cond_broadcast(&wt->cond);
+        pthread_mutex_unlock(&wt->lock);
+    }
 }
 
 /* Sends an export chunk without rows on c: the first one pins c's snapshot, one with `end`
@@ -677,22 +730,39 @@ static int run_pit(fr_cli_ctx_t *ctx, fr_client_t *c, exp_t *x, const exp_opts_t
     size_t ncs = 1;
     uint64_t snapshot = 0;
     ex = pin_connections(ctx, x, o->connections, cs, &ncs, &snapshot);
-    enum { NCHUNKS = WINDOW * MAX_CONNECTIONS };
-    chunk_t *chunks = calloc(NCHUNKS, sizeof *chunks);
-    size_t window = WINDOW * ncs, head = 0, inflight = 0;
-    if (!chunks)
+    /* window chunks in flight on the connections, and a few more being written */
+    size_t window = WINDOW * ncs, nslots = window + WINDOW, head = 0, inflight = 0;
+    chunk_t *chunks = calloc(nslots, sizeof *chunks);
+    fr_result_t **results = calloc(nslots, sizeof *results);
+    if (!ex && (!chunks || !results))
         ex = fr_cli_fail(FR_E_NOMEM, "no memory for chunks");
-    for (size_t i = 0; i < window && !ex; i++)
+    for (size_t i = 0; i < nslots && !ex; i++)
         if (chunk_alloc(x, &chunks[i], o->chunk))
             ex = fr_cli_fail(FR_E_NOMEM, "no memory for %zu-row chunks", o->chunk);
+    writer_t wt = {.x = x, .chunks = chunks, .results = results, .nslots = nslots};
+    pthread_mutex_init(&wt.lock, NULL);
+    pthread_cond_init(&wt.cond, NULL);
+    bool writer_running = false;
+    if (!ex) {
+        if (pthread_create(&wt.thread_id, NULL, writer_main, &wt) != 0)
+            ex = fr_cli_fail(FR_E_INTERNAL, "cannot start the output thread");
+        else
+            writer_running = true;
+    }
     int64_t t0 = fr_mono_us(), last = t0;
     bool eof = false;
     /* chunk k goes to connection k % ncs; replies are taken in chunk order, which is each
      * connection's own order, so rows come out in input order */
     while (!ex && (!eof || inflight)) {
         while (!eof && inflight < window && !ex) {
-            size_t slot = (head + inflight) % window;
-            chunk_t *ch = &chunks[slot];
+            pthread_mutex_lock(&wt.lock); /* the slot must be back from the writer */
+            while (head + inflight - wt.done >= nslots && !wt.failed)
+                pthread_cond_wait(&wt.cond, &wt.lock);
+            bool failed = wt.failed;
+            pthread_mutex_unlock(&wt.lock);
+            if (failed)
+                break;
+            chunk_t *ch = &chunks[(head + inflight) % nslots];
             ssize_t n = fill_chunk(x, ch);
             if (n < 0) {
                 ex = 1;
@@ -716,20 +786,48 @@ static int run_pit(fr_cli_ctx_t *ctx, fr_client_t *c, exp_t *x, const exp_opts_t
             else
                 inflight++;
         }
+        pthread_mutex_lock(&wt.lock);
+        bool failed = wt.failed;
+        unsigned long long rows = wt.rows_done;
+        pthread_mutex_unlock(&wt.lock);
+        if (failed)
+            break;
         if (inflight && !ex) {
-            ex = recv_and_write(cs[head % ncs], x, &chunks[head % window], snapshot);
+            size_t slot = head % nslots;
+            fr_result_t *r = NULL;
+            ex = recv_chunk(cs[head % ncs], &chunks[slot], snapshot, &r);
+            if (!ex) {
+                pthread_mutex_lock(&wt.lock);
+                results[slot] = r;
+                wt.handed++;
+                pthread_cond_broadcast(&wt.cond);
+                pthread_mutex_unlock(&wt.lock);
+            }
             head++;
             inflight--;
-            progress(x, t0, &last, false);
+            progress(x, rows, t0, &last);
         }
     }
+    if (writer_running) {
+        pthread_mutex_lock(&wt.lock);
+        wt.stop = true;
+        pthread_cond_broadcast(&wt.cond);
+        pthread_mutex_unlock(&wt.lock);
+        pthread_join(wt.thread_id, NULL);
+    }
+    if (wt.failed && !ex)
+        ex = fr_cli_fail(FR_E_IO, "write failed: %s", strerror(wt.write_errno));
     for (size_t i = 0; i < ncs && !ex; i++) /* release the snapshots */
         ex = empty_chunk(cs[i], x, true, NULL);
-    for (size_t i = 0; chunks && i < window; i++) {
+    for (size_t i = 0; chunks && i < nslots; i++) {
+        fr_result_free(results ? results[i] : NULL);
         free_chunk_fields(x, &chunks[i]);
         chunk_free(x, &chunks[i]);
     }
     free(chunks);
+    free(results);
+    pthread_cond_destroy(&wt.cond);
+    pthread_mutex_destroy(&wt.lock);
     for (size_t i = 1; i < MAX_CONNECTIONS; i++)
         fr_client_free(cs[i]);
     return ex;
@@ -791,7 +889,7 @@ static int run_snapshot(fr_client_t *c, exp_t *x, const exp_opts_t *o)
             cursor_len = clen;
         }
         fr_result_free(r);
-        progress(x, t0, &last, false);
+        progress(x, x->rows, t0, &last);
         if (done || !next)
             break;
     }

@@ -2,11 +2,12 @@
 feature, and no output file left behind (neither OUT nor OUT.partial), even when earlier chunks
 were already written to OUT.partial. A good run leaves exactly OUT."""
 import os
+import subprocess
 import tempfile
 
 import pandas as pd
 
-from support import MIN, ServerTest
+from support import MIN, SANITIZER_MARKS, ServerTest, cli_path
 
 REGISTRY = {
     "entities": [{"name": "user", "join_key": "user_id"},
@@ -61,6 +62,23 @@ class CliExportBadInput(ServerTest):
     def export(self, labels, features, *extra):
         return self.cli("export", "pit", "--labels", labels, "--features", features, "-o",
                         self.out, *extra)
+
+    def test_full_disk_on_stdout_fails_loudly(self):
+        """Rows go out on the CLI's output thread: a write error there must end the export with a
+        non-zero exit and the reason, not a silent short file."""
+        lab = self.labels_csv(25000)  # several chunks, more than stdio buffers
+        env = dict(os.environ)
+        env.setdefault("ASAN_OPTIONS", "detect_leaks=1")
+        for fmt in ("csv", "msgpack"):
+            with open("/dev/full", "wb") as full:
+                p = subprocess.run([cli_path(), "--server", self.server.addr, "export", "pit",
+                                    "--labels", lab, "--features", "acct:bal,acct:n", "--chunk",
+                                    "1000", "--format", fmt], stdout=full, stderr=subprocess.PIPE,
+                                   text=True, env=env, timeout=300)
+            self.assertNotEqual(p.returncode, 0, p.stderr)
+            self.assertIn("No space left on device", p.stderr)
+            for mark in SANITIZER_MARKS:
+                self.assertNotIn(mark, p.stderr)
 
     def test_good_run_leaves_exactly_out(self):
         p = self.export(self.labels_csv(120), "acct:bal,acct:n")
