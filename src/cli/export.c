@@ -730,8 +730,8 @@ static int run_pit(fr_cli_ctx_t *ctx, fr_client_t *c, exp_t *x, const exp_opts_t
     size_t ncs = 1;
     uint64_t snapshot = 0;
     ex = pin_connections(ctx, x, o->connections, cs, &ncs, &snapshot);
-    /* window chunks in flight on the connections, and a few more being written */
-    size_t window = WINDOW * ncs, nslots = window + WINDOW, head = 0, inflight = 0;
+    /* window chunks in flight on the connections, one being written and one ready for it */
+    size_t window = WINDOW * ncs, nslots = window + 2, head = 0, inflight = 0;
     chunk_t *chunks = calloc(nslots, sizeof *chunks);
     fr_result_t **results = calloc(nslots, sizeof *results);
     if (!ex && (!chunks || !results))
@@ -793,6 +793,12 @@ static int run_pit(fr_cli_ctx_t *ctx, fr_client_t *c, exp_t *x, const exp_opts_t
         if (failed)
             break;
         if (inflight && !ex) {
+            /* decode the next reply only when the writer is at most one chunk behind: each
+             * decoded result held is ~14 MB; replies not yet read wait in the socket */
+            pthread_mutex_lock(&wt.lock);
+            while (wt.handed - wt.done >= 2 && !wt.failed)
+                pthread_cond_wait(&wt.cond, &wt.lock);
+            pthread_mutex_unlock(&wt.lock);
             size_t slot = head % nslots;
             fr_result_t *r = NULL;
             ex = recv_chunk(cs[head % ncs], &chunks[slot], snapshot, &r);
