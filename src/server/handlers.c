@@ -241,6 +241,19 @@ bool fr_take_bytes_cb(pb_istream_t *stream, const pb_field_t *field, void **arg)
     return true;
 }
 
+bool fr_pb_decode_row(pb_istream_t *stream, freshet_Row *row, fr_pb_bytes_t *entity,
+                      fr_pb_bytes_t *values)
+{
+    *row = (freshet_Row)freshet_Row_init_zero;
+    *entity = (fr_pb_bytes_t){0};
+    *values = (fr_pb_bytes_t){0};
+    row->entity.funcs.decode = fr_take_bytes_cb;
+    row->entity.arg = entity;
+    row->values.funcs.decode = fr_take_bytes_cb;
+    row->values.arg = values;
+    return pb_decode(stream, freshet_Row_fields, row);
+}
+
 static fr_job_t *job_new(fr_conn_t *c, const fr_frame_t *f, const uint8_t *body)
 {
     fr_job_t *job = calloc(1, sizeof *job);
@@ -338,13 +351,9 @@ static bool put_row_cb(pb_istream_t *stream, const pb_field_t *field, void **arg
         ctx->why = ctx->why_buf;
         return false;
     }
-    freshet_Row row = freshet_Row_init_zero;
-    fr_pb_bytes_t entity = {0}, values = {0};
-    row.entity.funcs.decode = fr_take_bytes_cb;
-    row.entity.arg = &entity;
-    row.values.funcs.decode = fr_take_bytes_cb;
-    row.values.arg = &values;
-    if (!pb_decode(stream, freshet_Row_fields, &row))
+    freshet_Row row;
+    fr_pb_bytes_t entity, values;
+    if (!fr_pb_decode_row(stream, &row, &entity, &values))
         return false;
     fr_write_row_t wr = {0};
     const char *why = NULL;

@@ -188,16 +188,12 @@ int fr_ingest_decode_row(const fr_registry_t *reg, const uint8_t *data, size_t l
                          int64_t max_future_skew_us, fr_write_row_t *r, char *view_name,
                          const char **why)
 {
-    freshet_Row row = freshet_Row_init_zero;
-    fr_pb_bytes_t ent = {0}, vals = {0};
-    row.entity.funcs.decode = fr_take_bytes_cb;
-    row.entity.arg = &ent;
-    row.values.funcs.decode = fr_take_bytes_cb;
-    row.values.arg = &vals;
+    freshet_Row row;
+    fr_pb_bytes_t ent, vals;
     memset(r, 0, sizeof *r);
     view_name[0] = 0;
     pb_istream_t is = fr_pb_istream(data, len);
-    if (!pb_decode(&is, freshet_Row_fields, &row)) {
+    if (!fr_pb_decode_row(&is, &row, &ent, &vals)) {
         *why = PB_GET_ERROR(&is);
         return FR_E_BAD_REQUEST;
     }

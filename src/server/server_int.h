@@ -179,6 +179,10 @@ void fr_reply_msg(fr_worker_t *w, fr_conn_t *c, const fr_frame_t *f, const pb_ms
                   const void *msg);
 /* nanopb decode callback: zero-copy bytes into the fr_pb_bytes_t at *arg. */
 bool fr_take_bytes_cb(pb_istream_t *stream, const pb_field_t *field, void **arg);
+/* Decodes one protobuf Row (a Put's row or a stream message) with its entity and values pointing
+ * into the stream's buffer (absent: NULL). */
+bool fr_pb_decode_row(pb_istream_t *stream, freshet_Row *row, fr_pb_bytes_t *entity,
+                      fr_pb_bytes_t *values);
 unsigned fr_op_slot(uint16_t op);
 /* Releases the connection's pinned export snapshot, if any. */
 void fr_conn_export_end(fr_conn_t *c);
