@@ -258,6 +258,94 @@ int fr_store_info(fr_store_t *s, fr_store_info_t *out)
     return FR_OK;
 }
 
+/* The compacting backup: every database copied in key order into a new environment with
+ * MDB_APPEND, which fills each leaf page before starting the next. LMDB's own compacting copy
+ * (MDB_CP_COMPACT) drops free pages but keeps every page as it is, and leaves built by random
+ * inserts are about 70% full; this copy of the same data is about 30% smaller. One read snapshot,
+ * so the copy is consistent while writers go on; write transactions of REPACK_BATCH entries keep
+ * the copy's dirty pages bounded. */
+#define REPACK_BATCH 20000
+static int repack_copy(fr_store_t *s, const char *dest, const char **why)
+{
+    static const char *const names[] = {"meta", "rows", "sources"};
+    MDB_dbi src[] = {s->meta, s->rows, s->sources};
+    MDB_envinfo ei;
+    MDB_env *dst = NULL;
+    MDB_txn *rtxn = NULL, *w = NULL;
+    MDB_cursor *cur = NULL;
+    const char *step = "open the copy";
+    int mrc = mdb_env_info(s->env, &ei);
+    if (mrc == MDB_SUCCESS)
+        mrc = mdb_env_create(&dst);
+    if (mrc == MDB_SUCCESS)
+        mrc = mdb_env_set_maxdbs(dst, 8);
+    if (mrc == MDB_SUCCESS)
+        mrc = mdb_env_set_mapsize(dst, ei.me_mapsize);
+    if (mrc == MDB_SUCCESS)
+        mrc = mdb_env_open(dst, dest, MDB_NOSYNC, 0640); /* synced once at the end */
+    if (mrc == MDB_SUCCESS) {
+        step = "read the store";
+        mrc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &rtxn);
+    }
+    for (size_t d = 0; d < sizeof names / sizeof names[0] && mrc == MDB_SUCCESS; d++) {
+        step = "write the copy";
+        MDB_dbi out;
+        mrc = mdb_txn_begin(dst, NULL, 0, &w);
+        if (mrc == MDB_SUCCESS)
+            mrc = mdb_dbi_open(w, names[d], MDB_CREATE, &out);
+        if (mrc == MDB_SUCCESS)
+            mrc = mdb_cursor_open(rtxn, src[d], &cur);
+        MDB_val k, v;
+        size_t n = 0;
+        int crc = mrc == MDB_SUCCESS ? mdb_cursor_get(cur, &k, &v, MDB_FIRST) : MDB_NOTFOUND;
+        for (; crc == MDB_SUCCESS && mrc == MDB_SUCCESS;
+             crc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+            mrc = mdb_put(w, out, &k, &v, MDB_APPEND);
+            if (mrc == MDB_SUCCESS && ++n % REPACK_BATCH == 0) {
+                mrc = mdb_txn_commit(w);
+                w = NULL;
+                if (mrc == MDB_SUCCESS)
+                    mrc = mdb_txn_begin(dst, NULL, 0, &w);
+            }
+        }
+        if (mrc == MDB_SUCCESS && crc != MDB_NOTFOUND)
+            mrc = crc;
+        if (cur)
+            mdb_cursor_close(cur);
+        cur = NULL;
+        if (mrc == MDB_SUCCESS)
+            mrc = mdb_txn_commit(w);
+        else if (w)
+            mdb_txn_abort(w);
+        w = NULL;
+    }
+    if (rtxn)
+        mdb_txn_abort(rtxn);
+    if (mrc == MDB_SUCCESS) {
+        step = "sync the copy";
+        mrc = mdb_env_sync(dst, 1);
+    }
+    if (dst)
+        mdb_env_close(dst);
+    if (mrc != MDB_SUCCESS) {
+        snprintf(why_buf, sizeof why_buf, "dest: cannot %s in %s: %s", step, dest, mdb_strerror(mrc));
+        *why = why_buf;
+        return mrc == ENOSPC || mrc == EACCES || mrc == ENOENT ? FR_E_IO : fr_store_mdb_err(mrc);
+    }
+    return FR_OK;
+}
+
+/* Removes what a failed backup left in dest (the directory itself stays). */
+static void backup_cleanup(const char *dest)
+{
+    static const char *const files[] = {"data.mdb", "lock.mdb"};
+    char path[4200];
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        snprintf(path, sizeof path, "%s/%s", dest, files[i]);
+        unlink(path);
+    }
+}
+
 int fr_store_backup(fr_store_t *s, const char *dest, bool compact, uint64_t *bytes, const char **why)
 {
     if (mkdir(dest, 0750) != 0 && errno != EEXIST) {
@@ -265,16 +353,32 @@ int fr_store_backup(fr_store_t *s, const char *dest, bool compact, uint64_t *byt
         *why = why_buf;
         return FR_E_IO;
     }
-    int mrc = mdb_env_copy2(s->env, dest, compact ? MDB_CP_COMPACT : 0);
-    if (mrc != MDB_SUCCESS) {
-        snprintf(why_buf, sizeof why_buf, "dest: copy to %s failed: %s", dest, mdb_strerror(mrc));
-        *why = why_buf;
-        return mrc == EEXIST || mrc == ENOENT || mrc == EACCES || mrc == ENOSPC ? FR_E_IO
-                                                                              : FR_E_STORAGE;
-    }
     char path[4200];
     snprintf(path, sizeof path, "%s/data.mdb", dest);
     struct stat st;
+    if (stat(path, &st) == 0) {
+        snprintf(why_buf, sizeof why_buf, "dest: %s already holds a store (data.mdb)", dest);
+        *why = why_buf;
+        return FR_E_IO;
+    }
+    if (compact) {
+        int rc = repack_copy(s, dest, why);
+        if (rc != FR_OK) {
+            backup_cleanup(dest);
+            return rc;
+        }
+        snprintf(path, sizeof path, "%s/lock.mdb", dest); /* a copy is just data.mdb, as LMDB's */
+        unlink(path);
+        snprintf(path, sizeof path, "%s/data.mdb", dest);
+    } else {
+        int mrc = mdb_env_copy2(s->env, dest, 0);
+        if (mrc != MDB_SUCCESS) {
+            snprintf(why_buf, sizeof why_buf, "dest: copy to %s failed: %s", dest, mdb_strerror(mrc));
+            *why = why_buf;
+            return mrc == EEXIST || mrc == ENOENT || mrc == EACCES || mrc == ENOSPC ? FR_E_IO
+                                                                                  : FR_E_STORAGE;
+        }
+    }
     *bytes = stat(path, &st) == 0 ? (uint64_t)st.st_size : 0;
     return FR_OK;
 }

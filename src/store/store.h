@@ -60,10 +60,12 @@ fr_durability_t fr_store_durability(const fr_store_t *store);
 /* Flushes to disk (async mode's periodic sync, and shutdown). FR_E_STORAGE. */
 int fr_store_sync(fr_store_t *store);
 
-/* Hot, consistent copy of the environment into directory dest (created if missing; must be
- * empty), from one read snapshot, while writers and readers go on (mdb_env_copy2). compact omits
- * free pages. *bytes gets the copy's size. FR_E_IO (dest unusable, reason in *why), FR_E_STORAGE.
- * Takes as long as copying the data: call it off the event loops. */
+/* Hot, consistent copy of the environment into directory dest (created if missing; must not hold
+ * a data.mdb), from one read snapshot, while writers and readers go on. compact rewrites every
+ * database in key order with full pages (no free pages, leaves packed); otherwise an exact copy
+ * (mdb_env_copy2). *bytes gets the copy's size. FR_E_IO (dest unusable, reason in *why; a failed
+ * copy leaves no data.mdb behind), FR_E_STORAGE. Takes as long as copying the data: call it off
+ * the event loops. */
 int fr_store_backup(fr_store_t *store, const char *dest, bool compact, uint64_t *bytes,
                     const char **why);
 

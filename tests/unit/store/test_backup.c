@@ -1,0 +1,163 @@
+/* fr_store_backup: the compacting copy re-packs every database in key order (full leaves) and
+ * must hold exactly the same entries as the store, be smaller than an exact copy after random
+ * inserts, open as a store, and never overwrite an existing one. */
+#include <criterion/criterion.h>
+#include <lmdb.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "store_test_util.h"
+
+static const char *REG =
+    "{\"entities\": [{\"name\": \"user\", \"join_key\": \"user_id\"}],"
+    " \"views\": [{\"name\": \"v\", \"entity\": \"user\","
+    "  \"features\": [{\"name\": \"x\", \"type\": \"int64\"}, {\"name\": \"pad\", \"type\": \"bytes\"}]}]}";
+
+/* Writes n rows of random entities (several versions each) in batches of 500, with a source. */
+static void fill(st_env_t *e, size_t n)
+{
+    fr_registry_t *reg;
+    const fr_view_def_t *v = st_view(e, &reg, "v");
+    enum { B = 500 };
+    static char ents[B][16];
+    static st_row_t pay[B];
+    static fr_write_row_t rows[B];
+    static uint8_t pad[120];
+    uint64_t rng = 12345;
+    for (size_t done = 0; done < n; done += B) {
+        for (size_t i = 0; i < B; i++) {
+            rng = rng * 6364136223846793005ULL + 1442695040888963407ULL;
+            snprintf(ents[i], sizeof ents[i], "e%06llu", (unsigned long long)((rng >> 33) % 20000));
+            st_row_init(&pay[i], 2);
+            msgpack_pack_int64(&pay[i].pk, (int64_t)(done + i));
+            msgpack_pack_bin(&pay[i].pk, sizeof pad);
+            msgpack_pack_bin_body(&pay[i].pk, pad, sizeof pad);
+            rows[i] = (fr_write_row_t){.view = v,
+                                       .entity = (const uint8_t *)ents[i],
+                                       .entity_len = (uint16_t)strlen(ents[i]),
+                                       .event_ts_us = ST_NOW_US - (int64_t)(rng >> 40),
+                                       .values = (const uint8_t *)pay[i].sb.data,
+                                       .values_len = (uint32_t)pay[i].sb.size,
+                                       .offset = (int64_t)(done + i),
+                                       .has_offset = true};
+        }
+        fr_write_batch_t b = {.source = "stream", .partition = 1, .rows = rows, .row_count = B};
+        fr_write_result_t res;
+        cr_assert_eq(st_write_batch(e, &b, &res), FR_OK);
+        for (size_t i = 0; i < B; i++)
+            st_row_fini(&pay[i]);
+    }
+    fr_registry_release(reg);
+}
+
+/* Every entry of the named databases of the environments in dirs a and b, compared in order. */
+static size_t compare_envs(const char *a, const char *b)
+{
+    static const char *const names[] = {"meta", "rows", "sources"};
+    MDB_env *env[2];
+    MDB_txn *txn[2];
+    const char *dirs[2] = {a, b};
+    for (int i = 0; i < 2; i++) {
+        cr_assert_eq(mdb_env_create(&env[i]), 0);
+        mdb_env_set_maxdbs(env[i], 8);
+        mdb_env_set_mapsize(env[i], 64u << 20);
+        cr_assert_eq(mdb_env_open(env[i], dirs[i], MDB_RDONLY | MDB_NOLOCK, 0640), 0, "%s", dirs[i]);
+        cr_assert_eq(mdb_txn_begin(env[i], NULL, MDB_RDONLY, &txn[i]), 0);
+    }
+    size_t entries = 0;
+    for (size_t d = 0; d < 3; d++) {
+        MDB_dbi dbi[2];
+        MDB_cursor *cur[2];
+        for (int i = 0; i < 2; i++) {
+            cr_assert_eq(mdb_dbi_open(txn[i], names[d], 0, &dbi[i]), 0, "%s in %s", names[d], dirs[i]);
+            cr_assert_eq(mdb_cursor_open(txn[i], dbi[i], &cur[i]), 0);
+        }
+        MDB_val k[2], v[2];
+        int rc0 = mdb_cursor_get(cur[0], &k[0], &v[0], MDB_FIRST);
+        int rc1 = mdb_cursor_get(cur[1], &k[1], &v[1], MDB_FIRST);
+        while (rc0 == 0 && rc1 == 0) {
+            cr_assert(k[0].mv_size == k[1].mv_size && !memcmp(k[0].mv_data, k[1].mv_data, k[0].mv_size),
+                      "%s: keys differ at entry %zu", names[d], entries);
+            cr_assert(v[0].mv_size == v[1].mv_size && !memcmp(v[0].mv_data, v[1].mv_data, v[0].mv_size),
+                      "%s: values differ at entry %zu", names[d], entries);
+            entries++;
+            rc0 = mdb_cursor_get(cur[0], &k[0], &v[0], MDB_NEXT);
+            rc1 = mdb_cursor_get(cur[1], &k[1], &v[1], MDB_NEXT);
+        }
+        cr_assert(rc0 == MDB_NOTFOUND && rc1 == MDB_NOTFOUND, "%s: different entry counts", names[d]);
+        mdb_cursor_close(cur[0]);
+        mdb_cursor_close(cur[1]);
+    }
+    for (int i = 0; i < 2; i++) {
+        mdb_txn_abort(txn[i]);
+        mdb_env_close(env[i]);
+    }
+    return entries;
+}
+
+static long long file_size(const char *dir)
+{
+    char p[256];
+    snprintf(p, sizeof p, "%s/data.mdb", dir);
+    struct stat st;
+    cr_assert_eq(stat(p, &st), 0, "%s", p);
+    return (long long)st.st_size;
+}
+
+static void rm_copy(const char *dir)
+{
+    char p[256];
+    snprintf(p, sizeof p, "%s/data.mdb", dir);
+    unlink(p);
+    snprintf(p, sizeof p, "%s/lock.mdb", dir);
+    unlink(p);
+    rmdir(dir);
+}
+
+Test(backup, compacting_copy_has_the_same_entries_in_less_space)
+{
+    st_env_t e;
+    st_open(&e, ST_NOW_US, 0);
+    cr_assert_eq(st_apply_registry(&e, REG, NULL), FR_OK);
+    fill(&e, 30000);
+    char packed[96], exact[96];
+    snprintf(packed, sizeof packed, "%s.packed", e.dir);
+    snprintf(exact, sizeof exact, "%s.exact", e.dir);
+    uint64_t bytes = 0;
+    const char *why = NULL;
+    cr_assert_eq(fr_store_backup(e.store, packed, true, &bytes, &why), FR_OK, "%s", why);
+    cr_assert_eq((long long)bytes, file_size(packed));
+    cr_assert_eq(fr_store_backup(e.store, exact, false, &bytes, &why), FR_OK, "%s", why);
+    size_t entries = compare_envs(e.dir, packed);
+    cr_assert_gt(entries, 30000, "the rows, the registry and the source position");
+    cr_assert_eq(compare_envs(e.dir, exact), entries);
+    long long ps = file_size(packed), es = file_size(exact);
+    cr_assert_lt(ps * 100, es * 85, "packed %lld bytes vs exact %lld", ps, es);
+    char lock[128];
+    snprintf(lock, sizeof lock, "%s/lock.mdb", packed);
+    struct stat st;
+    cr_assert_neq(stat(lock, &st), 0, "a backup is just data.mdb");
+
+    /* never over an existing copy, and the refusal leaves it intact */
+    cr_assert_eq(fr_store_backup(e.store, packed, true, &bytes, &why), FR_E_IO);
+    cr_assert(strstr(why, "already holds a store"), "%s", why);
+    cr_assert_eq(file_size(packed), ps);
+
+    /* the copy opens as a store with the same data */
+    st_env_t c = e;
+    snprintf(c.dir, sizeof c.dir, "%s", packed);
+    st_open_again(&c);
+    fr_rtxn_t *r;
+    int64_t off = -1;
+    cr_assert_eq(fr_rtxn_new(c.store, &r), FR_OK);
+    cr_assert_eq(fr_rtxn_begin(r), FR_OK);
+    cr_assert_eq(fr_store_source_get(r, "stream", 1, &off), FR_OK);
+    cr_assert_eq(off, 29999);
+    fr_rtxn_reset(r);
+    fr_rtxn_free(r);
+    fr_store_close(c.store);
+    rm_copy(packed);
+    rm_copy(exact);
+    st_close(&e);
+}
