@@ -243,6 +243,9 @@ void fr_client_free(fr_client_t *c)
     fr_buf_fini(&c->wbuf);
     fr_buf_fini(&c->rbuf);
     fr_client_schema_clear(c);
+    free(c->colcache.raw);
+    free(c->colcache.end);
+    free(c->colcache.cols);
     free(c);
 }
 

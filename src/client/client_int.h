@@ -23,6 +23,16 @@ struct fr_client {
     struct ssl_st *ssl;
     struct bio_method_st *bio_meth;
     char role[16]; /* granted by Hello */
+    /* The Column messages of the last Get/Export reply, raw and decoded (rw.c). A client repeats
+     * its feature list, so a reply's columns usually match byte for byte and are copied instead
+     * of decoded: for a one-entity read they are most of the reply. */
+    struct {
+        uint8_t *raw; /* the raw messages, back to back */
+        size_t raw_len, raw_cap;
+        size_t *end; /* end offset of column i in raw */
+        freshet_Column *cols;
+        size_t n, cap;
+    } colcache;
 };
 
 int fr_client_failf(fr_client_t *c, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

@@ -239,6 +239,7 @@ typedef struct {
 } span_t;
 
 typedef struct {
+    fr_client_t *c;
     size_t nviews, ncols, nrows, cap_cols, cap_rows;
     freshet_Column *cols;
     rowspan_t *rows;
@@ -279,6 +280,60 @@ static bool dec_view_cb(pb_istream_t *stream, const pb_field_t *field, void **ar
     return pb_read(stream, NULL, stream->bytes_left);
 }
 
+/* Column i of the cache when its raw message is raw[0..n): copies it into *col. */
+static bool colcache_get(const fr_client_t *c, size_t i, const uint8_t *raw, size_t n,
+                         freshet_Column *col)
+{
+    if (i >= c->colcache.n)
+        return false;
+    size_t start = i ? c->colcache.end[i - 1] : 0;
+    if (c->colcache.end[i] - start != n || memcmp(c->colcache.raw + start, raw, n) != 0)
+        return false;
+    *col = c->colcache.cols[i];
+    return true;
+}
+
+/* Makes column i of the cache raw[0..n) / *col, dropping the columns after it (best effort: on
+ * no memory the cache is emptied, decoding goes on). */
+static void colcache_put(fr_client_t *c, size_t i, const uint8_t *raw, size_t n,
+                         const freshet_Column *col)
+{
+    __typeof__(c->colcache) *cc = &c->colcache;
+    if (i > cc->n) /* columns are cached in order */
+        return;
+    size_t start = i ? cc->end[i - 1] : 0;
+    if (i >= cc->cap) {
+        size_t cap = cc->cap ? cc->cap * 2 : 64;
+        size_t *end = realloc(cc->end, cap * sizeof *end);
+        if (end)
+            cc->end = end;
+        freshet_Column *cols = end ? realloc(cc->cols, cap * sizeof *cols) : NULL;
+        if (cols)
+            cc->cols = cols;
+        if (!end || !cols) {
+            cc->n = 0;
+            return;
+        }
+        cc->cap = cap;
+    }
+    if (start + n > cc->raw_cap) {
+        size_t cap = cc->raw_cap ? cc->raw_cap : 4096;
+        while (cap < start + n)
+            cap *= 2;
+        uint8_t *raw_buf = realloc(cc->raw, cap);
+        if (!raw_buf) {
+            cc->n = 0;
+            return;
+        }
+        cc->raw = raw_buf;
+        cc->raw_cap = cap;
+    }
+    memcpy(cc->raw + start, raw, n);
+    cc->end[i] = start + n;
+    cc->cols[i] = *col;
+    cc->n = i + 1;
+}
+
 static bool dec_col_cb(pb_istream_t *stream, const pb_field_t *field, void **arg)
 {
     (void)field;
@@ -292,9 +347,19 @@ static bool dec_col_cb(pb_istream_t *stream, const pb_field_t *field, void **arg
         d->cap_cols = cap;
     }
     freshet_Column *col = &d->cols[d->ncols];
-    *col = (freshet_Column)freshet_Column_init_zero;
-    if (!pb_decode(stream, freshet_Column_fields, col))
+    const uint8_t *raw;
+    size_t n;
+    if (!fr_pb_take_bytes(stream, &raw, &n))
         return false;
+    if (colcache_get(d->c, d->ncols, raw, n, col)) {
+        d->ncols++;
+        return true;
+    }
+    *col = (freshet_Column)freshet_Column_init_zero;
+    pb_istream_t is = pb_istream_from_buffer(raw, n);
+    if (!pb_decode(&is, freshet_Column_fields, col))
+        return false;
+    colcache_put(d->c, d->ncols, raw, n, col);
     d->ncols++;
     return true;
 }
@@ -627,7 +692,7 @@ static int read_get_reply(fr_client_t *c, uint32_t id, fr_result_t **out)
         return rc;
     if (f.request_id != id)
         return fr_client_failf(c, FR_E_INTERNAL, "reply for request %u, expected %u", f.request_id, id);
-    get_dec_t d = {0};
+    get_dec_t d = {.c = c};
     freshet_GetResponse resp = freshet_GetResponse_init_zero;
     resp.views.funcs.decode = dec_view_cb;
     resp.views.arg = &d;

@@ -222,6 +222,60 @@ Test(server, put_get_round_trip_every_type, .timeout = 60)
     fr_e2e_server_free(s);
 }
 
+/* libfreshet keeps the decoded columns of the last reply and copies them when the next reply's
+ * columns are byte-identical: alternating feature lists (same count, then fewer, then more) on
+ * one connection must still give every reply its own names, types and values. */
+Test(server, alternating_feature_lists_on_one_connection_get_their_own_columns, .timeout = 60)
+{
+    fr_e2e_server_t *s = start_with(NULL);
+    fr_client_t *c = connect_or_fail(s);
+    int64_t t = fr_e2e_now_us() - 60 * SEC;
+    fr_value_t all[3] = {v_i64(7), {.type = FR_TYPE_DOUBLE, .u.f64 = 2.5},
+                         {.type = FR_TYPE_FLOAT, .u.f32 = 0.25f}};
+    fr_value_t a = v_i64(11), b = v_i64(22);
+    E2E_ASSERT(put_one(c, "all_types", "e1", t, all, 3, NULL) == FR_OK, "put all_types");
+    E2E_ASSERT(put_one(c, "va", "e1", t, &a, 1, NULL) == FR_OK, "put va");
+    E2E_ASSERT(put_one(c, "vb", "e1", t, &b, 1, NULL) == FR_OK, "put vb");
+    static const char *const lists[][3] = {{"all_types:i", "all_types:d", "all_types:f"},
+                                           {"va:a", "vb:b", "all_types:d"},
+                                           {"all_types:f", NULL, NULL},
+                                           {"vb:b", "all_types:i", "all_types:f"},
+                                           {"all_types:i", "all_types:d", "all_types:f"}};
+    static const size_t counts[] = {3, 3, 1, 3, 3};
+    const char *ent[1] = {"e1"};
+    for (int round = 0; round < 2; round++)
+        for (size_t l = 0; l < sizeof counts / sizeof counts[0]; l++) {
+            fr_entity_col_t col = {.values = ent, .count = 1};
+            fr_get_req_t req = {.features = lists[l], .feature_count = counts[l],
+                                .entities = &col, .entity_col_count = 1};
+            fr_result_t *r;
+            int rc = fr_client_get(c, &req, &r);
+            E2E_ASSERT(rc == FR_OK, "get list %zu: %s", l, fr_client_error(c));
+            E2E_ASSERT(fr_result_feature_count(r) == counts[l], "list %zu: %zu columns", l,
+                       fr_result_feature_count(r));
+            for (size_t j = 0; j < counts[l]; j++) {
+                const char *want = lists[l][j];
+                E2E_ASSERT(strcmp(fr_result_feature_name(r, j), want) == 0,
+                           "list %zu column %zu: %s, want %s", l, j, fr_result_feature_name(r, j),
+                           want);
+                fr_value_t v;
+                int st;
+                fr_result_cell(r, 0, j, &v, &st, NULL);
+                E2E_ASSERT(st == FR_STATUS_PRESENT, "list %zu %s: status %d", l, want, st);
+                bool ok = !strcmp(want, "all_types:i")   ? v.type == FR_TYPE_INT64 && v.u.i64 == 7
+                          : !strcmp(want, "all_types:d") ? v.type == FR_TYPE_DOUBLE && v.u.f64 == 2.5
+                          : !strcmp(want, "all_types:f") ? v.type == FR_TYPE_FLOAT && v.u.f32 == 0.25f
+                          : !strcmp(want, "va:a")        ? v.type == FR_TYPE_INT64 && v.u.i64 == 11
+                                                         : v.type == FR_TYPE_INT64 && v.u.i64 == 22;
+                E2E_ASSERT(ok, "list %zu %s: wrong value or type %d", l, want, (int)v.type);
+            }
+            fr_result_free(r);
+        }
+    fr_client_free(c);
+    cr_assert_eq(fr_e2e_server_stop(s), 0);
+    fr_e2e_server_free(s);
+}
+
 Test(server, statuses_present_expired_not_found_null_and_as_of, .timeout = 60)
 {
     fr_e2e_server_t *s = start_with(NULL);
