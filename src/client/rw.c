@@ -287,8 +287,8 @@ static bool colcache_get(const fr_client_t *c, size_t i, const uint8_t *raw, siz
     if (i >= c->colcache.n)
         return false;
     size_t start = i ? c->colcache.end[i - 1] : 0;
-    if (c->colcache.end[i] - start != n || memcmp(c->colcache.raw + start, raw, n) != 0)
-        return false;
+    if (c->colcache.end[i] - start != n || (n && memcmp(c->colcache.raw + start, raw, n) != 0))
+        return false; /* (an empty Column message: no bytes to compare, raw may be NULL) */
     *col = c->colcache.cols[i];
     return true;
 }
@@ -328,7 +328,8 @@ static void colcache_put(fr_client_t *c, size_t i, const uint8_t *raw, size_t n,
         cc->raw = raw_buf;
         cc->raw_cap = cap;
     }
-    memcpy(cc->raw + start, raw, n);
+    if (n)
+        memcpy(cc->raw + start, raw, n);
     cc->end[i] = start + n;
     cc->cols[i] = *col;
     cc->n = i + 1;
