@@ -12,6 +12,7 @@
 #include <nats/nats.h>
 
 #include "freshet/cluster.h"
+#include "net/nats_servers.h"
 #include "proto/frame.h"
 #include "proto/mp.h"
 
@@ -112,26 +113,11 @@ static void keep_for_retry(fr_publisher_t *p, natsMsg *msg)
     on_ack(NULL, msg, NULL, &pae, p);
 }
 
-/* natsOptions_SetURL takes one URL: a comma-separated list goes through SetServers. */
-static natsStatus set_servers(natsOptions *o, const char *list)
-{
-    char buf[1024];
-    const char *urls[16];
-    int n = 0;
-    snprintf(buf, sizeof buf, "%s", list);
-    for (char *save = NULL, *t = strtok_r(buf, ", ", &save); t && n < 16;
-         t = strtok_r(NULL, ", ", &save))
-        urls[n++] = t;
-    if (n == 0)
-        return NATS_INVALID_ARG;
-    return natsOptions_SetServers(o, urls, n);
-}
-
 static int set_opts(fr_publisher_t *p, const fr_publisher_opts_t *o)
 {
     natsStatus st = natsOptions_Create(&p->opts);
     if (st == NATS_OK)
-        st = set_servers(p->opts, o->url);
+        st = fr_nats_set_servers(p->opts, o->url);
     if (st == NATS_OK)
         st = natsOptions_SetName(p->opts, "libfreshet-publisher");
     if (st == NATS_OK)

@@ -14,6 +14,7 @@
 #include "common/partset.h"
 #include "freshet/err.h"
 #include "freshet/partition.h"
+#include "net/nats_servers.h"
 #include "ingest.h"
 #include "server_int.h"
 
@@ -633,28 +634,13 @@ static void ingest_free(fr_ingest_t *g)
     free(g);
 }
 
-/* natsOptions_SetURL takes one URL: a comma-separated list goes through SetServers. */
-static natsStatus set_servers(natsOptions *o, const char *list)
-{
-    char buf[1024];
-    const char *urls[16];
-    int n = 0;
-    snprintf(buf, sizeof buf, "%s", list);
-    for (char *save = NULL, *t = strtok_r(buf, ", ", &save); t && n < 16;
-         t = strtok_r(NULL, ", ", &save))
-        urls[n++] = t;
-    if (n == 0)
-        return NATS_INVALID_ARG;
-    return natsOptions_SetServers(o, urls, n);
-}
-
 static int make_options(fr_ingest_t *g)
 {
     natsOptions *o = NULL;
     if (natsOptions_Create(&o) != NATS_OK)
         return FR_E_NOMEM;
     g->opts = o;
-    natsStatus st = set_servers(o, g->s->cfg.ingest);
+    natsStatus st = fr_nats_set_servers(o, g->s->cfg.ingest);
     if (st == NATS_OK)
         st = natsOptions_SetName(o, "freshetd");
     if (st == NATS_OK)
