@@ -14,7 +14,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <event2/thread.h>
 
 #include "common/log.h"
 #include "freshet/err.h"
@@ -212,12 +211,7 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 
 int fr_infer_new(const fr_infer_config_t *cfg, fr_infer_t **out, char *why, size_t why_len)
 {
-    static int threads_ready;
-    if (!threads_ready) {
-        evthread_use_pthreads();
-        threads_ready = 1;
-    }
-    signal(SIGPIPE, SIG_IGN);
+    fr_loop_process_init();
     *out = NULL;
     fr_infer_t *s = calloc(1, sizeof *s);
     if (!s)

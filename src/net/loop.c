@@ -1,10 +1,25 @@
 /* Worker event loops fed by other threads (loop.h). */
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include <event2/thread.h>
+
 #include "freshet/err.h"
 #include "loop.h"
+
+static void process_init_once(void)
+{
+    evthread_use_pthreads();
+    signal(SIGPIPE, SIG_IGN);
+}
+
+void fr_loop_process_init(void)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, process_init_once);
+}
 
 int fr_loop_init(fr_loop_t *l, event_callback_fn on_wake, void *arg)
 {

@@ -26,6 +26,11 @@ typedef struct {
     atomic_int stopping; /* set by fr_loop_stop; also read outside the lock */
 } fr_loop_t;
 
+/* Once per process, before any loop: libevent's pthread locking (bases are woken from other
+ * threads) and SIGPIPE ignored (a peer that closes makes a write fail with EPIPE instead of
+ * killing the daemon). Safe to call from every daemon's constructor. */
+void fr_loop_process_init(void);
+
 /* Creates the event base and the wake event (on_wake(-1, EV_READ, arg) runs on the loop for every
  * hand-over, wake and stop). FR_OK or FR_E_NOMEM; fr_loop_fini cleans up either way. */
 int fr_loop_init(fr_loop_t *l, event_callback_fn on_wake, void *arg);

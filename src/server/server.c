@@ -11,7 +11,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <event2/thread.h>
 
 #include "common/log.h"
 #include "freshet/err.h"
@@ -153,12 +152,7 @@ static int is_loopback(const char *addr)
 int fr_server_new(const fr_config_t *cfg, const fr_clock_t *clock, fr_server_t **out,
                   const char **why)
 {
-    static int threads_ready;
-    if (!threads_ready) {
-        evthread_use_pthreads();
-        threads_ready = 1;
-    }
-    signal(SIGPIPE, SIG_IGN);
+    fr_loop_process_init();
     *why = "";
     fr_server_t *s = calloc(1, sizeof *s);
     if (!s)
