@@ -46,25 +46,25 @@ static void set_why(fr_job_t *job, const char *why)
     job->why = job->why_buf;
 }
 
-/* Applies a group; returns the jobs (all completed, rc set). */
-static void run_group(fr_server_t *s, fr_job_t *group)
+typedef struct {
+    fr_job_t *group;
+    size_t rows;
+} group_pass_t;
+
+/* One pass of fr_store_write_group over the jobs: sets every job's outcome. */
+static void apply_jobs(fr_wtxn_t *txn, void *arg)
 {
-    int64_t t0 = fr_mono_us();
-    fr_wtxn_t *txn = NULL;
-    int rc = fr_store_write_begin(s->store, &txn);
-    size_t rows = 0;
-    for (fr_job_t *j = group; j; j = j->next) {
-        if (rc != FR_OK) {
-            j->rc = rc;
-            continue;
-        }
+    group_pass_t *g = arg;
+    g->rows = 0;
+    for (fr_job_t *j = g->group; j; j = j->next) {
         if (j->op == freshet_Op_OP_PUT) {
             fr_write_batch_t b = {j->source[0] ? j->source : NULL, j->partition, j->rows,
                                   j->row_count};
             j->rc = fr_store_write_apply(txn, &b, &j->result);
-            rows += j->row_count;
-            if (j->rc == FR_E_STORAGE_FULL)
-                set_why(j, "LMDB map is full: raise map_size_mb or delete data; reads still work");
+            g->rows += j->row_count;
+            set_why(j, j->rc == FR_E_STORAGE_FULL
+                           ? "LMDB map is full: raise map_size_mb or delete data; reads still work"
+                           : NULL);
         } else {
             const char *why = NULL;
             j->rc = fr_store_write_registry(txn, (const char *)j->body, j->body_len, j->dry_run != 0,
@@ -72,15 +72,19 @@ static void run_group(fr_server_t *s, fr_job_t *group)
             set_why(j, why);
         }
     }
-    if (rc == FR_OK) {
-        rc = fr_store_write_commit(txn);
-        if (rc != FR_OK) {
-            fr_log(FR_LOG_ERROR, "event=commit_failed code=%s", fr_err_name(rc));
-            for (fr_job_t *j = group; j; j = j->next)
-                j->rc = rc;
-        }
-    } else {
-        fr_log(FR_LOG_ERROR, "event=write_begin_failed code=%s", fr_err_name(rc));
+}
+
+/* Applies a group; returns the jobs (all completed, rc set). */
+static void run_group(fr_server_t *s, fr_job_t *group)
+{
+    int64_t t0 = fr_mono_us();
+    group_pass_t pass = {group, 0};
+    int rc = fr_store_write_group(s->store, apply_jobs, &pass);
+    size_t rows = pass.rows;
+    if (rc != FR_OK) {
+        fr_log(FR_LOG_ERROR, "event=commit_failed code=%s", fr_err_name(rc));
+        for (fr_job_t *j = group; j; j = j->next)
+            j->rc = rc;
     }
     int64_t t1 = fr_mono_us(), dt = t1 - t0;
     fr_hist_observe(&s->stats.commit_latency, (uint64_t)dt);

@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <lmdb.h>
+#include <stdbool.h>
 #include <pthread.h>
 #include <stdatomic.h>
 
@@ -44,6 +45,8 @@ struct fr_wtxn {
     int64_t now_us;
     fr_registry_t *new_registry; /* set by fr_store_write_registry; published at commit */
     uint64_t pages_bound;        /* upper bound of the pages this group allocated (write.c) */
+    bool flat;                   /* fr_store_write_group's first pass: no nested transactions */
+    bool abandoned;              /* a flat pass that must be rolled back and re-run isolated */
 };
 
 /* Storage calls on the write path go through these so tests can make the Nth one fail (fault.h):

@@ -292,22 +292,30 @@ static int apply_rows(fr_wtxn_t *w, MDB_txn *txn, const fr_write_batch_t *b, fr_
  * only runs when a pessimistic bound of the group's pages comes near the end of the map. */
 #define FR_COMMIT_HEADROOM (64u << 10)
 
-static int keep_headroom(fr_wtxn_t *w, MDB_txn *txn, const fr_write_batch_t *b)
+/* Adds batch b to the group's pessimistic page bound; true when the group, b included, still
+ * ends well before the end of the map (then no probe is needed). */
+static bool headroom_by_bound(fr_wtxn_t *w, MDB_txn *txn, const fr_write_batch_t *b)
 {
     fr_store_t *s = w->store;
     MDB_envinfo ei;
     MDB_stat rows, env;
-    if (mdb_env_info(s->env, &ei) == MDB_SUCCESS && mdb_env_stat(s->env, &env) == MDB_SUCCESS &&
-        mdb_stat(txn, s->rows, &rows) == MDB_SUCCESS) {
-        /* A row copies and may split every page of its root-to-leaf path, plus its overflow pages;
-         * a batch also rewrites a few meta/sources pages. */
-        uint64_t psize = env.ms_psize, per_row = 2 * ((uint64_t)rows.ms_depth + 1);
-        for (size_t i = 0; i < b->row_count; i++)
-            w->pages_bound += per_row + (16 + (uint64_t)b->rows[i].values_len) / psize + 1;
-        w->pages_bound += 64;
-        if ((ei.me_last_pgno + 1 + w->pages_bound) * psize + FR_COMMIT_HEADROOM <= ei.me_mapsize)
-            return MDB_SUCCESS;
-    }
+    if (mdb_env_info(s->env, &ei) != MDB_SUCCESS || mdb_env_stat(s->env, &env) != MDB_SUCCESS ||
+        mdb_stat(txn, s->rows, &rows) != MDB_SUCCESS)
+        return false;
+    /* A row copies and may split every page of its root-to-leaf path, plus its overflow pages;
+     * a batch also rewrites a few meta/sources pages. */
+    uint64_t psize = env.ms_psize, per_row = 2 * ((uint64_t)rows.ms_depth + 1);
+    for (size_t i = 0; i < b->row_count; i++)
+        w->pages_bound += per_row + (16 + (uint64_t)b->rows[i].values_len) / psize + 1;
+    w->pages_bound += 64;
+    return (ei.me_last_pgno + 1 + w->pages_bound) * psize + FR_COMMIT_HEADROOM <= ei.me_mapsize;
+}
+
+static int keep_headroom(fr_wtxn_t *w, MDB_txn *txn, const fr_write_batch_t *b)
+{
+    if (headroom_by_bound(w, txn, b))
+        return MDB_SUCCESS;
+    fr_store_t *s = w->store;
     MDB_txn *probe;
     int mrc = FR_MDB(mdb_txn_begin(s->env, txn, 0, &probe));
     if (mrc != MDB_SUCCESS)
@@ -323,6 +331,17 @@ int fr_store_write_apply(fr_wtxn_t *w, const fr_write_batch_t *b, fr_write_resul
     memset(res, 0, sizeof *res);
     if (b->source && strlen(b->source) > 255)
         return FR_E_BAD_REQUEST;
+    if (w->abandoned)
+        return FR_E_STORAGE; /* the pass is being given up; its outcome is discarded */
+    if (w->flat) {
+        /* Near the end of the map only the isolated pass can tell exactly which batch fits. */
+        int mrc = headroom_by_bound(w, w->txn, b) ? apply_rows(w, w->txn, b, res) : MDB_MAP_FULL;
+        if (mrc == MDB_SUCCESS)
+            return FR_OK;
+        w->abandoned = true;
+        memset(res, 0, sizeof *res);
+        return fr_store_mdb_err(mrc);
+    }
     MDB_txn *child;
     int mrc = FR_MDB(mdb_txn_begin(w->store->env, w->txn, 0, &child));
     if (mrc != MDB_SUCCESS)
@@ -360,8 +379,9 @@ int fr_store_write_registry(fr_wtxn_t *w, const char *json, size_t len, bool dry
     if (rc != FR_OK)
         goto out;
     MDB_val k = {8, "registry"}, v = {out_len, out};
-    int mrc = FR_MDB(mdb_put(w->txn, w->store->meta, &k, &v, 0));
+    int mrc = w->abandoned ? EIO : FR_MDB(mdb_put(w->txn, w->store->meta, &k, &v, 0));
     if (mrc != MDB_SUCCESS) {
+        w->abandoned = w->flat; /* an isolated group's commit reports the broken transaction */
         *why = mdb_strerror(mrc);
         rc = fr_store_mdb_err(mrc);
         goto out;
@@ -396,6 +416,24 @@ int fr_store_write_commit(fr_wtxn_t *w)
     fr_registry_release(w->new_registry);
     free(w);
     return rc;
+}
+
+int fr_store_write_group(fr_store_t *s, void (*apply)(fr_wtxn_t *w, void *arg), void *arg)
+{
+    fr_wtxn_t *w;
+    int rc = fr_store_write_begin(s, &w);
+    if (rc != FR_OK)
+        return rc;
+    w->flat = true;
+    apply(w, arg);
+    if (w->abandoned) {
+        fr_store_write_abort(w);
+        rc = fr_store_write_begin(s, &w);
+        if (rc != FR_OK)
+            return rc;
+        apply(w, arg);
+    }
+    return fr_store_write_commit(w);
 }
 
 void fr_store_write_abort(fr_wtxn_t *w)

@@ -1,8 +1,9 @@
 /* Fault injection over the store: for every N, make the Nth allocation (or the Nth LMDB write
- * call) fail during a scenario of open → apply registry → one group of three batches → read →
- * close, then reopen without faults and check that nothing was half-applied: each batch is all or
- * nothing, its source position moves with its rows, the registry is whole, and the store still
- * takes writes. ASan checks that no failure path leaks or touches freed memory. */
+ * call) fail during a scenario of open → apply registry → one group of three batches (run as the
+ * server runs it, through fr_store_write_group) → read → close, then reopen without faults and
+ * check that nothing was half-applied: each batch is all or nothing, its source position moves
+ * with its rows, the registry is whole, and the store still takes writes. ASan checks that no
+ * failure path leaks or touches freed memory. */
 #include <criterion/criterion.h>
 #include <jansson.h>
 #include <msgpack.h>
@@ -59,6 +60,22 @@ static void make_batch(const fr_view_def_t *v, int b, fr_write_row_t *rows, size
     }
 }
 
+/* The group of the scenario, as the server's writer runs it: a flat pass first, and on a storage
+ * failure a second pass with every batch isolated. */
+static void apply_three(fr_wtxn_t *w, void *arg)
+{
+    const fr_view_def_t *v = arg;
+    uint8_t val[2] = {0x91, 0x07}; /* msgpack [7] */
+    for (int b = 0; b < 3; b++) {
+        fr_write_row_t rows[3];
+        size_t n;
+        make_batch(v, b, rows, &n, val);
+        fr_write_batch_t batch = {b == 1 ? "s1" : NULL, 0, rows, n};
+        fr_write_result_t res;
+        fr_store_write_apply(w, &batch, &res);
+    }
+}
+
 static void scenario(void)
 {
     fr_store_t *s;
@@ -74,18 +91,8 @@ static void scenario(void)
     }
     fr_registry_t *reg = fr_store_registry(s);
     const fr_view_def_t *v = reg ? fr_registry_view(reg, "v") : NULL;
-    uint8_t val[2] = {0x91, 0x07}; /* msgpack [7] */
-    if (v && fr_store_write_begin(s, &w) == FR_OK) {
-        for (int b = 0; b < 3; b++) {
-            fr_write_row_t rows[3];
-            size_t n;
-            make_batch(v, b, rows, &n, val);
-            fr_write_batch_t batch = {b == 1 ? "s1" : NULL, 0, rows, n};
-            fr_write_result_t res;
-            fr_store_write_apply(w, &batch, &res);
-        }
-        fr_store_write_commit(w);
-    }
+    if (v)
+        fr_store_write_group(s, apply_three, (void *)v);
     fr_rtxn_t *r;
     if (v && fr_rtxn_new(s, &r) == FR_OK) {
         if (fr_rtxn_begin(r) == FR_OK) {

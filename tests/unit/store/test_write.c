@@ -448,39 +448,67 @@ Test(write, source_name_longer_than_255_is_rejected_without_writing)
 
 /* ---- a full map ---- */
 
+typedef struct {
+    const fr_view_def_t *v;
+    int per;
+    size_t blob_len;
+    int batch, rc, passes;
+    uint64_t seq_ok;
+    fr_write_result_t res;
+} fill_t;
+
+/* Applies batches of f->per rows to w until one is refused (a group pass). */
+static void fill_pass(fr_wtxn_t *w, void *arg)
+{
+    fill_t *f = arg;
+    f->passes++;
+    f->rc = FR_OK;
+    f->seq_ok = 0;
+    owned_row_t own[32];
+    fr_write_row_t rows[32];
+    for (f->batch = 0; f->batch < 100000; f->batch++) {
+        make_rows(f->v, own, rows, (size_t)f->per, "u", f->batch * f->per, f->batch * f->per,
+                  f->blob_len);
+        fr_write_batch_t b = {.source = "big", .rows = rows, .row_count = (size_t)f->per};
+        f->rc = fr_store_write_apply(w, &b, &f->res);
+        free_rows(own, (size_t)f->per);
+        if (f->rc != FR_OK)
+            break;
+        cr_assert_eq(f->res.written, (uint32_t)f->per);
+        f->seq_ok = f->res.last_write_seq;
+    }
+}
+
 /* Fills one group with batches of `per` rows (blob_len bytes each) until a batch gets
- * FR_E_STORAGE_FULL, commits the group and checks that exactly the earlier batches are stored. */
-static void fill_until_full(uint64_t map_size, int per, size_t blob_len)
+ * FR_E_STORAGE_FULL, commits the group and checks that exactly the earlier batches are stored.
+ * via_group runs it as the server does (fr_store_write_group): the flat pass must give up near
+ * the end of the map and the isolated pass decide. */
+static void fill_until_full(uint64_t map_size, int per, size_t blob_len, bool via_group)
 {
     st_env_t e;
     st_open(&e, ST_NOW_US, map_size);
     cr_assert_eq(st_apply_registry(&e, REG, NULL), FR_OK);
     fr_registry_t *reg;
     const fr_view_def_t *v = st_view(&e, &reg, "v");
-    fr_wtxn_t *w;
-    cr_assert_eq(fr_store_write_begin(e.store, &w), FR_OK);
-    owned_row_t own[32];
-    fr_write_row_t rows[32];
     cr_assert_leq(per, 32);
-    int batch = 0, rc = FR_OK;
-    uint64_t seq_ok = 0;
-    fr_write_result_t res;
-    for (; batch < 100000; batch++) {
-        make_rows(v, own, rows, (size_t)per, "u", batch * per, batch * per, blob_len);
-        fr_write_batch_t b = {.source = "big", .rows = rows, .row_count = (size_t)per};
-        rc = fr_store_write_apply(w, &b, &res);
-        free_rows(own, (size_t)per);
-        if (rc != FR_OK)
-            break;
-        cr_assert_eq(res.written, (uint32_t)per);
-        seq_ok = res.last_write_seq;
+    fill_t f = {.v = v, .per = per, .blob_len = blob_len};
+    int rc2;
+    if (via_group) {
+        rc2 = fr_store_write_group(e.store, fill_pass, &f);
+        cr_assert_eq(f.passes, 2, "the flat pass gives up near the end of the map");
+    } else {
+        fr_wtxn_t *w;
+        cr_assert_eq(fr_store_write_begin(e.store, &w), FR_OK);
+        fill_pass(w, &f);
+        rc2 = fr_store_write_commit(w);
     }
+    int batch = f.batch, rc = f.rc;
+    uint64_t seq_ok = f.seq_ok;
     cr_assert_eq(rc, FR_E_STORAGE_FULL, "got %s after %d batches", fr_err_name(rc), batch);
     cr_assert_gt(batch, 1, "some batches must fit");
-    cr_assert_eq(res.written, 0, "a failed batch reports nothing written");
-    cr_assert_eq(info_write_seq(&e), seq_ok, "the failed batch's write_seqs are given back");
-    int rc2 = fr_store_write_commit(w);
+    cr_assert_eq(f.res.written, 0, "a failed batch reports nothing written");
     cr_assert_eq(rc2, FR_OK, "commit after a full batch: %s", fr_err_name(rc2));
+    cr_assert_eq(info_write_seq(&e), seq_ok, "the failed batch's write_seqs are given back");
 
     /* every earlier batch is there, nothing of the failed one; reads still work */
     fr_rtxn_t *r;
@@ -515,15 +543,69 @@ static void fill_until_full(uint64_t map_size, int per, size_t blob_len)
 
 Test(write, map_full_batch_is_undone_and_the_group_still_commits)
 {
-    fill_until_full(256 << 10, 8, 1000);
+    fill_until_full(256 << 10, 8, 1000, false);
+    fill_until_full(256 << 10, 8, 1000, true);
 }
 
 /* Regression: the last batch that fit could leave no pages for LMDB's freelist, so the group's
  * commit itself failed with STORAGE_FULL and every earlier batch of the group was lost. */
 Test(write, regression_group_commit_failed_with_storage_full_after_a_full_batch)
 {
-    fill_until_full(4u << 20, 32, 200);
-    fill_until_full(1u << 20, 1, 3000);
+    fill_until_full(4u << 20, 32, 200, false);
+    fill_until_full(1u << 20, 1, 3000, false);
+    fill_until_full(4u << 20, 32, 200, true);
+}
+
+/* ---- group commits (fr_store_write_group) ---- */
+
+typedef struct {
+    fr_write_batch_t b[3];
+    fr_write_result_t res[3];
+    int rc[3], passes;
+} group3_t;
+
+static void group3_pass(fr_wtxn_t *w, void *arg)
+{
+    group3_t *g = arg;
+    g->passes++;
+    for (int i = 0; i < 3; i++)
+        g->rc[i] = fr_store_write_apply(w, &g->b[i], &g->res[i]);
+}
+
+/* The flat pass applies every batch in the group's one transaction: a later batch sees the rows
+ * and the source position of an earlier one exactly as if they had committed before it. */
+Test(write, group_flat_pass_sees_its_own_earlier_batches)
+{
+    st_env_t e;
+    st_open(&e, ST_NOW_US, 0);
+    cr_assert_eq(st_apply_registry(&e, REG, NULL), FR_OK);
+    fr_registry_t *reg;
+    const fr_view_def_t *v = st_view(&e, &reg, "v");
+    owned_row_t own[3][4];
+    fr_write_row_t rows[3][4];
+    make_rows(v, own[0], rows[0], 4, "u", 0, 100, 0);  /* offsets 0..3 */
+    make_rows(v, own[1], rows[1], 4, "u", 2, 200, 0);  /* offsets 2..5: 2 and 3 are replays */
+    make_rows(v, own[2], rows[2], 4, "u", 0, 100, 0);  /* no source: same values, same time */
+    group3_t g = {.b = {{"s", 0, rows[0], 4}, {"s", 0, rows[1], 4}, {NULL, 0, rows[2], 4}}};
+    cr_assert_eq(fr_store_write_group(e.store, group3_pass, &g), FR_OK);
+    cr_assert_eq(g.passes, 1, "nothing failed: one flat pass");
+    for (int i = 0; i < 3; i++)
+        cr_assert_eq(g.rc[i], FR_OK, "batch %d: %s", i, fr_err_name(g.rc[i]));
+    cr_assert_eq(g.res[0].written, 4);
+    cr_assert_eq(g.res[1].duplicates, 2);
+    cr_assert_eq(g.res[1].written, 2);
+    cr_assert_eq(g.res[1].high_water, 5);
+    cr_assert_eq(g.res[2].unchanged, 4, "equal to the newest versions written just before");
+    cr_assert_eq(g.res[2].written, 0);
+    cr_assert_eq(read_x(&e, v, "u3"), 103, "the replayed offset 3 did not overwrite");
+    cr_assert_eq(read_x(&e, v, "u5"), 203);
+    cr_assert_eq(source_pos(&e, "s", 0), 5);
+    cr_assert_eq(st_view_stat(&e, v->id).versions, 6);
+    cr_assert_eq(info_write_seq(&e), g.res[1].last_write_seq);
+    for (int i = 0; i < 3; i++)
+        free_rows(own[i], 4);
+    fr_registry_release(reg);
+    st_close(&e);
 }
 
 /* ---- registry ---- */
