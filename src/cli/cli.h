@@ -43,6 +43,9 @@ const char *fr_cli_flag_value(fr_cli_ctx_t *ctx, int *i);
 #include "freshet/types.h"
 void fr_cli_json_str(FILE *out, const char *s, size_t n);
 void fr_cli_json_value(FILE *out, const fr_value_t *v);
+/* Writes an int64, double, float or bool value the way both CSV and JSON spell it; false (and
+ * nothing written) for the other types, whose spelling differs between the two. */
+bool fr_cli_scalar_value(FILE *out, const fr_value_t *v);
 /* Shortest text that parses back to exactly x. */
 void fr_cli_fmt_double(char *buf, size_t n, double x);
 void fr_cli_fmt_float(char *buf, size_t n, float x);

@@ -101,34 +101,15 @@ static void csv_field(FILE *out, const char *s, size_t n)
 
 static void csv_value(FILE *out, const fr_value_t *v)
 {
-    char buf[64];
-    switch (v->type) {
-    case FR_TYPE_NONE:
+    if (fr_cli_scalar_value(out, v))
         return;
-    case FR_TYPE_INT64:
-        fprintf(out, "%lld", (long long)v->u.i64);
-        return;
-    case FR_TYPE_DOUBLE:
-        fr_cli_fmt_double(buf, sizeof buf, v->u.f64);
-        fputs(buf, out);
-        return;
-    case FR_TYPE_FLOAT:
-        fr_cli_fmt_float(buf, sizeof buf, v->u.f32);
-        fputs(buf, out);
-        return;
-    case FR_TYPE_BOOL:
-        fputs(v->u.b ? "true" : "false", out);
-        return;
-    case FR_TYPE_STRING:
-    case FR_TYPE_BYTES:
+    if (v->type == FR_TYPE_STRING || v->type == FR_TYPE_BYTES) {
         csv_field(out, v->u.str, v->len);
-        return;
-    case FR_TYPE_FLOAT_LIST:
+    } else if (v->type == FR_TYPE_FLOAT_LIST) {
         fputc('"', out);
         fr_cli_json_value(out, v);
         fputc('"', out);
-        return;
-    }
+    } /* FR_TYPE_NONE (null): an empty field */
 }
 
 /* msgpack output: the packer writes many pieces of a few bytes each; they are gathered here and

@@ -124,24 +124,35 @@ void fr_cli_fmt_float(char *buf, size_t n, float x)
     }
 }
 
-void fr_cli_json_value(FILE *out, const fr_value_t *v)
+bool fr_cli_scalar_value(FILE *out, const fr_value_t *v)
 {
     char num[40];
     switch (v->type) {
     case FR_TYPE_INT64:
         fprintf(out, "%lld", (long long)v->u.i64);
-        return;
+        return true;
     case FR_TYPE_DOUBLE:
         fr_cli_fmt_double(num, sizeof num, v->u.f64);
         fputs(num, out);
-        return;
+        return true;
     case FR_TYPE_FLOAT:
         fr_cli_fmt_float(num, sizeof num, v->u.f32);
         fputs(num, out);
-        return;
+        return true;
     case FR_TYPE_BOOL:
         fputs(v->u.b ? "true" : "false", out);
+        return true;
+    default:
+        return false;
+    }
+}
+
+void fr_cli_json_value(FILE *out, const fr_value_t *v)
+{
+    if (fr_cli_scalar_value(out, v))
         return;
+    char num[40];
+    switch (v->type) {
     case FR_TYPE_STRING:
     case FR_TYPE_BYTES:
         fr_cli_json_str(out, v->u.str, v->len);
