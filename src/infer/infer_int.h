@@ -138,10 +138,8 @@ typedef struct fr_iworker fr_iworker_t;
 typedef struct fr_iconn fr_iconn_t;
 
 struct fr_iconn {
-    fr_iconn_t *prev, *next;
+    fr_loop_conn_t link; /* first: the loop's list, the socket, the drain flag */
     fr_iworker_t *worker;
-    struct bufferevent *bev;
-    int close_after_flush;
 };
 
 struct fr_iworker {
@@ -149,8 +147,6 @@ struct fr_iworker {
     unsigned index;
     fr_loop_t loop;          /* thread, event loop, socket hand-over (src/net/loop.h) */
     struct event_base *base; /* loop.base */
-    fr_iconn_t *conns;
-    size_t conn_count;
     struct evhttp *http;
     fr_client_t *fresh; /* this worker's connection to freshetd; NULL until needed */
     fr_buf_t out;

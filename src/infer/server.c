@@ -26,20 +26,13 @@
 
 static void conn_free(fr_iconn_t *c)
 {
-    fr_iworker_t *w = c->worker;
-    if (c->bev)
-        bufferevent_free(c->bev);
-    if (c->prev)
-        c->prev->next = c->next;
-    else
-        w->conns = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
-    w->conn_count--;
+    if (c->link.bev)
+        bufferevent_free(c->link.bev);
+    fr_loop_conn_remove(&c->worker->loop, &c->link);
     free(c);
-    if (atomic_load(&w->loop.stopping) && w->conn_count == 0)
-        event_base_loopexit(w->base, NULL);
 }
+
+static void conn_close(fr_loop_conn_t *link) { conn_free((fr_iconn_t *)link); }
 
 static void on_read(struct bufferevent *bev, void *arg)
 {
@@ -47,7 +40,7 @@ static void on_read(struct bufferevent *bev, void *arg)
     fr_iworker_t *w = c->worker;
     struct evbuffer *in = bufferevent_get_input(bev);
     uint32_t max_body = (uint32_t)w->server->cfg.max_frame;
-    while (!c->close_after_flush) {
+    while (!c->link.close_after_flush) {
         size_t avail = evbuffer_get_length(in);
         if (avail < FR_FRAME_HEADER)
             break;
@@ -67,7 +60,7 @@ static void on_read(struct bufferevent *bev, void *arg)
             if (fr_frame_encode_msg(&w->out, f.request_id, (uint16_t)(f.op | FR_OP_RESPONSE),
                                     freshet_ScoreResponse_fields, &r) == FR_OK)
                 bufferevent_write(bev, w->out.data, w->out.len);
-            c->close_after_flush = 1;
+            c->link.close_after_flush = 1;
             bufferevent_disable(bev, EV_READ);
             if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
                 conn_free(c);
@@ -91,7 +84,7 @@ static void on_write(struct bufferevent *bev, void *arg)
 {
     fr_iconn_t *c = arg;
     (void)bev;
-    if (c->close_after_flush)
+    if (c->link.close_after_flush)
         conn_free(c);
 }
 
@@ -118,12 +111,8 @@ static void add_conn(fr_iworker_t *w, int fd)
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     c->worker = w;
-    c->bev = bev;
-    c->next = w->conns;
-    if (w->conns)
-        w->conns->prev = c;
-    w->conns = c;
-    w->conn_count++;
+    c->link.bev = bev;
+    fr_loop_conn_add(&w->loop, &c->link);
     bufferevent_setcb(bev, on_read, on_write, on_event, c);
     bufferevent_enable(bev, EV_READ | EV_WRITE);
 }
@@ -144,19 +133,7 @@ static void on_notify(evutil_socket_t fd, short what, void *arg)
     if (!stopping)
         return;
     /* stop reading; close each connection once its replies are flushed */
-    fr_iconn_t *c = w->conns;
-    while (c) {
-        fr_iconn_t *next = c->next;
-        if (!c->close_after_flush) {
-            c->close_after_flush = 1;
-            bufferevent_disable(c->bev, EV_READ);
-            if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
-                conn_free(c);
-        }
-        c = next;
-    }
-    if (w->conn_count == 0)
-        event_base_loopexit(w->base, NULL);
+    fr_loop_drain(&w->loop, NULL, conn_close);
 }
 
 static int worker_start(fr_infer_t *s, fr_iworker_t *w, unsigned index)
@@ -178,8 +155,8 @@ static void worker_fini(fr_iworker_t *w)
     if (!w->server) /* never started */
         return;
     fr_loop_join(&w->loop);
-    while (w->conns)
-        conn_free(w->conns);
+    while (w->loop.conns)
+        conn_free((fr_iconn_t *)w->loop.conns);
     if (w->http)
         evhttp_free(w->http);
     fr_loop_fini(&w->loop);

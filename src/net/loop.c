@@ -4,6 +4,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/thread.h>
 
 #include "freshet/err.h"
@@ -96,6 +98,48 @@ void fr_loop_stop(fr_loop_t *l, int grace_s)
     fr_loop_wake(l);
     struct timeval grace = {grace_s, 0};
     event_base_loopexit(l->base, &grace);
+}
+
+void fr_loop_conn_add(fr_loop_t *l, fr_loop_conn_t *c)
+{
+    c->prev = NULL;
+    c->next = l->conns;
+    if (l->conns)
+        l->conns->prev = c;
+    l->conns = c;
+    l->conn_count++;
+}
+
+void fr_loop_conn_remove(fr_loop_t *l, fr_loop_conn_t *c)
+{
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        l->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    c->prev = c->next = NULL;
+    l->conn_count--;
+    if (atomic_load(&l->stopping) && l->conn_count == 0)
+        event_base_loopexit(l->base, NULL);
+}
+
+void fr_loop_drain(fr_loop_t *l, int (*idle)(const fr_loop_conn_t *c),
+                   void (*close_conn)(fr_loop_conn_t *c))
+{
+    fr_loop_conn_t *c = l->conns;
+    while (c) {
+        fr_loop_conn_t *next = c->next; /* close_conn may free c */
+        if (c->bev && !c->close_after_flush) {
+            c->close_after_flush = 1;
+            bufferevent_disable(c->bev, EV_READ);
+            if ((!idle || idle(c)) && evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+                close_conn(c);
+        }
+        c = next;
+    }
+    if (l->conn_count == 0)
+        event_base_loopexit(l->base, NULL);
 }
 
 void fr_loop_join(fr_loop_t *l)

@@ -15,6 +15,14 @@
 
 #include <event2/event.h>
 
+/* A connection as its loop tracks it. The owner embeds it as the first member of its own
+ * connection struct (and casts back from it); only the owner's loop thread touches it. */
+typedef struct fr_loop_conn {
+    struct fr_loop_conn *prev, *next;
+    struct bufferevent *bev; /* NULL once the owner has closed the socket */
+    int close_after_flush;   /* draining: reading stopped, freed once its replies are flushed */
+} fr_loop_conn_t;
+
 typedef struct {
     struct event_base *base;
     struct event *wake; /* runs the owner's callback on the loop */
@@ -24,6 +32,8 @@ typedef struct {
     int *new_fds; /* handed over, not yet taken */
     size_t new_fd_count, new_fd_cap;
     atomic_int stopping; /* set by fr_loop_stop; also read outside the lock */
+    fr_loop_conn_t *conns; /* the open connections (loop thread only) */
+    size_t conn_count;
 } fr_loop_t;
 
 /* Once per process, before any loop: libevent's pthread locking (bases are woken from other
@@ -46,6 +56,15 @@ int *fr_loop_take(fr_loop_t *l, size_t *n, int *stopping);
  * replies are flushed, then exits the loop); after grace_s seconds the loop exits regardless, so a
  * peer that never reads cannot hold shutdown hostage. */
 void fr_loop_stop(fr_loop_t *l, int grace_s);
+/* Tracks / stops tracking a connection (on the loop). Removing the last connection of a stopping
+ * loop ends the loop. The owner frees its connection after removing it. */
+void fr_loop_conn_add(fr_loop_t *l, fr_loop_conn_t *c);
+void fr_loop_conn_remove(fr_loop_t *l, fr_loop_conn_t *c);
+/* The drain of a stopping loop (on the loop): every connection with a socket stops reading and is
+ * marked close_after_flush; those with no reply left to send, and for which idle(c) holds (NULL:
+ * always), are closed now through close_conn. Ends the loop when none is left. */
+void fr_loop_drain(fr_loop_t *l, int (*idle)(const fr_loop_conn_t *c),
+                   void (*close_conn)(fr_loop_conn_t *c));
 /* Waits for the thread (if started). Then the owner frees what is left on the base. */
 void fr_loop_join(fr_loop_t *l);
 /* Frees the wake event, the base, the queue (closing sockets never taken) and the lock. */

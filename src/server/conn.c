@@ -17,32 +17,28 @@ static void conn_free(fr_conn_t *c)
 {
     fr_worker_t *w = c->worker;
     fr_conn_export_end(c);
-    if (c->bev) {
-        bufferevent_free(c->bev);
-        c->bev = NULL;
+    if (c->link.bev) {
+        bufferevent_free(c->link.bev);
+        c->link.bev = NULL;
         atomic_fetch_sub(&w->server->stats.connections_open, 1);
     }
     if (c->pending) {
         c->closed = 1; /* the writer still holds jobs pointing here */
         return;
     }
-    if (c->prev)
-        c->prev->next = c->next;
-    else
-        w->conns = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
-    w->conn_count--;
+    fr_loop_conn_remove(&w->loop, &c->link);
     free(c);
-    if (atomic_load(&w->loop.stopping) && w->conn_count == 0)
-        event_base_loopexit(w->base, NULL);
 }
+
+/* fr_loop_drain's view of a connection: idle when the writer holds none of its jobs. */
+static int conn_idle(const fr_loop_conn_t *link) { return ((const fr_conn_t *)link)->pending == 0; }
+static void conn_close(fr_loop_conn_t *link) { conn_free((fr_conn_t *)link); }
 
 void fr_conn_send(fr_conn_t *c, const fr_buf_t *frame)
 {
-    if (c->closed || !c->bev)
+    if (c->closed || !c->link.bev)
         return;
-    bufferevent_write(c->bev, frame->data, frame->len);
+    bufferevent_write(c->link.bev, frame->data, frame->len);
 }
 
 /* Idle connections wait idle_timeout_ms (0: forever); a frame that has started must complete
@@ -55,7 +51,7 @@ static void update_timeouts(fr_conn_t *c, int partial)
     const fr_config_t *cfg = &c->worker->server->cfg;
     int64_t ms = partial ? cfg->read_timeout_ms : cfg->idle_timeout_ms;
     struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
-    bufferevent_set_timeouts(c->bev, ms > 0 ? &tv : NULL, NULL);
+    bufferevent_set_timeouts(c->link.bev, ms > 0 ? &tv : NULL, NULL);
 }
 
 static void on_read(struct bufferevent *bev, void *arg)
@@ -65,7 +61,7 @@ static void on_read(struct bufferevent *bev, void *arg)
     struct evbuffer *in = bufferevent_get_input(bev);
     uint32_t max_body = (uint32_t)w->server->cfg.max_frame;
     size_t max_out = (size_t)w->server->cfg.max_output_mb << 20;
-    while (!c->close_after_flush) {
+    while (!c->link.close_after_flush) {
         if (evbuffer_get_length(bufferevent_get_output(bev)) > max_out) {
             /* the client does not read its replies: stop reading its requests (TCP pushes back)
              * until half of them are flushed; on_write resumes */
@@ -93,7 +89,7 @@ static void on_read(struct bufferevent *bev, void *arg)
             if (fr_encode_error(&w->out, f.request_id, (uint16_t)(f.op | FR_OP_RESPONSE),
                                 FR_E_TOO_LARGE, msg) == FR_OK)
                 fr_conn_send(c, &w->out);
-            c->close_after_flush = 1;
+            c->link.close_after_flush = 1;
             bufferevent_disable(bev, EV_READ);
             if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
                 conn_free(c);
@@ -112,14 +108,14 @@ static void on_read(struct bufferevent *bev, void *arg)
         fr_handle_frame(w, c, &f, body);
         evbuffer_drain(in, f.body_len);
     }
-    if (!c->close_after_flush)
+    if (!c->link.close_after_flush)
         update_timeouts(c, evbuffer_get_length(in) > 0);
 }
 
 static void on_write(struct bufferevent *bev, void *arg)
 {
     fr_conn_t *c = arg;
-    if (c->close_after_flush) {
+    if (c->link.close_after_flush) {
         conn_free(c);
         return;
     }
@@ -162,12 +158,8 @@ static void add_conn(fr_worker_t *w, int fd)
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     c->worker = w;
     c->role = s->auth ? FR_ROLE_NONE : FR_ROLE_ADMIN; /* with auth, a Hello must come first */
-    c->bev = bev;
-    c->next = w->conns;
-    if (w->conns)
-        w->conns->prev = c;
-    w->conns = c;
-    w->conn_count++;
+    c->link.bev = bev;
+    fr_loop_conn_add(&w->loop, &c->link);
     atomic_fetch_add(&s->stats.connections_open, 1);
     atomic_fetch_add(&s->stats.connections_total, 1);
     bufferevent_setcb(bev, on_read, on_write, on_event, c);
@@ -213,19 +205,7 @@ static void on_notify(evutil_socket_t fd, short what, void *arg)
     }
     if (stopping) {
         /* stop reading; close each connection once its replies are flushed */
-        fr_conn_t *c = w->conns;
-        while (c) {
-            fr_conn_t *next = c->next;
-            if (c->bev && !c->close_after_flush) {
-                c->close_after_flush = 1;
-                bufferevent_disable(c->bev, EV_READ);
-                if (c->pending == 0 && evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
-                    conn_free(c);
-            }
-            c = next;
-        }
-        if (w->conn_count == 0)
-            event_base_loopexit(w->base, NULL);
+        fr_loop_drain(&w->loop, conn_idle, conn_close);
     }
 }
 
@@ -282,8 +262,8 @@ void fr_worker_join(fr_worker_t *w)
     if (w->http)
         fr_http_stop(w);
     /* connections still open after the drain are closed here */
-    while (w->conns) {
-        fr_conn_t *c = w->conns;
+    while (w->loop.conns) {
+        fr_conn_t *c = (fr_conn_t *)w->loop.conns;
         c->pending = 0;
         conn_free(c);
     }

@@ -90,7 +90,7 @@ static void peer_name(const fr_conn_t *c, char *out, size_t n)
     struct sockaddr_storage ss;
     socklen_t len = sizeof ss;
     snprintf(out, n, "?");
-    if (!c->bev || getpeername(bufferevent_getfd(c->bev), (struct sockaddr *)&ss, &len) != 0)
+    if (!c->link.bev || getpeername(bufferevent_getfd(c->link.bev), (struct sockaddr *)&ss, &len) != 0)
         return;
     char host[INET6_ADDRSTRLEN] = "?";
     if (ss.ss_family == AF_INET) {

@@ -86,12 +86,10 @@ typedef struct fr_job {
 } fr_job_t;
 
 struct fr_conn {
-    fr_conn_t *prev, *next;
+    fr_loop_conn_t link; /* first: the loop's list, the socket, the drain flag (net/loop.h) */
     fr_worker_t *worker;
-    struct bufferevent *bev;
     unsigned pending; /* jobs at the writer */
     int closed;       /* socket gone; freed when pending reaches 0 */
-    int close_after_flush;
     fr_rtxn_t *export_rtxn; /* snapshot pinned by a running export (reads.c) */
     int busy_latched;       /* a Put got BUSY: refuse Puts until one says resume */
     int paused;             /* reading stopped: too many replies queued (max_output_mb) */
@@ -112,8 +110,6 @@ struct fr_worker {
     fr_loop_t loop;          /* thread, event loop, socket hand-over (src/net/loop.h) */
     struct event_base *base; /* loop.base */
     fr_job_t *done_head, *done_tail; /* finished by the writer; guarded by loop.lock */
-    fr_conn_t *conns;
-    size_t conn_count;
     fr_rtxn_t *rtxn;
     fr_buf_t out; /* reply being encoded */
     int last_rc;   /* code of the last reply sent by a handler (for latency labels) */
