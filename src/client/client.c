@@ -173,6 +173,20 @@ static int connect_fail(fr_client_t *c, const fr_client_opts_t *o, int rc, const
     return rc;
 }
 
+fr_client_t *fr_client_alloc(int fd, int timeout_ms)
+{
+    fr_client_t *c = calloc(1, sizeof *c);
+    if (!c)
+        return NULL;
+    c->fd = fd;
+    c->timeout_ms = timeout_ms > 0 ? timeout_ms : 30000;
+    c->batch_rows = 1000;
+    c->next_id = 1;
+    fr_buf_init(&c->wbuf, 0);
+    fr_buf_init(&c->rbuf, 0);
+    return c;
+}
+
 int fr_client_connect_opts(const char *addr, const fr_client_opts_t *opts, fr_client_t **out)
 {
     static const fr_client_opts_t defaults = {0};
@@ -182,15 +196,9 @@ int fr_client_connect_opts(const char *addr, const fr_client_opts_t *opts, fr_cl
     *out = NULL;
     if (!addr || split_addr(addr, host, sizeof host, port, sizeof port) != 0)
         return connect_fail(NULL, o, FR_E_BAD_ARG, "address: expected HOST:PORT");
-    fr_client_t *c = calloc(1, sizeof *c);
+    fr_client_t *c = fr_client_alloc(-1, timeout_ms);
     if (!c)
         return FR_E_NOMEM;
-    c->fd = -1;
-    c->timeout_ms = timeout_ms > 0 ? timeout_ms : 30000;
-    c->batch_rows = 1000;
-    c->next_id = 1;
-    fr_buf_init(&c->wbuf, 0);
-    fr_buf_init(&c->rbuf, 0);
     struct addrinfo hints = {0}, *res = NULL;
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_STREAM;

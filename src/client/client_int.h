@@ -35,6 +35,10 @@ struct fr_client {
     } colcache;
 };
 
+/* A client on socket fd (-1: none yet) with the defaults every connection starts from (timeout_ms
+ * <= 0: 30 s); NULL without memory. fr_client_connect_opts and the fuzz targets, which read
+ * crafted replies from a socketpair or need only a schema, start here. */
+fr_client_t *fr_client_alloc(int fd, int timeout_ms);
 int fr_client_failf(fr_client_t *c, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* Encodes a request frame into wbuf; returns its id. */
 uint32_t fr_client_queue(fr_client_t *c, uint16_t op, const pb_msgdesc_t *fields, const void *msg,

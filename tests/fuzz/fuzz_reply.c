@@ -17,17 +17,12 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
+/* The first request (if the call sends one) gets id 1, as the crafted reply says. */
 static fr_client_t *client_on(int fd)
 {
-    fr_client_t *c = calloc(1, sizeof *c);
+    fr_client_t *c = fr_client_alloc(fd, 2000);
     if (!c)
         abort();
-    c->fd = fd;
-    c->timeout_ms = 2000;
-    c->batch_rows = 1000;
-    c->next_id = 1; /* the first request (if the call sends one) gets id 1, as the reply says */
-    fr_buf_init(&c->wbuf, 0);
-    fr_buf_init(&c->rbuf, 0);
     return c;
 }
 

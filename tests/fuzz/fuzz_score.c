@@ -43,12 +43,9 @@ static void setup(void)
         abort();
     }
     free(art);
-    fr_client_t *schema = calloc(1, sizeof *schema);
+    fr_client_t *schema = fr_client_alloc(-1, 0);
     if (!schema)
         abort();
-    schema->fd = -1;
-    fr_buf_init(&schema->wbuf, 0);
-    fr_buf_init(&schema->rbuf, 0);
     if (fr_registry_parse(REGISTRY, strlen(REGISTRY), &schema->registry, &swhy) != FR_OK) {
         fprintf(stderr, "fuzz_score: registry: %s\n", swhy);
         abort();
