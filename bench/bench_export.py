@@ -15,10 +15,12 @@
 3. Runs pandas merge_asof(direction="backward", tolerance=ttl, allow_exact_matches=True) per view on
    the same data and labels in a subprocess (so its peak RSS is its own): time of the joins alone
    and peak RSS (ru_maxrss) before and after.
-4. Spot-checks correctness: exports --check-labels labels to a file with the CLI and compares every
+4. With --python N: times the Python client's export_pit (labels DataFrame → DataFrame) on N
+   labels against the same store.
+5. Spot-checks correctness: exports --check-labels labels to a file with the CLI and compares every
    value with merge_asof's.
 
-Prints one JSON object per line (phase "load", "export", "pandas", "check"). Never run by tests.
+Prints one JSON object per line (phase "load", "export", "pandas", "python_export", "check"). Never run by tests.
 """
 import argparse
 import json
@@ -194,6 +196,8 @@ def main():
     ap.add_argument("--output-dir", help="write export files here instead of /dev/null")
     ap.add_argument("--check-labels", type=int, default=20000, help="0: skip the correctness check")
     ap.add_argument("--no-pandas", action="store_true")
+    ap.add_argument("--python", type=int, default=0,
+                    help="also time the Python client's export_pit on this many labels")
     ap.add_argument("--workdir", help="keep data here (default: a temporary directory, removed)")
     # internal: the pandas subprocess
     ap.add_argument("--pandas-worker", action="store_true", help=argparse.SUPPRESS)
@@ -271,6 +275,20 @@ def main():
                 else:
                     print(p.stdout.strip().splitlines()[-1], flush=True)
             os.unlink(lab)
+        if a.python:
+            # the Python client's export_pit into a DataFrame, same store, same kind of labels
+            n = a.python
+            ent, ts = gen_labels(a.seed, n, a.entities, a.t0, a.span, a.ttl)
+            labels = pd.DataFrame({"user_id": ent, "event_timestamp": ts, "label": ts % 2})
+            c = freshet.Client.from_addr(addr, timeout=600)
+            t0 = time.monotonic()
+            df = c.export_pit(labels, ["v1", "v2"])
+            wall = time.monotonic() - t0
+            c.close()
+            emit({"phase": "python_export", "labels": n, "seconds": round(wall, 3),
+                  "rows_per_s": round(n / wall), "columns": df.shape[1],
+                  "statuses": df.attrs["statuses"]})
+            del df, labels
         if a.check_labels:
             n = a.check_labels
             lab = os.path.join(work, f"labels_{n}.csv")

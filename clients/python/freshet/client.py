@@ -163,6 +163,15 @@ def _entity_bytes(v, what):
     return b
 
 
+def _ids_bytes(s, col, first_row):
+    """The entity ids of a Series already checked by _check_ids, as bytes (integer columns
+    converted by numpy at once rather than id by id)."""
+    if pd.api.types.is_integer_dtype(s.dtype) and not pd.api.types.is_bool_dtype(s.dtype):
+        return np.asarray(s.to_numpy()).astype("S").tolist()
+    return [_entity_bytes(v, f"row {first_row + i}, column \"{col}\"")
+            for i, v in enumerate(s.tolist())]
+
+
 def _check_ids(s, col):
     """Raises BAD_ARG naming the first row of a Series whose entity id is missing, empty or not a
     str/bytes/int (vectorised for integer and string columns)."""
@@ -297,7 +306,10 @@ def _decode_value(v, ftype):
 
 
 def _column_array(values, ftype):
-    """A list of Python values (None = missing) → a typed pandas/numpy array."""
+    """A list of Python values (None = missing), or a float array (NaN = missing) → a typed
+    pandas/numpy array."""
+    if isinstance(values, np.ndarray):
+        return values
     if ftype in ("double", "float"):
         return np.array([np.nan if v is None else v for v in values], dtype=np.float64)
     if ftype == "int64":
@@ -307,6 +319,35 @@ def _column_array(values, ftype):
     arr = np.empty(len(values), dtype=object)
     arr[:] = values
     return arr
+
+
+def _keep(values, keep):
+    """values where keep, else missing: a float array stays an array (NaN), a list gets None."""
+    if isinstance(values, np.ndarray):
+        return np.where(keep, values, np.nan)
+    return [v if k else None for v, k in zip(values, keep)]
+
+
+def _numeric_rows(vals):
+    """The decoded rows of one view whose requested columns are all double/float, as one float
+    matrix: (indices of the rows that have values, matrix, mask of nil items), or None when the
+    rows do not form one (lengths differ: features added later; non-numeric features). A row's
+    nil and a stored NaN are told apart by looking back at the NaN cells only."""
+    idx = [i for i, a in enumerate(vals) if a is not None]
+    rows = [vals[i] for i in idx]
+    try:
+        m = np.array(rows, dtype=np.float64)
+    except (ValueError, TypeError):
+        return None
+    if m.ndim != 2:
+        if rows:
+            return None
+        m = m.reshape(0, 0)
+    nil = np.zeros(m.shape, dtype=bool)
+    for r, k in zip(*np.nonzero(np.isnan(m))):
+        if rows[r][k] is None:
+            nil[r, k] = True
+    return np.asarray(idx, dtype=np.intp), m, nil
 
 
 # ---- framing ----
@@ -409,7 +450,8 @@ class _Conn:
 
 class _Decoded:
     """One GetResponse as per-feature columns: names, types, per-cell statuses / event times /
-    written-at times (int64 arrays) and values (lists)."""
+    written-at times (int64 arrays) and values (lists; float64 arrays with NaN for missing when
+    a view's requested columns are all double/float)."""
 
     def __init__(self, resp):
         nv = len(resp.views)
@@ -430,13 +472,36 @@ class _Decoded:
             wa = np.fromiter((r.written_at_us for r in rows), dtype=np.int64, count=ne)
             vals = [msgpack.unpackb(r.values, raw=False) if r.values else None for r in rows]
             per_view.append((st, ev, wa, vals))
+        # Views whose requested columns are all double/float are decoded as one float matrix
+        # each (numpy's conversion instead of a Python loop per cell: a training export is mostly
+        # such columns); any other view, or rows that do not form a matrix, cell by cell.
+        numeric = {}
+        for c, ftype in zip(resp.columns, self.types):
+            if c.view < nv:
+                numeric[c.view] = numeric.get(c.view, True) and ftype in ("double", "float")
+        matrices = {v: _numeric_rows(per_view[v][3]) for v, ok in numeric.items() if ok}
         for c, ftype in zip(resp.columns, self.types):
             if c.view >= nv:
                 raise FreshetError("BAD_REQUEST", "malformed reply: column of an unknown view")
             st, ev, wa, vals = per_view[c.view]
             k = c.index
-            col = [None] * ne
             cst = st.copy()
+            mat = matrices.get(c.view)
+            if mat is not None:
+                idx, m, nil = mat
+                col = np.full(ne, np.nan)
+                if k < m.shape[1]:
+                    col[idx] = m[:, k]
+                    nil_rows = idx[nil[:, k]]
+                else:
+                    nil_rows = idx  # a feature added after these rows were written: null
+                cst[nil_rows[cst[nil_rows] == PRESENT]] = NULL
+                self.status.append(cst)
+                self.event_ts.append(ev)
+                self.written_at.append(wa)
+                self.values.append(col)
+                continue
+            col = [None] * ne
             for e, arr in enumerate(vals):
                 if arr is None:
                     continue
@@ -460,8 +525,7 @@ def _typed_chunk(d, label_times, include_expired, served):
     for j, ftype in enumerate(d.types):
         st = d.status[j]
         keep = (st == PRESENT) | ((st == EXPIRED) & include_expired)
-        chunk["values"].append(_column_array([x if k else None for x, k in zip(d.values[j], keep)],
-                                             ftype))
+        chunk["values"].append(_column_array(_keep(d.values[j], keep), ftype))
         chunk["status"].append(st)
         for code, sname in STATUS_NAMES.items():
             chunk["statuses"][sname] += int(np.count_nonzero(st == code))
@@ -808,7 +872,7 @@ class Client:
             st = d.status[j]
             vals = d.values[j]
             if not include_expired:
-                vals = [v if s == PRESENT else None for v, s in zip(vals, st)]
+                vals = _keep(vals, st == PRESENT)
             out[name] = _column_array(vals, d.types[j])
             out[name + ":status"] = _status_names(st)
             out[name + ":event_timestamp"] = _us_to_series(d.event_ts[j], st != NOT_FOUND)
@@ -867,8 +931,7 @@ class Client:
                                            end=nxt == len(starts) - 1)
                     for k in keys:
                         ec = req.entities.add(join_key=k)
-                        ec.values.extend(_entity_bytes(v, f"row {a + i}, column \"{k}\"")
-                                         for i, v in enumerate(key_cols[k].iloc[a:b].tolist()))
+                        ec.values.extend(_ids_bytes(key_cols[k].iloc[a:b], k, a))
                     req.as_of_us.extend(times[a:b].tolist())
                     inflight.append((conn.send(pb.OP_EXPORT, req), a, b))
                     nxt += 1
