@@ -106,12 +106,24 @@ class NumericDecode(ServerTest):
         self.assertEqual(df["m:a"][2], 7.0)
         self.assertEqual(list(df["m:a:status"]), ["PRESENT", "NULL", "PRESENT"])
         # a newer row with c: rows of two lengths in one reply
-        self.raw_put("m", [("u7", self.t, [0.25, 0.5, 0.75])])
-        df = self.client.get({"user_id": ["u1", "u7", "u2"]}, ["m:a", "m:c"])
+        self.raw_put("m", [("u6", self.t, [0.25, 0.5, 0.75])])
+        df = self.client.get({"user_id": ["u1", "u6", "u2"]}, ["m:a", "m:c"])
         self.assertEqual(list(df["m:c:status"]), ["NULL", "PRESENT", "NULL"])
         self.assertEqual(df["m:c"][1], 0.75)
         self.assertEqual(list(df["m:a"][:2]), [1.5, 0.25])
         self.assertTrue(math.isnan(df["m:a"][2]))
+        # a snapshot in pages of 3 (u1 u2 u3 | u4 u5 u6): a page of one width (one matrix) and a
+        # page of two widths (cell by cell), joined into one column
+        snap = self.client.export_snapshot("m", limit=3, with_status=True).set_index("user_id")
+        self.assertEqual(list(snap.index), ["u1", "u2", "u3", "u4", "u5", "u6"])
+        self.assertEqual(list(snap["m:c:status"]),
+                         ["NULL", "NULL", "NULL", "NULL", "EXPIRED", "PRESENT"])
+        self.assertEqual(snap.loc["u6", "m:c"], 0.75)
+        self.assertEqual(snap["m:c"].dtype, np.float64)
+        self.assertEqual(list(snap["m:a:status"]),
+                         ["PRESENT", "NULL", "PRESENT", "PRESENT", "EXPIRED", "PRESENT"])
+        self.assertEqual([snap.loc[e, "m:a"] for e in ("u1", "u4", "u6")], [1.5, 7.0, 0.25])
+        self.assertTrue(snap[["m:a", "m:b"]].loc[["u2", "u5"], "m:a"].isna().all())
 
     def test_view_with_non_numeric_features(self):
         df = self.client.get({"user_id": ["u1", "u2", "u3"]}, ["s:z"])

@@ -1019,12 +1019,18 @@ class Client:
         self._export_end(conn, features)
         out = {key: ents}
         for j, name in enumerate(names or []):
-            vals, sts = [], []
+            pieces, sts = [], []
             for d, idx in parts:
                 st = d.status[j][idx]
                 keep = (st == PRESENT) | ((st == EXPIRED) & include_expired)
-                vals.extend(d.values[j][i] if k else None for i, k in zip(idx, keep))
+                v = d.values[j]
+                pieces.append(_keep(v[idx] if isinstance(v, np.ndarray) else [v[i] for i in idx],
+                                    keep))
                 sts.append(st)
+            if pieces and all(isinstance(p, np.ndarray) for p in pieces):
+                vals = np.concatenate(pieces)
+            else:  # pages decoded both ways (a float column: NaN and None both mean missing)
+                vals = [x for p in pieces for x in p]
             out[name] = _column_array(vals, types[j])
             if with_status:
                 out[name + ":status"] = _status_names(np.concatenate(sts))
