@@ -1,5 +1,6 @@
 /* The read path: reusable read transactions and the as-of lookup (DESIGN.md, Semantics 1–2, 7). */
 #include <stdlib.h>
+#include <sched.h>
 #include <string.h>
 
 #include "common/fault.h"
@@ -214,7 +215,11 @@ int64_t fr_store_read_now(fr_rtxn_t *r)
     if (atomic_load(&slot->txnid) != next)
         return now - 1; /* T+1 has not begun (a ring lap behind cannot happen in two reads) */
     int64_t w;
+    unsigned spins = 0;
+    /* The writer is between two stores a few instructions apart; should it be preempted there
+     * (more runnable threads than cores), give it the core instead of spinning a whole slice. */
     while ((w = atomic_load(&slot->written_at)) == 0 && atomic_load(&slot->txnid) == next)
-        ; /* the writer is between two stores a few instructions apart */
+        if (++spins % 64 == 0)
+            sched_yield();
     return (w && w < now ? w : now) - 1;
 }

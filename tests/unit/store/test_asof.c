@@ -382,3 +382,59 @@ Test(asof, identical_rows_in_one_batch_store_one_version)
     fr_registry_release(reg);
     st_close(&e);
 }
+
+/* ---- "now" of a snapshot (fr_store_read_now) ---- */
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "store/store_int.h"
+
+typedef struct {
+    fr_store_t *store;
+    uint64_t txnid;
+    int64_t written_at;
+} stamp_arg_t;
+
+static void *publish_stamp(void *p)
+{
+    stamp_arg_t *a = p;
+    __typeof__(a->store->stamps[0]) *slot = &a->store->stamps[a->txnid % FR_STAMP_RING];
+    atomic_store(&slot->written_at, a->written_at);
+    return NULL;
+}
+
+/* The snapshot's "now" is the clock, capped below the stamp of the first transaction it does not
+ * hold: unannounced, announced with an earlier or a later stamp, and announced with the stamp
+ * still being published by another thread (the reader waits for it rather than guess). */
+Test(asof, read_now_is_capped_below_the_next_transactions_stamp)
+{
+    st_env_t e;
+    st_open(&e, ST_NOW_US, 0);
+    fr_rtxn_t *r;
+    cr_assert_eq(fr_rtxn_new(e.store, &r), FR_OK);
+    cr_assert_eq(fr_rtxn_begin(r), FR_OK);
+    uint64_t next = fr_rtxn_id(r) + 1;
+    __typeof__(e.store->stamps[0]) *slot = &e.store->stamps[next % FR_STAMP_RING];
+    atomic_store(&slot->txnid, next - FR_STAMP_RING); /* a lap behind: not announced */
+    atomic_store(&slot->written_at, ST_NOW_US - 500);
+    cr_assert_eq(fr_store_read_now(r), ST_NOW_US - 1);
+
+    atomic_store(&slot->txnid, next);
+    cr_assert_eq(fr_store_read_now(r), ST_NOW_US - 501, "capped below an earlier stamp");
+    atomic_store(&slot->written_at, ST_NOW_US + 500);
+    cr_assert_eq(fr_store_read_now(r), ST_NOW_US - 1, "a later stamp does not raise now");
+
+    for (int round = 0; round < 50; round++) {
+        atomic_store(&slot->written_at, 0); /* announced, stamp not yet published */
+        stamp_arg_t a = {e.store, next, ST_NOW_US - 1000 - round};
+        pthread_t th;
+        cr_assert_eq(pthread_create(&th, NULL, publish_stamp, &a), 0);
+        int64_t got = fr_store_read_now(r);
+        pthread_join(th, NULL);
+        cr_assert_eq(got, ST_NOW_US - 1001 - round, "round %d: %lld", round, (long long)got);
+    }
+    fr_rtxn_reset(r);
+    fr_rtxn_free(r);
+    st_close(&e);
+}
