@@ -111,12 +111,106 @@ void fr_cli_fmt_double(char *buf, size_t n, double x)
     }
 }
 
+/* Writes %.{p}g of the p-digit integer r (10^(p-1) <= r < 10^p) times 10^(e-p+1): fixed notation
+ * when -4 <= e < p, otherwise d.ddde±XX; trailing zeros of the fraction dropped, as printf does. */
+static void fmt_g_digits(char *o, int neg, unsigned long long r, int p, int e)
+{
+    char d[24];
+    u64_dec(d, r);
+    int last = p; /* digits kept: trailing zeros go */
+    while (last > 1 && d[last - 1] == '0')
+        last--;
+    if (neg)
+        *o++ = '-';
+    if (e < -4 || e >= p) {
+        *o++ = d[0];
+        if (last > 1) {
+            *o++ = '.';
+            memcpy(o, d + 1, (size_t)(last - 1));
+            o += last - 1;
+        }
+        *o++ = 'e';
+        *o++ = e < 0 ? '-' : '+';
+        int ae = e < 0 ? -e : e;
+        if (ae < 10)
+            *o++ = '0';
+        o += u64_dec(o, (unsigned long long)ae);
+        *o = 0;
+    } else if (e < 0) { /* 0.000ddd */
+        *o++ = '0';
+        *o++ = '.';
+        for (int z = 0; z < -e - 1; z++)
+            *o++ = '0';
+        memcpy(o, d, (size_t)last);
+        o[last] = 0;
+    } else { /* ddd.ddd */
+        memcpy(o, d, (size_t)e + 1);
+        o += e + 1;
+        if (last > e + 1) {
+            *o++ = '.';
+            memcpy(o, d + e + 1, (size_t)(last - e - 1));
+            o += last - e - 1;
+        }
+        *o = 0;
+    }
+}
+
+/* The shortest of %.6g .. %.9g that reads back as x, computed in double arithmetic instead of
+ * up to four snprintf + strtof rounds (a float32 feature export spent most of its time there).
+ * A float is exact in a double and 10^k is exact up to 10^22, so x·10^k carries one rounding
+ * (relative 2^-53, below 1.2e-7 on a 9-digit integer part); a product that close to a rounding
+ * boundary is left to the snprintf path, as is anything out of that exponent range. The result
+ * is checked with one strtof. Returns 0 when it does not apply. */
+static int fmt_float_fast(char *buf, size_t n, float x)
+{
+    static const double p10[] = {1,    1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
+                                 1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+                                 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+    double a = fabs((double)x);
+    if (n < 32 || x == 0 || !(a >= 1e-13 && a < 1e13))
+        return 0;
+    int e0 = (int)floor(log10(a));
+    for (int p = 6; p <= 9; p++) {
+        int e = e0;
+        unsigned long long r = 0;
+        for (int tries = 0; tries < 3; tries++) {
+            int k = p - 1 - e; /* scale so that p digits are left of the point */
+            if (k < -22 || k > 22)
+                return 0;
+            double y = k >= 0 ? a * p10[k] : a / p10[-k];
+            double f = y - floor(y);
+            if (fabs(f - 0.5) < 1e-6)
+                return 0; /* too near a tie to round in double */
+            double rr = nearbyint(y);
+            if (rr >= p10[p]) { /* rounded up to 10^p: one more integer digit */
+                e++;
+                continue;
+            }
+            if (rr < p10[p - 1]) { /* log10 overestimated the exponent */
+                e--;
+                continue;
+            }
+            r = (unsigned long long)rr;
+            double back = k >= 0 ? rr / p10[k] : rr * p10[-k];
+            if ((float)back != (float)a)
+                break; /* not p digits: try p + 1 */
+            fmt_g_digits(buf, signbit(x) != 0, r, p, e);
+            return strtof(buf, NULL) == x;
+        }
+        if (r == 0)
+            return 0;
+    }
+    return 0;
+}
+
 void fr_cli_fmt_float(char *buf, size_t n, float x)
 {
     if (!isfinite(x)) {
         snprintf(buf, n, "null");
         return;
     }
+    if (fmt_float_fast(buf, n, x))
+        return;
     for (int p = 6; p <= 9; p++) {
         snprintf(buf, n, "%.*g", p, (double)x);
         if (strtof(buf, NULL) == x)

@@ -111,3 +111,57 @@ Test(jsonout, floats_round_trip_exactly)
         cr_assert(memcmp(&x, &y, sizeof x) == 0, "%.9g printed as \"%s\"", (double)x, buf);
     }
 }
+
+/* The definition the float formatter implements: the first of %.6g .. %.9g that reads back. */
+static void float_reference(char *buf, size_t n, float x)
+{
+    for (int p = 6; p <= 9; p++) {
+        snprintf(buf, n, "%.*g", p, (double)x);
+        if (strtof(buf, NULL) == x)
+            return;
+    }
+}
+
+static void check_float_matches(float x)
+{
+    if (!isfinite(x))
+        return; /* printed as null, checked above */
+    char got[64], want[64];
+    float_reference(want, sizeof want, x);
+    fr_cli_fmt_float(got, sizeof got, x);
+    uint32_t bits;
+    memcpy(&bits, &x, sizeof bits);
+    cr_assert_str_eq(got, want, "%.9g (bits %08x)", (double)x, (unsigned)bits);
+}
+
+/* Its double-arithmetic fast path must print byte for byte what the definition prints: every
+ * float32 bit pattern of a sample, feature-like values (decimals, small counts, probabilities),
+ * and the places where the digit count or the notation changes. */
+Test(jsonout, floats_print_exactly_as_the_shortest_g_definition)
+{
+    for (int i = 0; i < 1000000; i++) {
+        uint32_t bits = (uint32_t)next_u64();
+        float x;
+        memcpy(&x, &bits, sizeof x);
+        if (isfinite(x))
+            check_float_matches(x);
+    }
+    for (int i = 0; i < 300000; i++) {
+        long long m = (long long)(next_u64() % 2000000000ULL) - 1000000000LL;
+        int k = (int)(next_u64() % 12);
+        check_float_matches((float)((double)m / pow(10, k)));
+        check_float_matches((float)((double)(next_u64() >> 11) / 9007199254740992.0)); /* [0, 1) */
+    }
+    for (int e = -45; e <= 38; e++)
+        for (int d = 1; d <= 9; d++) {
+            float x = (float)(d * pow(10, e));
+            check_float_matches(x);
+            check_float_matches(nextafterf(x, 0));
+            check_float_matches(nextafterf(x, INFINITY));
+            check_float_matches(-x);
+        }
+    static const float fixed[] = {0.1f, 0.5f, 1, 100000, 999999.5f, 1e6f, 9999999, 16777216,
+                                  1e-4f, 9.9999997e-5f, 1e-5f, 3.4028235e38f, 1.4e-45f, -0.0f};
+    for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
+        check_float_matches(fixed[i]);
+}
