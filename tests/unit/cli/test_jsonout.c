@@ -165,3 +165,56 @@ Test(jsonout, floats_print_exactly_as_the_shortest_g_definition)
     for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
         check_float_matches(fixed[i]);
 }
+
+/* The definition the double formatter implements beyond its few-decimals path. */
+static void double_reference(char *buf, size_t n, double x)
+{
+    for (int p = 15; p <= 17; p++) {
+        snprintf(buf, n, "%.*g", p, x);
+        if (strtod(buf, NULL) == x)
+            return;
+    }
+}
+
+static void check_double_matches(double x)
+{
+    if (!isfinite(x))
+        return;
+    char got[64], want[64];
+    fr_cli_fmt_double(got, sizeof got, x);
+    int k = 0; /* values with few decimals print in fixed form: checked above */
+    static const double p10[] = {1, 10, 100, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8};
+    while (k <= 8 && nearbyint(x * p10[k]) / p10[k] != x)
+        k++;
+    if (k <= 8 && x != 0 && fabs(x) < 9e7)
+        return;
+    double_reference(want, sizeof want, x);
+    uint64_t bits;
+    memcpy(&bits, &x, sizeof bits);
+    cr_assert_str_eq(got, want, "%.17g (bits %016llx)", x, (unsigned long long)bits);
+}
+
+/* Full-precision doubles (model scores, ratios) print byte for byte as the shortest-%g definition:
+ * random bit patterns, uniform values at several magnitudes, subnormals, and powers of ten with
+ * their neighbours (where the digit count and the notation change). */
+Test(jsonout, doubles_print_exactly_as_the_shortest_g_definition)
+{
+    for (int i = 0; i < 200000; i++) {
+        uint64_t bits = next_u64();
+        double x;
+        memcpy(&x, &bits, sizeof x);
+        check_double_matches(x);
+        double u = (double)(next_u64() >> 11) / 9007199254740992.0;
+        check_double_matches(u);
+        check_double_matches(-u * 1e6);
+        check_double_matches(u * 1e-300);
+        check_double_matches(u * 4.9406564584124654e-324 * 1e10); /* subnormals */
+    }
+    for (int e = -320; e <= 308; e++) {
+        double x = pow(10, e);
+        check_double_matches(x);
+        check_double_matches(nextafter(x, 0));
+        check_double_matches(nextafter(x, INFINITY));
+        check_double_matches(9.999999999999999 * x);
+    }
+}
