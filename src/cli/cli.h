@@ -46,9 +46,6 @@ void fr_cli_json_value(FILE *out, const fr_value_t *v);
 /* Writes an int64, double, float or bool value the way both CSV and JSON spell it; false (and
  * nothing written) for the other types, whose spelling differs between the two. */
 bool fr_cli_scalar_value(FILE *out, const fr_value_t *v);
-/* Shortest text that parses back to exactly x. */
-void fr_cli_fmt_double(char *buf, size_t n, double x);
-void fr_cli_fmt_float(char *buf, size_t n, float x);
 
 /* Splits one CSV line (RFC 4180 quoting) into at most max fields, in place. Returns the count, or
  * -1 on a malformed line or too many fields. */

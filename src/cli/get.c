@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "common/numfmt.h"
 #include "common/clock.h"
 #include "common/timefmt.h"
 #include "freshet/client.h"
@@ -28,10 +29,10 @@ static void value_text(const fr_value_t *v, char *out, size_t n)
         snprintf(out, n, "%lld", (long long)v->u.i64);
         break;
     case FR_TYPE_DOUBLE:
-        fr_cli_fmt_double(out, n, v->u.f64);
+        fr_fmt_double(out, n, v->u.f64);
         break;
     case FR_TYPE_FLOAT:
-        fr_cli_fmt_float(out, n, v->u.f32);
+        fr_fmt_float(out, n, v->u.f32);
         break;
     case FR_TYPE_BOOL:
         snprintf(out, n, "%s", v->u.b ? "true" : "false");

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "common/numfmt.h"
 #include "common/clock.h"
 #include "freshet/client.h"
 #include "freshet/infer.h"
@@ -46,7 +47,7 @@ static void print_json(const fr_score_result_t *r, const fr_entity_col_t *cols, 
                 printf("%s\"%s%s\": %s", pass ? ", " : "", name, nout == 1 ? "" : "s",
                        nout == 1 ? "" : "[");
                 for (uint32_t k = 0; k < nout; k++) {
-                    fr_cli_fmt_double(num, sizeof num, v[k]);
+                    fr_fmt_double(num, sizeof num, v[k]);
                     printf("%s%s", k ? ", " : "", num);
                 }
                 fputs(nout == 1 ? "" : "]", stdout);

@@ -17,6 +17,7 @@
 #include <msgpack.h>
 
 #include "common/log.h"
+#include "common/numfmt.h"
 #include "common/timefmt.h"
 #include "freshet/err.h"
 #include "proto/mp.h"
@@ -111,29 +112,37 @@ static json_t *read_json(fr_worker_t *w, struct evhttp_request *req)
     return j;
 }
 
-/* Appends the JSON form of value k of a msgpack row (null when absent or nil). */
+/* Positions *it on value k of a msgpack row (skipping the elements of float lists before it) and
+ * leaves *r after it; false when the row is absent or malformed or has no value k. */
+static bool cell_item(const uint8_t *row, size_t row_len, uint32_t k, fr_mp_reader_t *r,
+                      fr_mp_item_t *it)
+{
+    fr_mp_reader_init(r, row, row_len);
+    if (!row || fr_mp_next(r, it) || it->kind != FR_MP_ARRAY || k >= it->count)
+        return false;
+    for (uint32_t i = 0; i <= k; i++) {
+        if (fr_mp_next(r, it))
+            return false;
+        if (i < k && it->kind == FR_MP_ARRAY)
+            for (uint32_t e = 0; e < it->count; e++) {
+                float f;
+                if (fr_mp_next_float(r, &f))
+                    return false;
+            }
+    }
+    return true;
+}
+
+/* Appends the JSON form of value k of a msgpack row: null when absent or nil, and for NaN and
+ * infinities (JSON has neither); numbers in their shortest round-trip form (common/numfmt.h). */
 static void cell_json(fr_buf_t *b, const uint8_t *row, size_t row_len, uint32_t k)
 {
     fr_mp_reader_t r;
     fr_mp_item_t it;
-    fr_mp_reader_init(&r, row, row_len);
-    if (!row || fr_mp_next(&r, &it) || it.kind != FR_MP_ARRAY || k >= it.count) {
+    char num[48];
+    if (!cell_item(row, row_len, k, &r, &it)) {
         fr_buf_printf(b, "null");
         return;
-    }
-    for (uint32_t i = 0; i <= k; i++) {
-        if (fr_mp_next(&r, &it)) {
-            fr_buf_printf(b, "null");
-            return;
-        }
-        if (i < k && it.kind == FR_MP_ARRAY)
-            for (uint32_t e = 0; e < it.count; e++) {
-                float f;
-                if (fr_mp_next_float(&r, &f)) {
-                    fr_buf_printf(b, "null");
-                    return;
-                }
-            }
     }
     switch (it.kind) {
     case FR_MP_BOOL:
@@ -146,10 +155,12 @@ static void cell_json(fr_buf_t *b, const uint8_t *row, size_t row_len, uint32_t 
         fr_buf_printf(b, "%llu", (unsigned long long)it.v.u);
         break;
     case FR_MP_F32:
-        fr_buf_printf(b, "%.9g", (double)it.v.f32);
+        fr_fmt_float(num, sizeof num, it.v.f32);
+        fr_buf_printf(b, "%s", num);
         break;
     case FR_MP_F64:
-        fr_buf_printf(b, "%.17g", it.v.f64);
+        fr_fmt_double(num, sizeof num, it.v.f64);
+        fr_buf_printf(b, "%s", num);
         break;
     case FR_MP_STR:
     case FR_MP_BIN:
@@ -160,7 +171,8 @@ static void cell_json(fr_buf_t *b, const uint8_t *row, size_t row_len, uint32_t 
         for (uint32_t e = 0; e < it.count; e++) {
             float f = 0;
             fr_mp_next_float(&r, &f);
-            fr_buf_printf(b, "%s%.9g", e ? ", " : "", (double)f);
+            fr_fmt_float(num, sizeof num, f);
+            fr_buf_printf(b, "%s%s", e ? ", " : "", num);
         }
         fr_buf_printf(b, "]");
         break;
@@ -169,14 +181,13 @@ static void cell_json(fr_buf_t *b, const uint8_t *row, size_t row_len, uint32_t 
     }
 }
 
+/* Value k of a PRESENT row is null (absent from an older row, or stored nil): status NULL_VALUE.
+ * A NaN is a value, though JSON prints it as null. */
 static bool cell_is_nil(const uint8_t *row, size_t row_len, uint32_t k)
 {
-    fr_buf_t tmp;
-    fr_buf_init(&tmp, 0);
-    cell_json(&tmp, row, row_len, k);
-    bool nil = tmp.len == 4 && memcmp(tmp.data, "null", 4) == 0;
-    fr_buf_fini(&tmp);
-    return nil;
+    fr_mp_reader_t r;
+    fr_mp_item_t it;
+    return !cell_item(row, row_len, k, &r, &it) || it.kind == FR_MP_NIL;
 }
 
 /* Parses an HTTP time: RFC 3339, microseconds, or Feast's zone-less "YYYY-MM-DD HH:MM:SS" (UTC). */

@@ -248,6 +248,45 @@ Test(http, feast_get_online_features_shape_and_statuses, .timeout = 60)
     fr_e2e_server_free(s);
 }
 
+/* Regression: a stored NaN was printed as `nan` (invalid JSON for every Feast client) and doubles
+ * with 17 digits (0.1 as 0.10000000000000001). Numbers now print in their shortest round-trip
+ * form, and NaN / infinities as null with status PRESENT (a value JSON cannot spell). */
+Test(http, feast_json_numbers_are_shortest_and_nan_is_null, .timeout = 60)
+{
+    fr_e2e_server_t *s = start_http(NULL);
+    fr_client_t *c = fr_e2e_connect(s);
+    const double ys[] = {0.1, NAN, -2.5e-300, INFINITY};
+    fr_put_row_t rows[4];
+    fr_value_t vals[4][2];
+    const char *names[] = {"n0", "n1", "n2", "n3"};
+    for (int i = 0; i < 4; i++) {
+        vals[i][0] = (fr_value_t){.type = FR_TYPE_INT64, .u.i64 = i};
+        vals[i][1] = (fr_value_t){.type = FR_TYPE_DOUBLE, .u.f64 = ys[i]};
+        rows[i] = (fr_put_row_t){.view = "v", .entity = names[i], .event_ts_us = fr_e2e_now_us() - 1000000,
+                                 .values = vals[i], .value_count = 2};
+    }
+    fr_put_result_t pr;
+    E2E_ASSERT(fr_client_put(c, NULL, 0, rows, 4, &pr) == FR_OK, "put: %s", fr_client_error(c));
+    fr_client_free(c);
+    const char *req = "{\"features\": [\"v:y\"], \"entities\": {\"card_id\": [\"n0\", \"n1\", \"n2\", \"n3\"]}}";
+    http_resp_t r;
+    E2E_ASSERT(http(s->http_addr, "POST", "/get-online-features", req, strlen(req), &r) == 0 && r.status == 200,
+               "status %d: %s", r.status, r.body);
+    json_error_t err;
+    json_t *j = json_loads(r.body, 0, &err);
+    E2E_ASSERT(j, "response is JSON (%s): %s", err.text, r.body);
+    E2E_ASSERT(strstr(r.body, "\"values\": [0.1, null, -2.5e-300, null]"), "shortest numbers: %s", r.body);
+    json_t *y = json_array_get(json_object_get(j, "results"), 1);
+    json_t *sts = json_object_get(y, "statuses");
+    for (size_t i = 0; i < 4; i++)
+        E2E_ASSERT(!strcmp(json_string_value(json_array_get(sts, i)), "PRESENT"), "status %zu: %s", i, r.body);
+    E2E_ASSERT(json_real_value(json_array_get(json_object_get(y, "values"), 0)) == 0.1, "0.1 reads back");
+    json_decref(j);
+    free(r.body);
+    E2E_ASSERT(fr_e2e_server_stop(s) == 0, "stop");
+    fr_e2e_server_free(s);
+}
+
 Test(http, feast_push_writes_and_bad_bodies_get_4xx, .timeout = 60)
 {
     const char *more[] = {"--max-frame", "65536", NULL};

@@ -1,12 +1,13 @@
-/* Number formatting of CLI output (exports, get --format json): every double and float must parse
- * back to exactly the same value, in the shortest form for values with few decimals. */
+/* Number formatting (src/common/numfmt.c) of CLI output and HTTP JSON: every double and float
+ * must parse back to exactly the same value, printed as the shortest-%g definition prints it. */
 #include <criterion/criterion.h>
 #include <math.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli/cli.h"
+#include "common/numfmt.h"
 
 static uint64_t rng = 0x9e3779b97f4a7c15ULL;
 static uint64_t next_u64(void)
@@ -20,14 +21,14 @@ static uint64_t next_u64(void)
 static void check_double(double x)
 {
     char buf[64];
-    fr_cli_fmt_double(buf, sizeof buf, x);
+    fr_fmt_double(buf, sizeof buf, x);
     char *end;
     double y = strtod(buf, &end);
     cr_assert_eq(*end, 0, "trailing text in \"%s\"", buf);
     cr_assert(memcmp(&x, &y, sizeof x) == 0, "%.17g printed as \"%s\" reads back as %.17g", x, buf, y);
 }
 
-Test(jsonout, doubles_round_trip_exactly)
+Test(numfmt, doubles_round_trip_exactly)
 {
     static const double fixed[] = {0.1, 0.2, 0.3, 1.5, -2.25, 100, 123.456, 1e-7, 1.23e-5, 1e15,
                                    9e15, 1e16, 1e300, 5e-324, 2.2250738585072014e-308, -0.001,
@@ -47,7 +48,7 @@ Test(jsonout, doubles_round_trip_exactly)
     }
 }
 
-Test(jsonout, few_decimals_print_in_their_shortest_form)
+Test(numfmt, few_decimals_print_in_their_shortest_form)
 {
     char buf[64];
     struct {
@@ -57,17 +58,17 @@ Test(jsonout, few_decimals_print_in_their_shortest_form)
                  {0, "0"},         {0.001, "0.001"},     {-0.05, "-0.05"}, {142.03, "142.03"},
                  {1e-7, "0.0000001"}};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        fr_cli_fmt_double(buf, sizeof buf, cases[i].x);
+        fr_fmt_double(buf, sizeof buf, cases[i].x);
         cr_assert_str_eq(buf, cases[i].want);
     }
-    fr_cli_fmt_double(buf, sizeof buf, NAN);
+    fr_fmt_double(buf, sizeof buf, NAN);
     cr_assert_str_eq(buf, "null", "non-finite values are null in JSON");
 }
 
 /* The fast path must print exactly what the plain definition gives: the smallest k <= 8 with
  * round(x·10^k)/10^k == x, printed with k decimals (regression guard for its one-multiplication
  * shortcut). */
-Test(jsonout, few_decimals_match_the_shortest_decimal_definition)
+Test(numfmt, few_decimals_match_the_shortest_decimal_definition)
 {
     static const double p10[] = {1, 10, 100, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8};
     char got[64], want[64];
@@ -90,14 +91,14 @@ Test(jsonout, few_decimals_match_the_shortest_decimal_definition)
         if (k > 8)
             continue; /* not a few-decimals value: the general path, checked above */
         snprintf(want, sizeof want, "%.*f", k, x);
-        fr_cli_fmt_double(got, sizeof got, x);
+        fr_fmt_double(got, sizeof got, x);
         cr_assert_str_eq(got, want, "%.17g", x);
         compared++;
     }
     cr_assert_gt(compared, 100000);
 }
 
-Test(jsonout, floats_round_trip_exactly)
+Test(numfmt, floats_round_trip_exactly)
 {
     for (int i = 0; i < 200000; i++) {
         uint32_t bits = (uint32_t)next_u64();
@@ -106,7 +107,7 @@ Test(jsonout, floats_round_trip_exactly)
         if (!isfinite(x))
             continue;
         char buf[64];
-        fr_cli_fmt_float(buf, sizeof buf, x);
+        fr_fmt_float(buf, sizeof buf, x);
         float y = strtof(buf, NULL);
         cr_assert(memcmp(&x, &y, sizeof x) == 0, "%.9g printed as \"%s\"", (double)x, buf);
     }
@@ -128,7 +129,7 @@ static void check_float_matches(float x)
         return; /* printed as null, checked above */
     char got[64], want[64];
     float_reference(want, sizeof want, x);
-    fr_cli_fmt_float(got, sizeof got, x);
+    fr_fmt_float(got, sizeof got, x);
     uint32_t bits;
     memcpy(&bits, &x, sizeof bits);
     cr_assert_str_eq(got, want, "%.9g (bits %08x)", (double)x, (unsigned)bits);
@@ -137,7 +138,7 @@ static void check_float_matches(float x)
 /* Its double-arithmetic fast path must print byte for byte what the definition prints: every
  * float32 bit pattern of a sample, feature-like values (decimals, small counts, probabilities),
  * and the places where the digit count or the notation changes. */
-Test(jsonout, floats_print_exactly_as_the_shortest_g_definition)
+Test(numfmt, floats_print_exactly_as_the_shortest_g_definition)
 {
     for (int i = 0; i < 1000000; i++) {
         uint32_t bits = (uint32_t)next_u64();
@@ -181,7 +182,7 @@ static void check_double_matches(double x)
     if (!isfinite(x))
         return;
     char got[64], want[64];
-    fr_cli_fmt_double(got, sizeof got, x);
+    fr_fmt_double(got, sizeof got, x);
     int k = 0; /* values with few decimals print in fixed form: checked above */
     static const double p10[] = {1, 10, 100, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8};
     while (k <= 8 && nearbyint(x * p10[k]) / p10[k] != x)
@@ -197,7 +198,7 @@ static void check_double_matches(double x)
 /* Full-precision doubles (model scores, ratios) print byte for byte as the shortest-%g definition:
  * random bit patterns, uniform values at several magnitudes, subnormals, and powers of ten with
  * their neighbours (where the digit count and the notation change). */
-Test(jsonout, doubles_print_exactly_as_the_shortest_g_definition)
+Test(numfmt, doubles_print_exactly_as_the_shortest_g_definition)
 {
     for (int i = 0; i < 200000; i++) {
         uint64_t bits = next_u64();

@@ -1,0 +1,16 @@
+/* Numbers as text: the shortest decimal that reads back as exactly the same double or float,
+ * as `printf("%.{p}g")` prints it for the smallest such p (15..17 for doubles, 6..9 for floats;
+ * values with few decimals in plain fixed form). Shared by the CLI's CSV/JSON output and the
+ * server's HTTP JSON, which must print the same value the same way. Non-finite values print as
+ * `null`: JSON has no NaN or infinity. No I/O, no allocation. */
+#ifndef FR_COMMON_NUMFMT_H
+#define FR_COMMON_NUMFMT_H
+
+#include <stddef.h>
+
+/* Write into buf (n >= 40 for the fast paths; smaller buffers get the same text via snprintf,
+ * truncated to n). */
+void fr_fmt_double(char *buf, size_t n, double x);
+void fr_fmt_float(char *buf, size_t n, float x);
+
+#endif
