@@ -8,6 +8,7 @@
 
 #include "freshet/err.h"
 #include "infer_int.h"
+#include "net/listen.h"
 
 static void send_json(struct evhttp_request *req, int status, json_t *doc)
 {
@@ -234,6 +235,7 @@ static json_t *build_reply(const fr_engine_t *e, const fr_score_out_t *o)
 static void on_score(struct evhttp_request *req, void *arg)
 {
     fr_iworker_t *w = arg;
+    fr_net_http_nodelay(req);
     const fr_engine_t *e = &w->server->engine;
     if (evhttp_request_get_command(req) != EVHTTP_REQ_POST) {
         send_error(req, FR_E_BAD_REQUEST, "use POST /v1/score with a JSON body");

@@ -3,10 +3,14 @@
 #include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
+
+#include <event2/bufferevent.h>
+#include <event2/http.h>
 
 #include "freshet/err.h"
 #include "listen.h"
@@ -68,3 +72,14 @@ int fr_net_listen(const char *addr, int *fd, char *bound, size_t bound_len, char
     return FR_OK;
 }
 
+
+void fr_net_http_nodelay(struct evhttp_request *req)
+{
+    struct evhttp_connection *con = evhttp_request_get_connection(req);
+    struct bufferevent *bev = con ? evhttp_connection_get_bufferevent(con) : NULL;
+    evutil_socket_t fd = bev ? bufferevent_getfd(bev) : -1;
+    if (fd >= 0) {
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    }
+}

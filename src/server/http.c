@@ -5,7 +5,6 @@
 #include <arpa/inet.h>
 #include <netdb.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -1109,15 +1108,7 @@ static void dispatch(struct evhttp_request *req, void *arg)
 {
     fr_worker_t *w = arg;
     atomic_fetch_add(&w->server->stats.http_requests, 1);
-    /* evhttp accepts its own sockets: without TCP_NODELAY the tail of a reply waited for the
-     * client's delayed ACK (~40 ms p99 on keep-alive connections). */
-    struct evhttp_connection *con = evhttp_request_get_connection(req);
-    struct bufferevent *bev = con ? evhttp_connection_get_bufferevent(con) : NULL;
-    evutil_socket_t fd = bev ? bufferevent_getfd(bev) : -1;
-    if (fd >= 0) {
-        int one = 1;
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    }
+    fr_net_http_nodelay(req);
     struct evhttp_uri *u = evhttp_uri_parse(evhttp_request_get_uri(req));
     fr_http_route(w, req, u ? evhttp_uri_get_path(u) : NULL, evhttp_request_get_command(req));
     if (u)
