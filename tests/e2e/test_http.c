@@ -201,6 +201,17 @@ Test(http, metrics_parse_and_count_known_requests, .timeout = 60)
     fr_e2e_server_free(s);
 }
 
+/* POST /get-online-features: asserts a 200 whose body parses as JSON; the caller frees both. */
+static json_t *get_online(fr_e2e_server_t *s, const char *req, http_resp_t *r)
+{
+    E2E_ASSERT(http(s->http_addr, "POST", "/get-online-features", req, strlen(req), r) == 0 && r->status == 200,
+               "status %d: %s", r->status, r->body);
+    json_error_t err;
+    json_t *j = json_loads(r->body, 0, &err);
+    E2E_ASSERT(j, "response is JSON (%s): %s", err.text, r->body);
+    return j;
+}
+
 Test(http, feast_get_online_features_shape_and_statuses, .timeout = 60)
 {
     fr_e2e_server_t *s = start_http(NULL);
@@ -214,11 +225,7 @@ Test(http, feast_get_online_features_shape_and_statuses, .timeout = 60)
     fr_client_free(c);
     const char *req = "{\"features\": [\"v:x\", \"v:s\"], \"entities\": {\"card_id\": [\"c0\", \"old\", \"none\"]}}";
     http_resp_t r;
-    E2E_ASSERT(http(s->http_addr, "POST", "/get-online-features", req, strlen(req), &r) == 0 && r.status == 200,
-               "status %d: %s", r.status, r.body);
-    json_error_t err;
-    json_t *j = json_loads(r.body, 0, &err);
-    E2E_ASSERT(j, "response is JSON: %s", r.body);
+    json_t *j = get_online(s, req, &r);
     json_t *names = json_object_get(json_object_get(j, "metadata"), "feature_names");
     E2E_ASSERT(json_array_size(names) == 3 && !strcmp(json_string_value(json_array_get(names, 0)), "card_id") &&
                    !strcmp(json_string_value(json_array_get(names, 1)), "x"),
@@ -270,11 +277,7 @@ Test(http, feast_json_numbers_are_shortest_and_nan_is_null, .timeout = 60)
     fr_client_free(c);
     const char *req = "{\"features\": [\"v:y\"], \"entities\": {\"card_id\": [\"n0\", \"n1\", \"n2\", \"n3\"]}}";
     http_resp_t r;
-    E2E_ASSERT(http(s->http_addr, "POST", "/get-online-features", req, strlen(req), &r) == 0 && r.status == 200,
-               "status %d: %s", r.status, r.body);
-    json_error_t err;
-    json_t *j = json_loads(r.body, 0, &err);
-    E2E_ASSERT(j, "response is JSON (%s): %s", err.text, r.body);
+    json_t *j = get_online(s, req, &r);
     E2E_ASSERT(strstr(r.body, "\"values\": [0.1, null, -2.5e-300, null]"), "shortest numbers: %s", r.body);
     json_t *y = json_array_get(json_object_get(j, "results"), 1);
     json_t *sts = json_object_get(y, "statuses");
