@@ -201,6 +201,26 @@ class ClientBasics(ServerTest):
         self.assertEqual(got["all_types:fl"].tolist(), [[1.0, 2.0, 3.0], None, [4.0, 5.0, 6.0]])
         self.assertEqual(list(got["all_types:b:status"]), ["NULL"] * 3)  # column not written
 
+    def test_dataframe_integer_ids(self):
+        """Integer id columns are encoded in one numpy step; a missing id is still refused, naming
+        its row, before anything is sent."""
+        ts = [self.now - SEC] * 3
+        df = pd.DataFrame({"user_id": np.array([7, -2, 2**62], dtype=np.int64),
+                           "event_timestamp": ts, "i": [1, 2, 3]})
+        self.assertEqual(self.client.put("all_types", df)["rows_written"], 3)
+        got = self.client.get([7, -2, 2**62], ["all_types:i"])
+        self.assertEqual(got["all_types:i"].tolist(), [1, 2, 3])
+        self.assertEqual(self.client.get(["7"], ["all_types:i"])["all_types:i"][0], 1,
+                         "an integer id is its decimal text")
+        bad = pd.DataFrame({"user_id": pd.array([5, None, 6], dtype="Int64"),
+                            "event_timestamp": ts, "i": [1, 2, 3]})
+        with self.assertRaises(freshet.FreshetError) as cm:
+            self.client.put("all_types", bad)
+        self.assertEqual(cm.exception.code_name, "BAD_ARG")
+        self.assertIn("row 1", cm.exception.message)
+        self.assertEqual(list(self.client.get([5], ["all_types:i"])["all_types:i:status"]),
+                         ["NOT_FOUND"], "nothing of the refused put was written")
+
     def test_multi_frame_put(self):
         n = 4321  # five frames of 1000, pipelined
         rows = [{"user_id": f"m{k}", "event_timestamp": self.now - SEC, "i": k} for k in range(n)]

@@ -164,9 +164,10 @@ def _entity_bytes(v, what):
 
 
 def _ids_bytes(s, col, first_row):
-    """The entity ids of a Series already checked by _check_ids, as bytes (integer columns
-    converted by numpy at once rather than id by id)."""
-    if pd.api.types.is_integer_dtype(s.dtype) and not pd.api.types.is_bool_dtype(s.dtype):
+    """The entity ids of a Series as bytes: an integer column without missing values converted by
+    numpy at once, anything else id by id (with _entity_bytes's errors, naming the row)."""
+    if pd.api.types.is_integer_dtype(s.dtype) and not pd.api.types.is_bool_dtype(s.dtype) \
+            and not s.isna().any():
         return np.asarray(s.to_numpy()).astype("S").tolist()
     return [_entity_bytes(v, f"row {first_row + i}, column \"{col}\"")
             for i, v in enumerate(s.tolist())]
@@ -719,8 +720,9 @@ class Client:
         # Encode every row first: bad input is refused before anything is sent.
         key_vals = cols.get(key, [])
         if isinstance(key_vals, pd.Series):
-            key_vals = key_vals.tolist()
-        ents = [_entity_bytes(v, f"row {i}, column \"{key}\"") for i, v in enumerate(key_vals)]
+            ents = _ids_bytes(key_vals, key, 0)
+        else:
+            ents = [_entity_bytes(v, f"row {i}, column \"{key}\"") for i, v in enumerate(key_vals)]
         if isinstance(rows, pd.DataFrame) and n:
             times = _series_to_us(rows["event_timestamp"], "event_timestamp").tolist()
         else:
