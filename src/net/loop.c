@@ -2,6 +2,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
@@ -39,11 +40,39 @@ int fr_loop_init(fr_loop_t *l, event_callback_fn on_wake, void *arg)
     return FR_OK;
 }
 
+static int64_t mono_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static int loop_ended(struct event_base *base)
+{
+    return event_base_got_exit(base) || event_base_got_break(base);
+}
+
 static void *loop_main(void *arg)
 {
     fr_loop_t *l = arg;
-    event_base_dispatch(l->base);
-    return NULL;
+    if (l->busy_poll_us <= 0) {
+        event_base_dispatch(l->base);
+        return NULL;
+    }
+    /* Busy polling. A core that goes idle pays a wake-up on the next request, which on a VM is
+     * most of a small request's latency (measured: one-entity Get p50 ~160-430 µs with idle
+     * cores, ~40 µs with one kept busy). So after each wake-up keep looking for events for
+     * busy_poll_us, and sleep in epoll only after that long without any. The wake event is
+     * always pending, so neither call below can return for lack of events. */
+    for (;;) {
+        int64_t until = mono_us() + l->busy_poll_us;
+        while (mono_us() < until) {
+            if (event_base_loop(l->base, EVLOOP_NONBLOCK) < 0 || loop_ended(l->base))
+                return NULL;
+        }
+        if (event_base_loop(l->base, EVLOOP_ONCE) < 0 || loop_ended(l->base))
+            return NULL;
+    }
 }
 
 int fr_loop_start(fr_loop_t *l)

@@ -34,6 +34,9 @@ typedef struct {
     atomic_int stopping; /* set by fr_loop_stop; also read outside the lock */
     fr_loop_conn_t *conns; /* the open connections (loop thread only) */
     size_t conn_count;
+    /* Set before fr_loop_start: after every wake-up the loop keeps polling for this many
+     * microseconds before it sleeps in epoll again (0: never polls). */
+    int64_t busy_poll_us;
 } fr_loop_t;
 
 /* Once per process, before any loop: libevent's pthread locking (bases are woken from other

@@ -15,6 +15,7 @@ typedef struct {
     char log_level[16];
     char log_file[512];
     int64_t threads;
+    int64_t busy_poll_us;
     int64_t map_size_mb;
     int64_t max_readers;
     int64_t max_frame;

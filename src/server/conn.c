@@ -217,6 +217,7 @@ int fr_worker_init(fr_server_t *s, fr_worker_t *w, unsigned index)
     fr_buf_init(&w->out, 0);
     int rc = fr_loop_init(&w->loop, on_notify, w);
     w->base = w->loop.base;
+    w->loop.busy_poll_us = s->cfg.busy_poll_us;
     return rc == FR_OK ? fr_rtxn_new(s->store, &w->rtxn) : rc;
 }
 

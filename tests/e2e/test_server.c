@@ -276,6 +276,41 @@ Test(server, alternating_feature_lists_on_one_connection_get_their_own_columns, 
     fr_e2e_server_free(s);
 }
 
+/* --busy-poll-us: the workers poll instead of sleeping after each wake-up. With a 1 µs window
+ * they still go to sleep between requests and must wake for the next; with a 1 s window they
+ * never sleep while this test runs, and SIGTERM must still drain and stop them. */
+Test(server, busy_polling_workers_serve_and_stop_cleanly, .timeout = 60)
+{
+    static const char *const windows[] = {"1", "1000000"};
+    for (size_t wi = 0; wi < 2; wi++) {
+        const char *extra[] = {"--busy-poll-us", windows[wi], NULL};
+        fr_e2e_server_t *s = start_with(extra);
+        fr_client_t *c = connect_or_fail(s);
+        int64_t t = fr_e2e_now_us() - 60 * SEC;
+        for (int i = 0; i < 200; i++) {
+            char ent[16];
+            snprintf(ent, sizeof ent, "p%d", i % 20);
+            fr_value_t a = v_i64(i);
+            E2E_ASSERT(put_one(c, "va", ent, t + i, &a, 1, NULL) == FR_OK, "put %d", i);
+            const char *feat[1] = {"va:a"}, *ids[1] = {ent};
+            fr_entity_col_t col = {.values = ids, .count = 1};
+            fr_get_req_t req = {.features = feat, .feature_count = 1, .entities = &col,
+                                .entity_col_count = 1};
+            fr_result_t *r;
+            E2E_ASSERT(fr_client_get(c, &req, &r) == FR_OK, "get %d: %s", i, fr_client_error(c));
+            fr_value_t v;
+            int st;
+            fr_result_cell(r, 0, 0, &v, &st, NULL);
+            E2E_ASSERT(st == FR_STATUS_PRESENT && v.u.i64 == i, "window %s, read %d: %lld",
+                       windows[wi], i, (long long)v.u.i64);
+            fr_result_free(r);
+        }
+        fr_client_free(c);
+        cr_assert_eq(fr_e2e_server_stop(s), 0, "window %s: clean stop", windows[wi]);
+        fr_e2e_server_free(s);
+    }
+}
+
 Test(server, statuses_present_expired_not_found_null_and_as_of, .timeout = 60)
 {
     fr_e2e_server_t *s = start_with(NULL);
