@@ -28,6 +28,8 @@ static const item_t items[] = {
     {"log_level", S(log_level), "info", 0, 0, "debug|info|warn|error"},
     {"threads", I(threads), "2", 1, 64,
      "worker event loops, each with its own freshetd connection"},
+    {"busy_poll_us", I(busy_poll_us), "0", 0, 1000000,
+     "after each wake-up a worker polls this long before sleeping (lower latency, busy core)"},
     {"max_missing", I(max_missing), "-1", -1, 1 << 20,
      "reject a row (alone) with more missing inputs than this; -1: never"},
     {"max_rows", I(max_rows), "10000", 1, 1000000, "rows per Score request"},

@@ -20,6 +20,7 @@ typedef struct {
     char http[128];   /* HTTP HOST:PORT; empty = off */
     char log_level[16];
     int64_t threads;
+    int64_t busy_poll_us;
     int64_t max_missing; /* rows with more missing inputs are rejected; -1 = no limit */
     int64_t max_rows;    /* rows per Score request */
     int64_t fetch_batch; /* rows per Get frame sent to freshetd (frames are pipelined) */

@@ -145,6 +145,7 @@ static int worker_start(fr_infer_t *s, fr_iworker_t *w, unsigned index)
     w->base = w->loop.base;
     if (rc != FR_OK)
         return rc;
+    w->loop.busy_poll_us = s->cfg.busy_poll_us;
     if (s->http_fd >= 0 && fr_infer_http_attach(w, s->http_fd) != FR_OK)
         return FR_E_NOMEM;
     return fr_loop_start(&w->loop);

@@ -109,9 +109,11 @@ static int infer_start(infer_proc_t *p, const char *dir, const char *model, cons
             _exit(127);
         dup2(out[1], 1);
         dup2(logfd, 2);
+        /* the workers busy-poll (1 ms after each wake-up): freshetd's e2e tests run the shared
+         * loop without polling, these with it */
         execl(FR_BIN_DIR "/freshet-infer", "freshet-infer", "--model", model, "--server", server,
               "--listen", "127.0.0.1:0", "--http", "127.0.0.1:0", "--threads", "2", "--max-missing",
-              MAX_MISSING, "--max-body", "65536", (char *)NULL);
+              MAX_MISSING, "--max-body", "65536", "--busy-poll-us", "1000", (char *)NULL);
         _exit(127);
     }
     close(out[1]);
