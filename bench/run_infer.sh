@@ -6,20 +6,23 @@
 # temporary data directory, loads data, runs bench_infer (JSON lines on stdout) and stops both by
 # PID, also on failure.
 #
-#   bench/run_infer.sh [--cards N] [--iters N] [--threads N] [--no-build]
+#   bench/run_infer.sh [--cards N] [--iters N] [--threads N] [--busy-poll-us N] [--no-build]
+#   (--busy-poll-us: both daemons' workers poll that long after each wake-up; default 0)
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 CARDS=100000
 ITERS=20000
 THREADS=2
 BUILD=1
+BUSY=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --cards) CARDS=$2; shift ;;
     --iters) ITERS=$2; shift ;;
     --threads) THREADS=$2; shift ;;
+    --busy-poll-us) BUSY=$2; shift ;;
     --no-build) BUILD=0 ;;
-    -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
     *) echo "run_infer.sh: unknown argument $1" >&2; exit 2 ;;
   esac
   shift
@@ -45,7 +48,7 @@ trap cleanup EXIT
 
 mkfifo "$TMP/fd_out" "$TMP/inf_out"
 "$BDIR/freshetd" --data "$TMP/data" --listen 127.0.0.1:0 --durability async --threads "$THREADS" \
-  --log-level warn >"$TMP/fd_out" 2>"$TMP/freshetd.log" &
+  --busy-poll-us "$BUSY" --log-level warn >"$TMP/fd_out" 2>"$TMP/freshetd.log" &
 FD_PID=$!
 read -r word FD_ADDR <"$TMP/fd_out"
 [ "$word" = listening ] || { cat "$TMP/freshetd.log" >&2; exit 1; }
@@ -55,7 +58,7 @@ read -r word FD_ADDR <"$TMP/fd_out"
   --cards "$CARDS" --load-only 1
 
 "$BDIR/freshet-infer" --model "$TMP/fraud.frm" --server "$FD_ADDR" --listen 127.0.0.1:0 \
-  --threads "$THREADS" --log-level warn >"$TMP/inf_out" 2>"$TMP/infer.log" &
+  --threads "$THREADS" --busy-poll-us "$BUSY" --log-level warn >"$TMP/inf_out" 2>"$TMP/infer.log" &
 INF_PID=$!
 read -r word INF_ADDR <"$TMP/inf_out"
 [ "$word" = listening ] || { cat "$TMP/infer.log" >&2; exit 1; }
