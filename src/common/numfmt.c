@@ -113,11 +113,6 @@ static void fmt_g_digits(char *o, int neg, unsigned long long r, int p, int e)
     }
 }
 
-/* The shortest of %.15g .. %.17g that reads back as x, from one exact conversion to 17 digits
- * (%.16e) instead of up to three snprintf + strtod rounds: the 15- and 16-digit forms are that
- * string rounded again. Rounding twice gives the same digits unless the dropped digits are exactly
- * a tie ("50" / "5"), where the exact value may lie on either side: digits17 says which, and
- * without it (the %.16e path) the snprintf path decides. Returns 0 when it does not apply. */
 /* x rounded to 17 significant digits, r17·10^(e-16) with 10^16 <= r17 < 10^17, as %.16e would
  * give it, without glibc's multi-precision conversion (~1 µs): in x87 extended precision 10^k is
  * exact up to 10^27 and |x|·10^k carries one rounding of 2^-64 relative, under 0.006 of a unit
@@ -180,6 +175,11 @@ static int digits17(double x, unsigned long long *r17, int *e, int *side)
     return 0;
 }
 
+/* The shortest of %.15g .. %.17g that reads back as x, from x rounded once to 17 digits
+ * (digits17, or %.16e) instead of up to three snprintf + strtod rounds: the 15- and 16-digit
+ * forms are those digits rounded again. Rounding twice gives the same digits unless the dropped
+ * digits are exactly a tie ("50" / "5"), where the exact value may lie on either side: digits17
+ * says which; without it (the %.16e path) the snprintf path decides. 0 when it does not apply. */
 static int fmt_double_17(char *buf, size_t n, double x)
 {
     unsigned long long r17 = 0;

@@ -211,6 +211,14 @@ Test(numfmt, doubles_print_exactly_as_the_shortest_g_definition)
         check_double_matches(u * 1e-300);
         check_double_matches(u * 4.9406564584124654e-324 * 1e10); /* subnormals */
     }
+    /* exact ties at 17 digits: k + 0.25 / 0.75 with 16 integer digits (an ulp of 1/4 there) has
+     * 18 significant digits ending in 5, so printf rounds it half to even */
+    for (int i = 0; i < 20000; i++) {
+        double k = (double)(1125899906842624ULL + next_u64() % 1125899906842624ULL); /* [2^50, 2^51) */
+        check_double_matches(k + 0.25);
+        check_double_matches(-(k + 0.75));
+        check_double_matches((k + 0.25) * 1e-10); /* and scaled (no longer exact ties) */
+    }
     for (int e = -320; e <= 308; e++) {
         double x = pow(10, e);
         check_double_matches(x);
