@@ -10,7 +10,7 @@
 
 #include "numfmt.h"
 
-/* Writes v in decimal with a NUL; returns the digit count (snprintf's setup cost more than this). */
+/* Writes v in decimal with a NUL; returns the digit count (cheaper than snprintf's setup). */
 static int u64_dec(char *out, unsigned long long v)
 {
     char tmp[24];
@@ -307,4 +307,3 @@ void fr_fmt_float(char *buf, size_t n, float x)
             break;
     }
 }
-

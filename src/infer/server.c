@@ -32,7 +32,10 @@ static void conn_free(fr_iconn_t *c)
     free(c);
 }
 
-static void conn_close(fr_loop_conn_t *link) { conn_free((fr_iconn_t *)link); }
+static void conn_close(fr_loop_conn_t *link)
+{
+    conn_free((fr_iconn_t *)link);
+}
 
 static void on_read(struct bufferevent *bev, void *arg)
 {

@@ -31,8 +31,14 @@ static void conn_free(fr_conn_t *c)
 }
 
 /* fr_loop_drain's view of a connection: idle when the writer holds none of its jobs. */
-static int conn_idle(const fr_loop_conn_t *link) { return ((const fr_conn_t *)link)->pending == 0; }
-static void conn_close(fr_loop_conn_t *link) { conn_free((fr_conn_t *)link); }
+static int conn_idle(const fr_loop_conn_t *link)
+{
+    return ((const fr_conn_t *)link)->pending == 0;
+}
+static void conn_close(fr_loop_conn_t *link)
+{
+    conn_free((fr_conn_t *)link);
+}
 
 void fr_conn_send(fr_conn_t *c, const fr_buf_t *frame)
 {

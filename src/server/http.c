@@ -112,7 +112,10 @@ static json_t *read_json(fr_worker_t *w, struct evhttp_request *req)
     return j;
 }
 
-static void buf_puts(fr_buf_t *b, const char *s) { fr_buf_append(b, s, strlen(s)); }
+static void buf_puts(fr_buf_t *b, const char *s)
+{
+    fr_buf_append(b, s, strlen(s));
+}
 
 /* Where each value of a stored row (a msgpack array) starts, found in one walk: responses visit
  * a row once per requested feature, and walking values 0..k-1 again for each k made a 50-feature
@@ -141,8 +144,8 @@ static uint32_t row_offsets(const uint8_t *row, size_t len, uint32_t *off, uint3
 
 /* Appends the JSON form of value k of a row indexed by row_offsets: null when absent or nil, and
  * for NaN and infinities (JSON has neither); numbers in their shortest round-trip form. */
-static void value_json(fr_buf_t *b, const uint8_t *row, size_t len, const uint32_t *off,
-                       uint32_t n, uint32_t k)
+static void value_json(fr_buf_t *b, const uint8_t *row, size_t len, const uint32_t *off, uint32_t n,
+                       uint32_t k)
 {
     fr_mp_reader_t r;
     fr_mp_item_t it;
@@ -210,8 +213,8 @@ static bool value_is_nil(const uint8_t *row, size_t len, const uint32_t *off, ui
 
 /* The offsets (row_offsets) of rows [first, first + count) of plan p into idx (stride values per
  * row) and their value counts into n. */
-static void index_rows(const get_plan_t *p, size_t first, size_t count, uint32_t *idx,
-                       uint32_t *n, uint32_t stride)
+static void index_rows(const get_plan_t *p, size_t first, size_t count, uint32_t *idx, uint32_t *n,
+                       uint32_t stride)
 {
     for (size_t i = 0; i < count; i++) {
         const fr_asof_t *a = &p->rows[first + i];

@@ -1,6 +1,6 @@
 /* The read path: reusable read transactions and the as-of lookup (DESIGN.md, Semantics 1–2, 7). */
-#include <stdlib.h>
 #include <sched.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "common/fault.h"
