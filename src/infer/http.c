@@ -282,7 +282,7 @@ static void on_other(struct evhttp_request *req, void *arg)
 
 int fr_infer_http_attach(fr_iworker_t *w, int fd)
 {
-    w->http = evhttp_new(w->base);
+    w->http = evhttp_new(w->loop.base);
     if (!w->http)
         return FR_E_NOMEM;
     evhttp_set_max_body_size(w->http, (ev_ssize_t)w->server->cfg.max_body);

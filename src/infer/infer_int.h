@@ -145,8 +145,7 @@ struct fr_iconn {
 struct fr_iworker {
     fr_infer_t *server;
     unsigned index;
-    fr_loop_t loop;          /* thread, event loop, socket hand-over (src/net/loop.h) */
-    struct event_base *base; /* loop.base */
+    fr_loop_t loop; /* thread, event loop (loop.base), socket hand-over (src/net/loop.h) */
     struct evhttp *http;
     fr_client_t *fresh; /* this worker's connection to freshetd; NULL until needed */
     fr_buf_t out;

@@ -1,7 +1,7 @@
 /* freshet-infer lifecycle and event loops: bind, start N workers (each an event loop with its own
  * freshetd connection and an evhttp on the shared HTTP socket), hand binary connections to workers
- * round-robin, frame requests, and drain on SIGTERM/SIGINT. The loops themselves are src/net/loop.c,
- * as in freshetd. */
+ * round-robin, frame requests, and drain on SIGTERM/SIGINT. The loops themselves are
+ * src/net/loop.c, as in freshetd. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -13,7 +13,6 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
-
 
 #include "common/log.h"
 #include "freshet/err.h"
@@ -63,9 +62,7 @@ static void on_read(struct bufferevent *bev, void *arg)
             if (fr_frame_encode_msg(&w->out, f.request_id, (uint16_t)(f.op | FR_OP_RESPONSE),
                                     freshet_ScoreResponse_fields, &r) == FR_OK)
                 bufferevent_write(bev, w->out.data, w->out.len);
-            c->link.close_after_flush = 1;
-            bufferevent_disable(bev, EV_READ);
-            if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+            if (fr_loop_conn_finish(&c->link))
                 conn_free(c);
             return;
         }
@@ -105,7 +102,8 @@ static void add_conn(fr_iworker_t *w, int fd)
         return;
     }
     fr_iconn_t *c = calloc(1, sizeof *c);
-    struct bufferevent *bev = c ? bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE) : NULL;
+    struct bufferevent *bev =
+        c ? bufferevent_socket_new(w->loop.base, fd, BEV_OPT_CLOSE_ON_FREE) : NULL;
     if (!bev) {
         free(c);
         close(fd);
@@ -145,7 +143,6 @@ static int worker_start(fr_infer_t *s, fr_iworker_t *w, unsigned index)
     w->index = index;
     fr_buf_init(&w->out, 0);
     int rc = fr_loop_init(&w->loop, on_notify, w);
-    w->base = w->loop.base;
     if (rc != FR_OK)
         return rc;
     w->loop.busy_poll_us = s->cfg.busy_poll_us;

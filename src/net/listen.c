@@ -72,7 +72,6 @@ int fr_net_listen(const char *addr, int *fd, char *bound, size_t bound_len, char
     return FR_OK;
 }
 
-
 void fr_net_http_nodelay(struct evhttp_request *req)
 {
     struct evhttp_connection *con = evhttp_request_get_connection(req);

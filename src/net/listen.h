@@ -1,6 +1,7 @@
 /* Listening sockets from "HOST:PORT" text, shared by freshetd (binary protocol and HTTP) and
- * freshet-infer, and the socket option their HTTP connections need. Port 0 asks the kernel for a free port; the bound address is returned as text so
- * the daemons can print it (`listening HOST:PORT`). */
+ * freshet-infer, and the socket option their HTTP connections need. Port 0 asks the kernel for a
+ * free port; the bound address is returned as text so the daemons can print it
+ * (`listening HOST:PORT`). */
 #ifndef FR_NET_LISTEN_H
 #define FR_NET_LISTEN_H
 

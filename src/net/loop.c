@@ -2,13 +2,13 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/thread.h>
 
+#include "common/clock.h"
 #include "freshet/err.h"
 #include "loop.h"
 
@@ -40,13 +40,6 @@ int fr_loop_init(fr_loop_t *l, event_callback_fn on_wake, void *arg)
     return FR_OK;
 }
 
-static int64_t mono_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 static int loop_ended(struct event_base *base)
 {
     return event_base_got_exit(base) || event_base_got_break(base);
@@ -65,8 +58,8 @@ static void *loop_main(void *arg)
      * busy_poll_us, and sleep in epoll only after that long without any. The wake event is
      * always pending, so neither call below can return for lack of events. */
     for (;;) {
-        int64_t until = mono_us() + l->busy_poll_us;
-        while (mono_us() < until) {
+        int64_t until = fr_mono_us() + l->busy_poll_us;
+        while (fr_mono_us() < until) {
             if (event_base_loop(l->base, EVLOOP_NONBLOCK) < 0 || loop_ended(l->base))
                 return NULL;
         }
@@ -153,18 +146,21 @@ void fr_loop_conn_remove(fr_loop_t *l, fr_loop_conn_t *c)
         event_base_loopexit(l->base, NULL);
 }
 
+int fr_loop_conn_finish(fr_loop_conn_t *c)
+{
+    c->close_after_flush = 1;
+    bufferevent_disable(c->bev, EV_READ);
+    return evbuffer_get_length(bufferevent_get_output(c->bev)) == 0;
+}
+
 void fr_loop_drain(fr_loop_t *l, int (*idle)(const fr_loop_conn_t *c),
                    void (*close_conn)(fr_loop_conn_t *c))
 {
     fr_loop_conn_t *c = l->conns;
     while (c) {
         fr_loop_conn_t *next = c->next; /* close_conn may free c */
-        if (c->bev && !c->close_after_flush) {
-            c->close_after_flush = 1;
-            bufferevent_disable(c->bev, EV_READ);
-            if ((!idle || idle(c)) && evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
-                close_conn(c);
-        }
+        if (c->bev && !c->close_after_flush && fr_loop_conn_finish(c) && (!idle || idle(c)))
+            close_conn(c);
         c = next;
     }
     if (l->conn_count == 0)

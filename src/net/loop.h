@@ -63,6 +63,9 @@ void fr_loop_stop(fr_loop_t *l, int grace_s);
  * loop ends the loop. The owner frees its connection after removing it. */
 void fr_loop_conn_add(fr_loop_t *l, fr_loop_conn_t *c);
 void fr_loop_conn_remove(fr_loop_t *l, fr_loop_conn_t *c);
+/* Stops reading from c and marks it close_after_flush (its replies still go out); true when
+ * nothing is left to send, so the owner closes it now (otherwise its write callback does). */
+int fr_loop_conn_finish(fr_loop_conn_t *c);
 /* The drain of a stopping loop (on the loop): every connection with a socket stops reading and is
  * marked close_after_flush; those with no reply left to send, and for which idle(c) holds (NULL:
  * always), are closed now through close_conn. Ends the loop when none is left. */

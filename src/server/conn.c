@@ -95,9 +95,7 @@ static void on_read(struct bufferevent *bev, void *arg)
             if (fr_encode_error(&w->out, f.request_id, (uint16_t)(f.op | FR_OP_RESPONSE),
                                 FR_E_TOO_LARGE, msg) == FR_OK)
                 fr_conn_send(c, &w->out);
-            c->link.close_after_flush = 1;
-            bufferevent_disable(bev, EV_READ);
-            if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+            if (fr_loop_conn_finish(&c->link))
                 conn_free(c);
             return;
         }
@@ -148,13 +146,14 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 static void add_conn(fr_worker_t *w, int fd)
 {
     fr_server_t *s = w->server;
-    if (atomic_load(&w->loop.stopping) || atomic_load(&s->stats.connections_open) >= (unsigned long long)s->cfg.max_connections) {
+    if (atomic_load(&w->loop.stopping) ||
+        atomic_load(&s->stats.connections_open) >= (unsigned long long)s->cfg.max_connections) {
         close(fd);
         return;
     }
     fr_conn_t *c = calloc(1, sizeof *c);
     struct bufferevent *bev =
-        c ? fr_tls_bev_new(s->tls, w->base, fd) : NULL; /* plain or TLS */
+        c ? fr_tls_bev_new(s->tls, w->loop.base, fd) : NULL; /* plain or TLS */
     if (!bev) {
         free(c);
         close(fd);
@@ -222,7 +221,6 @@ int fr_worker_init(fr_server_t *s, fr_worker_t *w, unsigned index)
     w->index = index;
     fr_buf_init(&w->out, 0);
     int rc = fr_loop_init(&w->loop, on_notify, w);
-    w->base = w->loop.base;
     w->loop.busy_poll_us = s->cfg.busy_poll_us;
     return rc == FR_OK ? fr_rtxn_new(s->store, &w->rtxn) : rc;
 }
@@ -263,7 +261,7 @@ void fr_worker_stop(fr_worker_t *w)
 
 void fr_worker_join(fr_worker_t *w)
 {
-    if (!w->base)
+    if (!w->loop.base) /* never initialised, or already joined */
         return;
     fr_loop_join(&w->loop);
     if (w->http)
@@ -275,7 +273,6 @@ void fr_worker_join(fr_worker_t *w)
         conn_free(c);
     }
     fr_loop_fini(&w->loop);
-    w->base = NULL;
     fr_rtxn_free(w->rtxn);
     fr_handle_scratch_free(w);
     fr_buf_fini(&w->out);

@@ -1130,7 +1130,7 @@ int fr_http_start(fr_server_t *s, fr_worker_t *w, const char **why)
         *why = buf;
         return rc;
     }
-    w->http = evhttp_new(w->base);
+    w->http = evhttp_new(w->loop.base);
     if (!w->http) {
         close(fd);
         return FR_E_NOMEM;

@@ -11,7 +11,6 @@
 #include <time.h>
 #include <unistd.h>
 
-
 #include "common/log.h"
 #include "freshet/err.h"
 #include "ingest.h"

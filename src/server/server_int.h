@@ -107,8 +107,7 @@ struct fr_conn {
 struct fr_worker {
     fr_server_t *server;
     unsigned index;
-    fr_loop_t loop;          /* thread, event loop, socket hand-over (src/net/loop.h) */
-    struct event_base *base; /* loop.base */
+    fr_loop_t loop; /* thread, event loop (loop.base), socket hand-over (src/net/loop.h) */
     fr_job_t *done_head, *done_tail; /* finished by the writer; guarded by loop.lock */
     fr_rtxn_t *rtxn;
     fr_buf_t out; /* reply being encoded */
