@@ -268,6 +268,14 @@ static int node_recv(fr_cluster_t *cl, size_t i, uint32_t id, fr_result_t **out)
     return rc == FR_OK ? FR_OK : node_failed(cl, nd, rc);
 }
 
+/* Node i failed at the transport level: skipped for NODE_DOWN_US, and excluded from this read,
+ * so what it had is reassigned next round. */
+static void node_down(fr_cluster_t *cl, size_t i, bool *excluded)
+{
+    cl->nodes[i].down_until_us = fr_mono_us() + NODE_DOWN_US;
+    excluded[i] = true;
+}
+
 int fr_cluster_get(fr_cluster_t *cl, const fr_get_req_t *req, fr_result_t **out)
 {
     *out = NULL;
@@ -342,8 +350,7 @@ int fr_cluster_get(fr_cluster_t *cl, const fr_get_req_t *req, fr_result_t **out)
                 rc = grc; /* still read the replies already asked for: connections stay in sync */
                 break;
             } else {
-                cl->nodes[i].down_until_us = fr_mono_us() + NODE_DOWN_US;
-                excluded[i] = true; /* what it had is reassigned next round */
+                node_down(cl, i, excluded);
             }
         }
         for (size_t i = 0; i < nn; i++) {
@@ -356,8 +363,7 @@ int fr_cluster_get(fr_cluster_t *cl, const fr_get_req_t *req, fr_result_t **out)
                     if (rc == FR_OK)
                         rc = grc;
                 } else {
-                    cl->nodes[i].down_until_us = fr_mono_us() + NODE_DOWN_US;
-                    excluded[i] = true;
+                    node_down(cl, i, excluded);
                 }
                 continue;
             }
