@@ -28,7 +28,7 @@ struct fr_client {
      * of decoded: for a one-entity read they are most of the reply. */
     struct {
         uint8_t *raw; /* the raw messages, back to back */
-        size_t raw_len, raw_cap;
+        size_t raw_cap;
         size_t *end; /* end offset of column i in raw */
         freshet_Column *cols;
         size_t n, cap;
