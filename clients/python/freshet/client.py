@@ -164,13 +164,15 @@ def _entity_bytes(v, what):
 
 
 def _ids_bytes(s, col, first_row):
-    """The entity ids of a Series as bytes: an integer column without missing values converted by
-    numpy at once, anything else id by id (with _entity_bytes's errors, naming the row)."""
-    if pd.api.types.is_integer_dtype(s.dtype) and not pd.api.types.is_bool_dtype(s.dtype) \
-            and not s.isna().any():
-        return np.asarray(s.to_numpy()).astype("S").tolist()
-    return [_entity_bytes(v, f"row {first_row + i}, column \"{col}\"")
-            for i, v in enumerate(s.tolist())]
+    """The entity ids of a Series (or a list) as bytes: an integer Series without missing values
+    converted by numpy at once, anything else id by id (with _entity_bytes's errors, naming the
+    row)."""
+    if isinstance(s, pd.Series):
+        if pd.api.types.is_integer_dtype(s.dtype) and not pd.api.types.is_bool_dtype(s.dtype) \
+                and not s.isna().any():
+            return np.asarray(s.to_numpy()).astype("S").tolist()
+        s = s.tolist()
+    return [_entity_bytes(v, f"row {first_row + i}, column \"{col}\"") for i, v in enumerate(s)]
 
 
 def _check_ids(s, col):
@@ -497,21 +499,17 @@ class _Decoded:
                 else:
                     nil_rows = idx  # a feature added after these rows were written: null
                 cst[nil_rows[cst[nil_rows] == PRESENT]] = NULL
-                self.status.append(cst)
-                self.event_ts.append(ev)
-                self.written_at.append(wa)
-                self.values.append(col)
-                continue
-            col = [None] * ne
-            for e, arr in enumerate(vals):
-                if arr is None:
-                    continue
-                x = arr[k] if k < len(arr) else None
-                if x is None:
-                    if cst[e] == PRESENT:
-                        cst[e] = NULL
-                else:
-                    col[e] = _decode_value(x, ftype)
+            else:
+                col = [None] * ne
+                for e, arr in enumerate(vals):
+                    if arr is None:
+                        continue
+                    x = arr[k] if k < len(arr) else None
+                    if x is None:
+                        if cst[e] == PRESENT:
+                            cst[e] = NULL
+                    else:
+                        col[e] = _decode_value(x, ftype)
             self.status.append(cst)
             self.event_ts.append(ev)
             self.written_at.append(wa)
@@ -718,11 +716,7 @@ class Client:
         if source is not None and "offset" not in cols and n:
             raise FreshetError("BAD_ARG", "rows: a put with a source needs an \"offset\" per row")
         # Encode every row first: bad input is refused before anything is sent.
-        key_vals = cols.get(key, [])
-        if isinstance(key_vals, pd.Series):
-            ents = _ids_bytes(key_vals, key, 0)
-        else:
-            ents = [_entity_bytes(v, f"row {i}, column \"{key}\"") for i, v in enumerate(key_vals)]
+        ents = _ids_bytes(cols.get(key, []), key, 0)
         if isinstance(rows, pd.DataFrame) and n:
             times = _series_to_us(rows["event_timestamp"], "event_timestamp").tolist()
         else:
