@@ -430,7 +430,7 @@ static float *float_alloc(fr_result_t *r, size_t n)
 }
 
 /* Converts one msgpack item into a value of the column's type. Returns 0, or -1 (malformed). */
-static int to_value(fr_result_t *r, fr_mp_reader_t *rd, const fr_mp_item_t *it, fr_type_t type,
+static int to_value(fr_result_t *r, const uint8_t *end, const fr_mp_item_t *it, fr_type_t type,
                     fr_value_t *v)
 {
     memset(v, 0, sizeof *v);
@@ -472,8 +472,10 @@ static int to_value(fr_result_t *r, fr_mp_reader_t *rd, const fr_mp_item_t *it, 
         float *fs = float_alloc(r, it->count ? it->count : 1);
         if (!fs)
             return -1;
+        fr_mp_reader_t rd; /* the elements, from fr_mp_row_next */
+        fr_mp_reader_init(&rd, it->v.ptr, (size_t)(end - it->v.ptr));
         for (uint32_t i = 0; i < it->count; i++)
-            if (fr_mp_next_float(rd, &fs[i]))
+            if (fr_mp_next_float(&rd, &fs[i]))
                 return -1;
         v->type = FR_TYPE_FLOAT_LIST;
         v->len = it->count;
@@ -544,38 +546,38 @@ static int build_result(fr_client_t *c, get_dec_t *d, const freshet_GetResponse 
     }
     /* decode each row's array once; map its items onto the columns of that view */
     enum { MAXI = 1024 };
-    fr_mp_reader_t pos[MAXI];
     fr_mp_item_t items[MAXI];
     for (size_t e = 0; e < ne; e++)
         for (size_t v = 0; v < d->nviews; v++) {
             const rowspan_t *rs = &r->rows[e * d->nviews + v];
             uint32_t n = 0;
             if (rs->ptr) {
-                fr_mp_reader_t rd;
-                fr_mp_reader_init(&rd, rs->ptr, rs->len);
-                fr_mp_item_t arr;
-                if (fr_mp_next(&rd, &arr) || arr.kind != FR_MP_ARRAY || arr.count > MAXI)
+                fr_mp_row_t row;
+                if (fr_mp_row_open(&row, rs->ptr, rs->len))
                     goto bad;
-                for (n = 0; n < arr.count; n++) {
-                    if (rd.end - rd.p >= 5 && rd.p[0] == 0xca) { /* float32, inline */
-                        uint32_t bits = (uint32_t)rd.p[1] << 24 | (uint32_t)rd.p[2] << 16 |
-                                        (uint32_t)rd.p[3] << 8 | rd.p[4];
+                for (;;) {
+                    fr_mp_reader_t *rd = &row.r;
+                    if (!row.run_left && row.items && rd->end - rd->p >= 5 && rd->p[0] == 0xca) {
+                        row.items--; /* float32, inline */
+                        uint32_t bits = fr_get_be32(rd->p + 1);
                         items[n].kind = FR_MP_F32;
                         memcpy(&items[n].v.f32, &bits, sizeof bits);
-                        rd.p += 5;
-                        continue; /* pos[n] is only read for arrays */
+                        rd->p += 5;
+                    } else {
+                        int rc = fr_mp_row_next(&row, &items[n]);
+                        if (rc > 0)
+                            break;
+                        if (rc < 0)
+                            goto bad;
                     }
-                    if (fr_mp_next(&rd, &items[n]))
-                        goto bad;
-                    pos[n] = rd;
-                    if (items[n].kind == FR_MP_ARRAY) { /* skip the elements */
-                        for (uint32_t k = 0; k < items[n].count; k++) {
-                            float tmp;
-                            if (fr_mp_next_float(&rd, &tmp))
-                                goto bad;
-                        }
+                    if (++n == MAXI) {
+                        if (row.items || row.run_left)
+                            goto bad;
+                        break;
                     }
                 }
+                if (row.r.p != row.r.end)
+                    goto bad;
             }
             for (size_t j = 0; j < nc; j++) {
                 if (r->col_view[j] != v)
@@ -598,8 +600,7 @@ static int build_result(fr_client_t *c, get_dec_t *d, const freshet_GetResponse 
                     val->u.f32 = items[k].v.f32;
                     continue;
                 }
-                fr_mp_reader_t rd = pos[k];
-                if (to_value(r, &rd, &items[k], r->col_types[j], val))
+                if (to_value(r, rs->ptr + rs->len, &items[k], r->col_types[j], val))
                     goto bad;
             }
         }

@@ -41,4 +41,26 @@ static inline uint64_t fr_get_be64(const uint8_t *p)
     return ((uint64_t)fr_get_be32(p) << 32) | fr_get_be32(p + 4);
 }
 
+/* Little-endian helpers for packed float runs (proto/mp.h). */
+static inline void fr_put_le32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)v;
+    p[1] = (uint8_t)(v >> 8);
+    p[2] = (uint8_t)(v >> 16);
+    p[3] = (uint8_t)(v >> 24);
+}
+static inline void fr_put_le64(uint8_t *p, uint64_t v)
+{
+    fr_put_le32(p, (uint32_t)v);
+    fr_put_le32(p + 4, (uint32_t)(v >> 32));
+}
+static inline uint32_t fr_get_le32(const uint8_t *p)
+{
+    return ((uint32_t)p[3] << 24) | ((uint32_t)p[2] << 16) | ((uint32_t)p[1] << 8) | p[0];
+}
+static inline uint64_t fr_get_le64(const uint8_t *p)
+{
+    return ((uint64_t)fr_get_le32(p + 4) << 32) | fr_get_le32(p);
+}
+
 #endif

@@ -31,6 +31,20 @@ static int take_bytes(fr_mp_reader_t *r, fr_mp_item_t *it, fr_mp_kind_t kind, ui
     return 0;
 }
 
+/* An ext item's type byte and `len` data bytes: a packed run, or unsupported. */
+static int take_run(fr_mp_reader_t *r, fr_mp_item_t *it, uint32_t len)
+{
+    if (need(r, 1))
+        return -1;
+    uint8_t type = *r->p++;
+    unsigned width = type == FR_MP_EXT_F32RUN ? 4 : type == FR_MP_EXT_F64RUN ? 8 : 0;
+    if (!width || len == 0 || len % width || take_bytes(r, it, FR_MP_BIN, len))
+        return -1;
+    it->kind = width == 4 ? FR_MP_RUN32 : FR_MP_RUN64;
+    it->count = len / width;
+    return 0;
+}
+
 int fr_mp_next(fr_mp_reader_t *r, fr_mp_item_t *it)
 {
     if (need(r, 1))
@@ -132,8 +146,14 @@ int fr_mp_next(fr_mp_reader_t *r, fr_mp_item_t *it)
         memcpy(&it->v.i, &u, 8);
         return 0;
     }
+    case 0xd6: case 0xd7: case 0xd8: /* fixext 4, 8, 16 */
+        return take_run(r, it, 1u << (c - 0xd4));
+    case 0xc7: case 0xc8: case 0xc9: /* ext 8, 16, 32 */
+        if (take_len(r, 1u << (c - 0xc7), &len))
+            return -1;
+        return take_run(r, it, len);
     default:
-        return -1; /* maps, ext, never-used 0xc1 */
+        return -1; /* maps, fixext 1/2, never-used 0xc1 */
     }
 }
 
@@ -190,4 +210,182 @@ int fr_mp_pack_value(msgpack_packer *pk, const fr_value_t *v)
         return 0;
     }
     return -1;
+}
+
+int fr_mp_row_open(fr_mp_row_t *row, const uint8_t *p, size_t len)
+{
+    fr_mp_item_t it;
+    memset(row, 0, sizeof *row);
+    fr_mp_reader_init(&row->r, p, len);
+    if (fr_mp_next(&row->r, &it) || it.kind != FR_MP_ARRAY)
+        return -1;
+    row->items = it.count;
+    return 0;
+}
+
+int fr_mp_row_next_item(fr_mp_row_t *row, fr_mp_item_t *it)
+{
+    if (row->items == 0)
+        return 1;
+    row->items--;
+    if (fr_mp_next(&row->r, it))
+        return -1;
+    switch (it->kind) {
+    case FR_MP_RUN32:
+    case FR_MP_RUN64:
+        row->run = it->v.ptr;
+        row->run_left = it->count; /* ≥ 1: fr_mp_next refuses empty runs */
+        row->run_kind = it->kind == FR_MP_RUN32 ? FR_MP_F32 : FR_MP_F64;
+        return fr_mp_row_next(row, it);
+    case FR_MP_ARRAY: {
+        it->v.ptr = row->r.p;
+        fr_mp_item_t el; /* one item each; what they may be is the caller's check */
+        for (uint32_t i = 0; i < it->count; i++)
+            if (fr_mp_next(&row->r, &el))
+                return -1;
+        return 0;
+    }
+    default:
+        return 0;
+    }
+}
+
+int64_t fr_mp_row_cells(const uint8_t *p, size_t len)
+{
+    fr_mp_row_t row;
+    fr_mp_item_t it;
+    if (fr_mp_row_open(&row, p, len))
+        return -1;
+    int64_t n = 0;
+    for (;;) {
+        /* a run counts whole, without being expanded */
+        if (row.items == 0)
+            return row.r.p == row.r.end ? n : -1;
+        row.items--;
+        if (fr_mp_next(&row.r, &it))
+            return -1;
+        if (it.kind == FR_MP_ARRAY) {
+            fr_mp_item_t el;
+            for (uint32_t i = 0; i < it.count; i++)
+                if (fr_mp_next(&row.r, &el))
+                    return -1;
+        }
+        n += it.kind == FR_MP_RUN32 || it.kind == FR_MP_RUN64 ? it.count : 1;
+    }
+}
+
+/* An array header for n items at o; returns its size. */
+static size_t put_array_header(uint8_t *o, uint32_t n)
+{
+    if (n < 16) {
+        o[0] = (uint8_t)(0x90 | n);
+        return 1;
+    }
+    if (n <= UINT16_MAX) {
+        o[0] = 0xdc;
+        fr_put_be16(o + 1, (uint16_t)n);
+        return 3;
+    }
+    o[0] = 0xdd;
+    fr_put_be32(o + 1, n);
+    return 5;
+}
+
+/* The size of the smallest ext header for `len` data bytes. */
+static size_t ext_header_size(size_t len)
+{
+    if (len == 4 || len == 8 || len == 16)
+        return 2;
+    return len <= UINT8_MAX ? 3 : len <= UINT16_MAX ? 4 : 6;
+}
+
+static size_t put_ext_header(uint8_t *o, uint32_t len, uint8_t type)
+{
+    size_t n;
+    if (len == 4 || len == 8 || len == 16) {
+        o[0] = len == 4 ? 0xd6 : len == 8 ? 0xd7 : 0xd8;
+        n = 1;
+    } else if (len <= UINT8_MAX) {
+        o[0] = 0xc7;
+        o[1] = (uint8_t)len;
+        n = 2;
+    } else if (len <= UINT16_MAX) {
+        o[0] = 0xc8;
+        fr_put_be16(o + 1, (uint16_t)len);
+        n = 3;
+    } else {
+        o[0] = 0xc9;
+        fr_put_be32(o + 1, len);
+        n = 5;
+    }
+    o[n] = type;
+    return n + 1;
+}
+
+size_t fr_mp_pack_runs(const uint8_t *in, size_t len, uint8_t *out)
+{
+    fr_mp_reader_t r;
+    fr_mp_item_t it;
+    fr_mp_reader_init(&r, in, len);
+    if (fr_mp_next(&r, &it) || it.kind != FR_MP_ARRAY)
+        return 0;
+    /* Items go after room for the input's header (the output's is never longer: it counts no
+     * more items), and every item or run written is no longer than what it replaces, so the
+     * output never overtakes the input's length. */
+    size_t hdr = (size_t)(r.p - in);
+    uint8_t *o = out + hdr;
+    const uint8_t *p = r.p, *end = in + len;
+    uint32_t items = it.count, out_items = 0;
+    for (uint32_t i = 0; i < items;) {
+        uint8_t tag = p < end ? *p : 0;
+        if (tag == 0xca || tag == 0xcb) {
+            size_t w = tag == 0xca ? 4 : 8, step = w + 1, k = 0;
+            while (i + k < items && (size_t)(end - p) >= (k + 1) * step && p[k * step] == tag)
+                k++;
+            size_t data = k * w;
+            if (k && data <= UINT32_MAX && ext_header_size(data) + data < k * step) {
+                o += put_ext_header(o, (uint32_t)data,
+                                    tag == 0xca ? FR_MP_EXT_F32RUN : FR_MP_EXT_F64RUN);
+                for (size_t j = 0; j < k; j++, o += w) {
+                    const uint8_t *src = p + j * step + 1;
+                    if (w == 4)
+                        fr_put_le32(o, fr_get_be32(src));
+                    else
+                        fr_put_le64(o, fr_get_be64(src));
+                }
+                p += k * step;
+                i += (uint32_t)k;
+                out_items++;
+                continue;
+            }
+            if (k) { /* too short to gain: copied as they are */
+                memcpy(o, p, k * step);
+                o += k * step;
+                p += k * step;
+                i += (uint32_t)k;
+                out_items += (uint32_t)k;
+                continue;
+            }
+        }
+        const uint8_t *start = p;
+        r.p = p;
+        if (fr_mp_next(&r, &it))
+            return 0;
+        fr_mp_item_t el;
+        for (uint32_t e = 0; it.kind == FR_MP_ARRAY && e < it.count; e++)
+            if (fr_mp_next(&r, &el) || el.kind >= FR_MP_ARRAY)
+                return 0;
+        memcpy(o, start, (size_t)(r.p - start));
+        o += r.p - start;
+        p = r.p;
+        i++;
+        out_items++;
+    }
+    if (p != end)
+        return 0;
+    uint8_t h[5];
+    size_t hn = put_array_header(h, out_items), body = (size_t)(o - (out + hdr));
+    memmove(out + hn, out + hdr, body);
+    memcpy(out, h, hn);
+    return hn + body;
 }

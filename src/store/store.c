@@ -52,9 +52,9 @@ static int load_meta(fr_store_t *s, const char **why)
         uint32_t fmt = 0;
         if (v.mv_size == 4)
             fmt = fr_get_be32(v.mv_data);
-        if (fmt != FR_STORE_FORMAT_VERSION) {
-            snprintf(why_buf, sizeof why_buf, "data format version %u, this build reads %u", fmt,
-                     FR_STORE_FORMAT_VERSION);
+        if (fmt < FR_STORE_FORMAT_OLDEST || fmt > FR_STORE_FORMAT_VERSION) {
+            snprintf(why_buf, sizeof why_buf, "data format version %u, this build reads %u to %u",
+                     fmt, FR_STORE_FORMAT_OLDEST, FR_STORE_FORMAT_VERSION);
             *why = why_buf;
             rc = FR_E_INCOMPATIBLE;
             goto out;
@@ -98,8 +98,14 @@ static int init_dbs(fr_store_t *s, const char **why)
         fr_put_be32(fmt, FR_STORE_FORMAT_VERSION);
         MDB_val k = {14, "format_version"}, v = {4, fmt};
         mrc = mdb_put(txn, s->meta, &k, &v, MDB_NOOVERWRITE);
-        if (mrc == MDB_KEYEXIST)
+        if (mrc == MDB_KEYEXIST) { /* v is the stored version: upgrade an older one we read */
+            uint32_t old = v.mv_size == 4 ? fr_get_be32(v.mv_data) : 0;
             mrc = MDB_SUCCESS;
+            if (old >= FR_STORE_FORMAT_OLDEST && old < FR_STORE_FORMAT_VERSION) {
+                v = (MDB_val){4, fmt};
+                mrc = mdb_put(txn, s->meta, &k, &v, 0);
+            }
+        }
     }
     if (mrc == MDB_SUCCESS)
         return fr_store_mdb_err(mdb_txn_commit(txn));

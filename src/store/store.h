@@ -21,7 +21,11 @@
 #include "common/clock.h"
 #include "registry/registry.h"
 
-#define FR_STORE_FORMAT_VERSION 1
+/* 2: payloads stored with float runs packed (proto/mp.h). A version-1 directory holds a subset of
+ * version 2 and is upgraded (its meta entry rewritten) when opened for writing; a build that only
+ * reads version 1 then refuses it instead of misreading packed rows. */
+#define FR_STORE_FORMAT_VERSION 2
+#define FR_STORE_FORMAT_OLDEST 1
 
 /* sync: fsync before the commit returns. async: data pages are fsynced at commit, the meta page
  * only by fr_store_sync (LMDB MDB_NOMETASYNC): a crash may undo the last commits, never corrupts.

@@ -47,6 +47,8 @@ struct fr_wtxn {
     uint64_t pages_bound;        /* upper bound of the pages this group allocated (write.c) */
     bool flat;                   /* fr_store_write_group's first pass: no nested transactions */
     bool abandoned;              /* a flat pass that must be rolled back and re-run isolated */
+    uint8_t *pack;               /* a row's payload as stored (write.c, packed) */
+    size_t pack_cap;
 };
 
 /* Storage calls on the write path go through these so tests can make the Nth one fail (fault.h):

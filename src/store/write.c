@@ -20,46 +20,44 @@ static const char *whyf(const char *fmt, const char *feature, const char *extra)
     return why_buf;
 }
 
-static int check_value(const fr_feature_def_t *f, fr_mp_reader_t *r, const char **why)
+/* Checks cell `it` (read by fr_mp_row_next from a payload ending at `end`) against feature f. */
+static int check_value(const fr_feature_def_t *f, const fr_mp_item_t *it, const uint8_t *end,
+                       const char **why)
 {
-    fr_mp_item_t it;
-    if (fr_mp_next(r, &it))
-        return *why = whyf("values.%s: malformed msgpack%s", f->name, ""), FR_E_BAD_REQUEST;
-    if (it.kind == FR_MP_NIL)
+    if (it->kind == FR_MP_NIL)
         return FR_OK;
     int ok = 0;
     switch (f->type) {
     case FR_TYPE_INT64:
-        ok = it.kind == FR_MP_INT;
+        ok = it->kind == FR_MP_INT;
         break;
     case FR_TYPE_DOUBLE:
     case FR_TYPE_FLOAT:
-        ok = it.kind == FR_MP_INT || it.kind == FR_MP_F32 || it.kind == FR_MP_F64;
+        ok = it->kind == FR_MP_INT || it->kind == FR_MP_F32 || it->kind == FR_MP_F64;
         break;
     case FR_TYPE_BOOL:
-        ok = it.kind == FR_MP_BOOL;
+        ok = it->kind == FR_MP_BOOL;
         break;
     case FR_TYPE_STRING:
-        ok = it.kind == FR_MP_STR;
+        ok = it->kind == FR_MP_STR;
         break;
     case FR_TYPE_BYTES:
-        ok = it.kind == FR_MP_BIN || it.kind == FR_MP_STR;
+        ok = it->kind == FR_MP_BIN || it->kind == FR_MP_STR;
         break;
     case FR_TYPE_FLOAT_LIST:
-        if (it.kind != FR_MP_ARRAY)
+        if (it->kind != FR_MP_ARRAY)
             break;
-        if (f->dim && it.count != f->dim) {
+        if (f->dim && it->count != f->dim) {
             snprintf(why_buf, sizeof why_buf, "values.%s: float_list has %u elements, dim is %u",
-                     f->name, it.count, f->dim);
+                     f->name, it->count, f->dim);
             *why = why_buf;
             return FR_E_TYPE_MISMATCH;
         }
-        for (uint32_t i = 0; i < it.count; i++) {
-            fr_mp_item_t el; /* truncated input is malformed, not a type mismatch */
-            if (fr_mp_next(r, &el))
-                return *why = whyf("values.%s: malformed msgpack%s", f->name, " in float_list"),
-                       FR_E_BAD_REQUEST;
-            if (el.kind != FR_MP_INT && el.kind != FR_MP_F32 && el.kind != FR_MP_F64)
+        fr_mp_reader_t r; /* the row reader has checked that the elements are well formed */
+        fr_mp_reader_init(&r, it->v.ptr, (size_t)(end - it->v.ptr));
+        for (uint32_t i = 0; i < it->count; i++) {
+            float el;
+            if (fr_mp_next_float(&r, &el))
                 return *why = whyf("values.%s: float_list element is not a number%s", f->name, ""),
                        FR_E_TYPE_MISMATCH;
         }
@@ -89,23 +87,36 @@ int fr_store_check_row(const fr_write_row_t *row, int64_t now_us, int64_t max_fu
                            v->name),
                FR_E_FUTURE_EVENT;
     }
-    fr_mp_reader_t r;
-    fr_mp_reader_init(&r, row->values, row->values_len);
-    fr_mp_item_t it;
-    if (fr_mp_next(&r, &it) || it.kind != FR_MP_ARRAY)
+    fr_mp_row_t r;
+    if (fr_mp_row_open(&r, row->values, row->values_len))
         return *why = "values: expected a msgpack array", FR_E_BAD_REQUEST;
-    if (it.count > v->feature_count) {
-        snprintf(why_buf, sizeof why_buf, "values: %u values for view %s of %u features", it.count,
-                 v->name, v->feature_count);
-        *why = why_buf;
-        return FR_E_BAD_REQUEST;
-    }
-    for (uint32_t i = 0; i < it.count; i++) {
-        int rc = check_value(&v->features[i], &r, why);
+    const uint8_t *end = row->values + row->values_len;
+    fr_mp_item_t it;
+    for (uint32_t i = 0;; i++) {
+        /* Too many values is reported as such, before any type mismatch, as soon as the cells
+         * read, the rest of the current run and one per item left are more than the features. */
+        if ((uint64_t)i + r.run_left + r.items > v->feature_count) {
+            int64_t cells = fr_mp_row_cells(row->values, row->values_len);
+            if (cells < 0) /* malformed further on */
+                snprintf(why_buf, sizeof why_buf, "values: more values than view %s's %u features",
+                         v->name, v->feature_count);
+            else
+                snprintf(why_buf, sizeof why_buf, "values: %lld values for view %s of %u features",
+                         (long long)cells, v->name, v->feature_count);
+            *why = why_buf;
+            return FR_E_BAD_REQUEST;
+        }
+        int rc = fr_mp_row_next(&r, &it);
+        if (rc > 0)
+            break;
+        if (rc < 0)
+            return *why = whyf("values.%s: malformed msgpack%s", v->features[i].name, ""),
+                   FR_E_BAD_REQUEST;
+        rc = check_value(&v->features[i], &it, end, why);
         if (rc != FR_OK)
             return rc;
     }
-    if (r.p != r.end)
+    if (r.r.p != end)
         return *why = "values: trailing bytes after the array", FR_E_BAD_REQUEST;
     return FR_OK;
 }
@@ -175,6 +186,25 @@ typedef struct {
     int64_t newest;
 } vdelta_t;
 
+
+/* The stored form of a row's payload (fr_mp_pack_runs: float runs packed) in *vals, and its
+ * length. Without memory for it the payload is stored as sent: both forms read the same. */
+static size_t packed(fr_wtxn_t *w, const fr_write_row_t *row, const uint8_t **vals)
+{
+    if (row->values_len > w->pack_cap) {
+        size_t cap = row->values_len < 4096 ? 4096 : row->values_len;
+        uint8_t *p = realloc(w->pack, cap);
+        if (!p)
+            return row->values_len;
+        w->pack = p;
+        w->pack_cap = cap;
+    }
+    size_t n = fr_mp_pack_runs(row->values, row->values_len, w->pack);
+    if (n == 0)
+        return row->values_len;
+    *vals = w->pack;
+    return n;
+}
 static int apply_rows(fr_wtxn_t *w, MDB_txn *txn, const fr_write_batch_t *b, fr_write_result_t *res)
 {
     fr_store_t *s = w->store;
@@ -234,21 +264,23 @@ static int apply_rows(fr_wtxn_t *w, MDB_txn *txn, const fr_write_batch_t *b, fr_
                           dk.event_ts_us == row->event_ts_us;
             }
         }
-        if (same_ts && v.mv_size == 8 + row->values_len &&
-            memcmp((const uint8_t *)v.mv_data + 8, row->values, row->values_len) == 0) {
+        const uint8_t *vals = row->values;
+        size_t vlen = packed(w, row, &vals);
+        if (same_ts && v.mv_size == 8 + vlen &&
+            memcmp((const uint8_t *)v.mv_data + 8, vals, vlen) == 0) {
             res->unchanged++;
             continue;
         }
         uint64_t seq = __atomic_add_fetch(&s->write_seq, 1, __ATOMIC_RELAXED);
         size_t klen = fr_key_encode(key, row->view->id, row->entity, row->entity_len, row->event_ts_us, seq);
         k = (MDB_val){klen, key};
-        v = (MDB_val){8 + (size_t)row->values_len, NULL};
+        v = (MDB_val){8 + vlen, NULL};
         mrc = FR_MDB(mdb_cursor_put(cur, &k, &v, MDB_RESERVE));
         if (mrc != MDB_SUCCESS)
             break;
         uint64_t written_at = (uint64_t)w->now_us;
         memcpy(v.mv_data, &written_at, 8);
-        memcpy((uint8_t *)v.mv_data + 8, row->values, row->values_len);
+        memcpy((uint8_t *)v.mv_data + 8, vals, vlen);
         res->written++;
         res->late += (uint32_t)is_late;
         res->last_write_seq = seq;
@@ -414,6 +446,7 @@ int fr_store_write_commit(fr_wtxn_t *w)
         fr_registry_release(old);
     }
     fr_registry_release(w->new_registry);
+    free(w->pack);
     free(w);
     return rc;
 }
@@ -443,5 +476,6 @@ void fr_store_write_abort(fr_wtxn_t *w)
     mdb_txn_abort(w->txn);
     __atomic_store_n(&w->store->write_seq, w->write_seq_at_begin, __ATOMIC_RELAXED);
     fr_registry_release(w->new_registry);
+    free(w->pack);
     free(w);
 }

@@ -17,7 +17,14 @@ static const char *REG =
     "{\"entities\": [{\"name\": \"card\", \"join_key\": \"card_id\"}],"
     " \"views\": [{\"name\": \"v\", \"entity\": \"card\", \"ttl\": \"10m\","
     " \"features\": [{\"name\": \"x\", \"type\": \"int64\"}, {\"name\": \"y\", \"type\": \"double\"},"
-    " {\"name\": \"s\", \"type\": \"string\"}]}]}";
+    " {\"name\": \"s\", \"type\": \"string\"}]},"
+    " {\"name\": \"w\", \"entity\": \"card\", \"ttl\": \"10m\", \"features\": ["
+    "  {\"name\": \"f0\", \"type\": \"float\"}, {\"name\": \"f1\", \"type\": \"float\"},"
+    "  {\"name\": \"f2\", \"type\": \"float\"}, {\"name\": \"f3\", \"type\": \"float\"},"
+    "  {\"name\": \"f4\", \"type\": \"float\"}, {\"name\": \"f5\", \"type\": \"float\"},"
+    "  {\"name\": \"g0\", \"type\": \"double\"}, {\"name\": \"g1\", \"type\": \"double\"},"
+    "  {\"name\": \"g2\", \"type\": \"double\"}, {\"name\": \"g3\", \"type\": \"double\"},"
+    "  {\"name\": \"n\", \"type\": \"int64\"}]}]}";
 
 typedef struct {
     int status;
@@ -286,6 +293,97 @@ Test(http, feast_json_numbers_are_shortest_and_nan_is_null, .timeout = 60)
     E2E_ASSERT(json_real_value(json_array_get(json_object_get(y, "values"), 0)) == 0.1, "0.1 reads back");
     json_decref(j);
     free(r.body);
+    E2E_ASSERT(fr_e2e_server_stop(s) == 0, "stop");
+    fr_e2e_server_free(s);
+}
+
+/* Stored rows keep runs of float32/float64 features packed (proto/mp.h): both readers of the
+ * stored form, libfreshet's Get and the HTTP API, must give back every cell as written, including
+ * a nil that ends a run, a NaN inside a run, and the cells after the runs. */
+Test(http, packed_float_runs_read_back_through_libfreshet_and_http, .timeout = 60)
+{
+    fr_e2e_server_t *s = start_http(NULL);
+    fr_client_t *c = fr_e2e_connect(s);
+    static const float fs[6] = {0.5f, -1.25f, 3.0f, 0.1f, 1e-7f, -0.0f};
+    static const double gs[4] = {0.1, -2.5e-300, 1e300, 7.0};
+    fr_value_t dense[11], holes[11];
+    for (int i = 0; i < 6; i++) {
+        dense[i] = (fr_value_t){.type = FR_TYPE_FLOAT, .u.f32 = fs[i]};
+        holes[i] = dense[i];
+    }
+    for (int i = 0; i < 4; i++) {
+        dense[6 + i] = (fr_value_t){.type = FR_TYPE_DOUBLE, .u.f64 = gs[i]};
+        holes[6 + i] = dense[6 + i];
+    }
+    dense[10] = (fr_value_t){.type = FR_TYPE_INT64, .u.i64 = 42};
+    holes[10] = (fr_value_t){.type = FR_TYPE_NONE};
+    holes[5] = (fr_value_t){.type = FR_TYPE_NONE}; /* ends the float32 run before it */
+    holes[7] = (fr_value_t){.type = FR_TYPE_DOUBLE, .u.f64 = NAN};
+    int64_t ts = fr_e2e_now_us() - 1000000;
+    fr_put_row_t rows[2] = {
+        {.view = "w", .entity = "dense", .event_ts_us = ts, .values = dense, .value_count = 11},
+        {.view = "w", .entity = "holes", .event_ts_us = ts, .values = holes, .value_count = 11},
+    };
+    fr_put_result_t pr;
+    E2E_ASSERT(fr_client_put(c, NULL, 0, rows, 2, &pr) == FR_OK, "put: %s", fr_client_error(c));
+    E2E_ASSERT(pr.rows_written == 2, "written %u", (unsigned)pr.rows_written);
+
+    const char *feats[1] = {"w"};
+    const char *ents[2] = {"dense", "holes"};
+    fr_entity_col_t col = {.values = ents, .count = 2};
+    fr_get_req_t req = {.features = feats, .feature_count = 1, .entities = &col,
+                        .entity_col_count = 1};
+    fr_result_t *r;
+    E2E_ASSERT(fr_client_get(c, &req, &r) == FR_OK, "get: %s", fr_client_error(c));
+    for (size_t e = 0; e < 2; e++)
+        for (size_t j = 0; j < 11; j++) {
+            const fr_value_t *want = e ? &holes[j] : &dense[j];
+            fr_value_t v;
+            int st;
+            fr_result_cell(r, e, j, &v, &st, NULL);
+            if (want->type == FR_TYPE_NONE) {
+                E2E_ASSERT(st == FR_STATUS_NULL && v.type == FR_TYPE_NONE, "%s/%zu: nil", ents[e],
+                           j);
+                continue;
+            }
+            E2E_ASSERT(st == FR_STATUS_PRESENT && v.type == want->type, "%s/%zu: status %d type %d",
+                       ents[e], j, st, v.type);
+            if (v.type == FR_TYPE_FLOAT)
+                E2E_ASSERT(!memcmp(&v.u.f32, &want->u.f32, 4), "%s/%zu: %g", ents[e], j,
+                           (double)v.u.f32);
+            else if (v.type == FR_TYPE_DOUBLE)
+                E2E_ASSERT(!memcmp(&v.u.f64, &want->u.f64, 8) ||
+                               (isnan(v.u.f64) && isnan(want->u.f64)),
+                           "%s/%zu: %g", ents[e], j, v.u.f64);
+            else
+                E2E_ASSERT(v.u.i64 == 42, "%s/%zu", ents[e], j);
+        }
+    fr_result_free(r);
+    fr_client_free(c);
+
+    const char *hreq = "{\"features\": [\"w:f1\", \"w:f2\", \"w:f3\", \"w:f5\", \"w:g1\", "
+                       "\"w:g2\", \"w:n\"], \"entities\": {\"card_id\": [\"dense\", \"holes\"]}}";
+    http_resp_t hr;
+    json_t *j = get_online(s, hreq, &hr);
+    static const char *const want_values[] = {
+        "\"values\": [-1.25, -1.25]", "\"values\": [3, 3]", "\"values\": [0.1, 0.1]",
+        "\"values\": [-0, null]", "\"values\": [-2.5e-300, null]", "\"values\": [1e+300, 1e+300]",
+        "\"values\": [42, null]"};
+    static const char *const want_status[][2] = {
+        {"PRESENT", "PRESENT"}, {"PRESENT", "PRESENT"},   {"PRESENT", "PRESENT"},
+        {"PRESENT", "NULL_VALUE"}, {"PRESENT", "PRESENT"}, {"PRESENT", "PRESENT"},
+        {"PRESENT", "NULL_VALUE"}};
+    json_t *results = json_object_get(j, "results");
+    for (size_t k = 0; k < 7; k++) {
+        E2E_ASSERT(strstr(hr.body, want_values[k]), "feature %zu: want %s in %s", k,
+                   want_values[k], hr.body);
+        json_t *sts = json_object_get(json_array_get(results, k + 1), "statuses");
+        for (size_t e = 0; e < 2; e++)
+            E2E_ASSERT(!strcmp(json_string_value(json_array_get(sts, e)), want_status[k][e]),
+                       "feature %zu entity %zu: %s", k, e, hr.body);
+    }
+    json_decref(j);
+    free(hr.body);
     E2E_ASSERT(fr_e2e_server_stop(s) == 0, "stop");
     fr_e2e_server_free(s);
 }

@@ -1,6 +1,8 @@
 /* Fuzz target for the msgpack reader: reading item after item until an error or the end never
- * reads outside the input (ASan), always makes progress, and string/binary items lie inside the
- * input. A second pass reads every item as a float the way float_list elements are read. */
+ * reads outside the input (ASan), always makes progress, and string/binary/run items lie inside
+ * the input. The input is also walked as a row, cell by cell (runs expanded), which must agree
+ * with the cell counter. A last pass reads every item as a float the way float_list elements are
+ * read. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,6 +38,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         case FR_MP_BIN:
             CHECK(it.v.ptr >= data && it.v.ptr + it.count == r.p);
             break;
+        case FR_MP_RUN32:
+        case FR_MP_RUN64:
+            CHECK(it.count > 0);
+            CHECK(it.v.ptr >= data &&
+                  it.v.ptr + (size_t)it.count * (it.kind == FR_MP_RUN32 ? 4 : 8) == r.p);
+            break;
         case FR_MP_UINT:
             CHECK(it.v.u > (uint64_t)INT64_MAX);
             break;
@@ -45,6 +53,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         default:
             CHECK(!"unknown kind");
         }
+    }
+    /* as a row: the cell reader and the cell counter agree, and stay inside the input */
+    fr_mp_row_t row;
+    if (fr_mp_row_open(&row, data, size) == 0) {
+        int64_t cells = 0;
+        int rc;
+        while ((rc = fr_mp_row_next(&row, &it)) == 0) {
+            CHECK(row.r.p <= end);
+            CHECK(it.kind != FR_MP_RUN32 && it.kind != FR_MP_RUN64);
+            cells++;
+        }
+        int64_t counted = fr_mp_row_cells(data, size);
+        if (rc == 1 && row.r.p == end)
+            CHECK(counted == cells);
+        else
+            CHECK(counted == -1);
     }
     fr_mp_reader_init(&r, data, size);
     float f;

@@ -1,7 +1,8 @@
 /* Fuzz target for row validation: the input is a row payload checked against a fixed view with one
  * feature of every type. fr_store_check_row must never crash, must give a reason on failure, and a
  * payload it accepts must be exactly one array of at most feature_count values that the plain
- * reader can walk to the end. */
+ * reader can walk to the end, and its stored form (fr_mp_pack_runs) must be accepted too and hold
+ * the same cells. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,7 +31,7 @@ static fr_view_def_t view = {.id = 1, .name = "all_types", .entity = "user",
                              .feature_count = sizeof features / sizeof features[0],
                              .features = features};
 
-/* Skips one value (an array counts its elements, one level deep). */
+/* Skips one item (an array counts its elements, one level deep; a run is one item). */
 static int skip_value(fr_mp_reader_t *r)
 {
     fr_mp_item_t it;
@@ -65,5 +66,31 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     for (uint32_t i = 0; i < it.count; i++)
         CHECK(skip_value(&r) == 0);
     CHECK(r.p == r.end);
+    int64_t cells = fr_mp_row_cells(data, size);
+    CHECK(cells >= 0 && cells <= (int64_t)view.feature_count);
+    /* the stored form: packed, no longer, accepted again, the same cells in the same order */
+    uint8_t *packed = malloc(size ? size : 1);
+    CHECK(packed != NULL);
+    size_t n = fr_mp_pack_runs(data, size, packed);
+    CHECK(n > 0 && n <= size);
+    row.values = packed;
+    row.values_len = (uint32_t)n;
+    CHECK(fr_store_check_row(&row, now, 300000000, &why) == FR_OK);
+    CHECK(fr_mp_row_cells(packed, n) == cells);
+    fr_mp_row_t a, b;
+    CHECK(fr_mp_row_open(&a, data, size) == 0 && fr_mp_row_open(&b, packed, n) == 0);
+    for (;;) {
+        fr_mp_item_t x, y;
+        int ra = fr_mp_row_next(&a, &x), rb = fr_mp_row_next(&b, &y);
+        CHECK(ra == rb && ra >= 0);
+        if (ra)
+            break;
+        CHECK(x.kind == y.kind);
+        if (x.kind == FR_MP_F32)
+            CHECK(memcmp(&x.v.f32, &y.v.f32, 4) == 0);
+        if (x.kind == FR_MP_F64)
+            CHECK(memcmp(&x.v.f64, &y.v.f64, 8) == 0);
+    }
+    free(packed);
     return 0;
 }

@@ -12,6 +12,7 @@
 Run: /usr/bin/python3 tests/fuzz/gen_corpus_pb.py  (rewrites those three directories' seeds)."""
 import json
 import os
+import struct
 import sys
 
 import msgpack
@@ -56,6 +57,10 @@ def reply_seeds():
     def reply(name, call, msg):
         seed("reply", name, bytes([call]) + msg.SerializeToString())
     reply("get", 0, get_response())
+    packed = get_response()  # rows in the server's stored form: float runs packed (proto/mp.h)
+    packed.rows[0].values = (b"\x93\x07\xd7\x02" + struct.pack("<d", 1.5) + b"\xa1x")
+    packed.rows[3].values = b"\x92\xc0\xd6\x01" + struct.pack("<f", 2.0)
+    reply("get_packed_runs", 0, packed)
     reply("get_error", 0, pb.GetResponse(code=-3, message="unknown feature"))
     reply("export_snapshot", 1, get_response(done=False))
     reply("export_done", 1, get_response(done=True))

@@ -331,6 +331,86 @@ def _keep(values, keep):
     return [v if k else None for v, k in zip(values, keep)]
 
 
+# Packed runs (the server's stored form, src/proto/mp.h): a msgpack ext item of type 1 (2) whose
+# data is n little-endian float32 (float64) values stands for n consecutive cells of the row.
+_RUN_DTYPES = {1: np.dtype("<f4"), 2: np.dtype("<f8")}
+
+
+class _Run(list):
+    """The cells of one packed run, inside a decoded row until _unpack_row flattens it."""
+
+
+def _ext_hook(code, data):
+    dt = _RUN_DTYPES.get(code)
+    if dt is None or not data or len(data) % dt.itemsize:
+        raise FreshetError("BAD_REQUEST", f"malformed reply: msgpack ext type {code} in a row")
+    return _Run(np.frombuffer(data, dtype=dt).tolist())
+
+
+def _unpack_row(payload):
+    """A stored row payload → its list of cells (None = nil), packed runs expanded."""
+    try:
+        arr = msgpack.unpackb(payload, raw=False, ext_hook=_ext_hook)
+    except FreshetError:
+        raise
+    except Exception as e:  # noqa: BLE001 (msgpack's exceptions)
+        raise FreshetError("BAD_REQUEST", f"malformed reply: row values: {e}") from None
+    if not isinstance(arr, list):
+        raise FreshetError("BAD_REQUEST", "malformed reply: row values are not an array")
+    if any(type(x) is _Run for x in arr):
+        flat = []
+        for x in arr:
+            if type(x) is _Run:
+                flat.extend(x)
+            else:
+                flat.append(x)
+        return flat
+    return arr
+
+
+def _single_run_header(payload):
+    """(header length, dtype) when a payload is an array of exactly one packed run, else None."""
+    if len(payload) < 3 or payload[0] != 0x91:
+        return None
+    tag = payload[1]
+    if tag in (0xd6, 0xd7, 0xd8):
+        h = 3
+    elif tag == 0xc7:
+        h = 4
+    elif tag == 0xc8:
+        h = 5
+    elif tag == 0xc9:
+        h = 7
+    else:
+        return None
+    dt = _RUN_DTYPES.get(payload[h - 1]) if len(payload) > h else None
+    if dt is None or (len(payload) - h) % dt.itemsize:
+        return None
+    return h, dt
+
+
+def _packed_matrix(payloads):
+    """The rows of one view as a float matrix in one numpy step, when every present payload is
+    one packed run of the same length (the common stored form of an all-float view): (indices of
+    the rows that have values, matrix, mask of nil items), or None."""
+    idx = [i for i, p in enumerate(payloads) if p]
+    if not idx:
+        return None
+    first = payloads[idx[0]]
+    hd = _single_run_header(first)
+    if hd is None:
+        return None
+    h, dt = hd
+    size = len(first)
+    if any(len(payloads[i]) != size for i in idx):
+        return None
+    raw = np.frombuffer(b"".join(payloads[i] for i in idx), dtype=np.uint8).reshape(len(idx), size)
+    if not (raw[:, :h] == raw[0, :h]).all():
+        return None
+    m = raw[:, h:].copy().view(dt).astype(np.float64)
+    return np.asarray(idx, dtype=np.intp), m, np.zeros(m.shape, dtype=bool)
+
+
 def _numeric_rows(vals):
     """The decoded rows of one view whose requested columns are all double/float, as one float
     matrix: (indices of the rows that have values, matrix, mask of nil items), or None when the
@@ -473,8 +553,13 @@ class _Decoded:
             st = np.fromiter((r.status for r in rows), dtype=np.int8, count=ne)
             ev = np.fromiter((r.event_ts_us for r in rows), dtype=np.int64, count=ne)
             wa = np.fromiter((r.written_at_us for r in rows), dtype=np.int64, count=ne)
-            vals = [msgpack.unpackb(r.values, raw=False) if r.values else None for r in rows]
-            per_view.append((st, ev, wa, vals))
+            per_view.append([st, ev, wa, [r.values for r in rows]])
+        decoded = {}
+
+        def vals_of(v):  # a view's rows decoded cell by cell, once, only when needed
+            if v not in decoded:
+                decoded[v] = [_unpack_row(p) if p else None for p in per_view[v][3]]
+            return decoded[v]
         # Views whose requested columns are all double/float are decoded as one float matrix
         # each (numpy's conversion instead of a Python loop per cell: a training export is mostly
         # such columns); any other view, or rows that do not form a matrix, cell by cell.
@@ -482,11 +567,12 @@ class _Decoded:
         for c, ftype in zip(resp.columns, self.types):
             if c.view < nv:
                 numeric[c.view] = numeric.get(c.view, True) and ftype in ("double", "float")
-        matrices = {v: _numeric_rows(per_view[v][3]) for v, ok in numeric.items() if ok}
+        matrices = {v: _packed_matrix(per_view[v][3]) or _numeric_rows(vals_of(v))
+                    for v, ok in numeric.items() if ok}
         for c, ftype in zip(resp.columns, self.types):
             if c.view >= nv:
                 raise FreshetError("BAD_REQUEST", "malformed reply: column of an unknown view")
-            st, ev, wa, vals = per_view[c.view]
+            st, ev, wa, _ = per_view[c.view]
             k = c.index
             cst = st.copy()
             mat = matrices.get(c.view)
@@ -501,7 +587,7 @@ class _Decoded:
                 cst[nil_rows[cst[nil_rows] == PRESENT]] = NULL
             else:
                 col = [None] * ne
-                for e, arr in enumerate(vals):
+                for e, arr in enumerate(vals_of(c.view)):
                     if arr is None:
                         continue
                     x = arr[k] if k < len(arr) else None

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/buf.h"
 #include "proto/mp.h"
 
 static int next_exact(const uint8_t *p, size_t n, fr_mp_item_t *it, size_t *used)
@@ -17,7 +18,8 @@ static int next_exact(const uint8_t *p, size_t n, fr_mp_item_t *it, size_t *used
     fr_mp_reader_init(&r, copy, n);
     int rc = fr_mp_next(&r, it);
     *used = (size_t)(r.p - copy);
-    if (rc == 0 && (it->kind == FR_MP_STR || it->kind == FR_MP_BIN))
+    if (rc == 0 && (it->kind == FR_MP_STR || it->kind == FR_MP_BIN || it->kind == FR_MP_RUN32 ||
+                    it->kind == FR_MP_RUN64))
         it->v.ptr = p + (it->v.ptr - copy); /* keep pointing into the caller's bytes */
     free(copy);
     return rc;
@@ -167,7 +169,7 @@ Test(mp, reads_array_headers_only)
     }
 }
 
-Test(mp, rejects_maps_ext_and_the_unused_byte)
+Test(mp, rejects_maps_ext_and_the_unused_byte, .description = "and runs that are empty or short")
 {
     static const uint8_t bad[][3] = {
         {0x80}, {0x8f}, {0xde, 0, 0}, {0xdf, 0, 0},                       /* maps */
@@ -351,4 +353,293 @@ Test(mp, packing_an_unknown_type_fails)
     cr_assert_neq(fr_mp_pack_value(&p.pk, &v), 0);
     cr_assert_eq(p.sb.size, 0u);
     msgpack_sbuffer_destroy(&p.sb);
+}
+
+/* ---- packed runs (FR_MP_EXT_F32RUN / FR_MP_EXT_F64RUN) ---- */
+
+Test(mp, reads_packed_runs_of_every_ext_width)
+{
+    {
+        ITEM(0xd6, FR_MP_EXT_F32RUN, 0x00, 0x00, 0xc0, 0x3f); /* fixext 4: 1.5f little-endian */
+        cr_assert_eq(it.kind, FR_MP_RUN32);
+        cr_assert_eq(it.count, 1u);
+        cr_assert_eq(it.v.ptr, in_ + 2);
+    }
+    {
+        ITEM(0xd8, FR_MP_EXT_F64RUN, 0, 0, 0, 0, 0, 0, 0xf8, 0x3f, 0, 0, 0, 0, 0, 0, 0, 0x40);
+        cr_assert_eq(it.kind, FR_MP_RUN64);
+        cr_assert_eq(it.count, 2u);
+    }
+    {
+        ITEM(0xc7, 12, FR_MP_EXT_F32RUN, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12);
+        cr_assert_eq(it.kind, FR_MP_RUN32);
+        cr_assert_eq(it.count, 3u);
+        cr_assert_eq(it.v.ptr, in_ + 3);
+    }
+    {
+        ITEM(0xc8, 0, 8, FR_MP_EXT_F64RUN, 1, 2, 3, 4, 5, 6, 7, 8);
+        cr_assert_eq(it.kind, FR_MP_RUN64);
+        cr_assert_eq(it.count, 1u);
+    }
+    {
+        ITEM(0xc9, 0, 0, 0, 4, FR_MP_EXT_F32RUN, 1, 2, 3, 4);
+        cr_assert_eq(it.kind, FR_MP_RUN32);
+        cr_assert_eq(it.count, 1u);
+    }
+}
+
+Test(mp, rejects_runs_of_other_types_or_ragged_lengths)
+{
+    static const struct {
+        uint8_t b[12];
+        size_t n;
+    } bad[] = {
+        {{0xd6, 3, 1, 2, 3, 4}, 6},                    /* an ext type that is not a run */
+        {{0xd6, 0xff, 1, 2, 3, 4}, 6},                 /* a negative (reserved) ext type */
+        {{0xd6, FR_MP_EXT_F64RUN, 1, 2, 3, 4}, 6},     /* 4 bytes of float64 */
+        {{0xc7, 6, FR_MP_EXT_F32RUN, 1, 2, 3, 4, 5, 6}, 9}, /* 6 bytes of float32 */
+        {{0xc7, 0, FR_MP_EXT_F32RUN}, 3},              /* empty */
+        {{0xd4, FR_MP_EXT_F32RUN, 1}, 3},              /* fixext 1 */
+        {{0xd5, FR_MP_EXT_F32RUN, 1, 2}, 4},           /* fixext 2 */
+        {{0xc7, 8, FR_MP_EXT_F32RUN, 1, 2, 3, 4}, 7},  /* claims more than there is */
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        fr_mp_item_t it;
+        size_t used;
+        cr_assert_eq(next_exact(bad[i].b, bad[i].n, &it, &used), -1, "case %zu", i);
+    }
+    /* a whole run cut at every shorter length */
+    static const uint8_t whole[] = {0xc7, 8, FR_MP_EXT_F32RUN, 1, 2, 3, 4, 5, 6, 7, 8};
+    for (size_t n = 0; n < sizeof whole; n++) {
+        fr_mp_item_t it;
+        size_t used;
+        cr_assert_eq(next_exact(whole, n, &it, &used), -1, "cut at %zu", n);
+    }
+}
+
+/* A tiny deterministic generator for the row tests. */
+static uint64_t rng_state = 88172645463325252ULL;
+static uint32_t rnd(uint32_t n)
+{
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return (uint32_t)(rng_state % n);
+}
+
+/* A random row payload: nils, ints, strings, float_lists, and stretches of float32 / float64
+ * (some long enough to pack, some not), optionally with runs already packed. */
+static size_t random_row(uint8_t *out, size_t cap, bool with_runs)
+{
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    uint32_t groups = rnd(8), items = 0;
+    /* the array header is written last, once the item count is known */
+    msgpack_sbuffer body;
+    msgpack_sbuffer_init(&body);
+    msgpack_packer bp;
+    msgpack_packer_init(&bp, &body, msgpack_sbuffer_write);
+    for (uint32_t g = 0; g < groups; g++) {
+        uint32_t kind = rnd(7), n = 1 + rnd(20);
+        switch (kind) {
+        case 0:
+            msgpack_pack_nil(&bp), items++;
+            break;
+        case 1:
+            msgpack_pack_int64(&bp, (int64_t)rnd(1000000) - 500000), items++;
+            break;
+        case 2:
+            msgpack_pack_str(&bp, 3), msgpack_pack_str_body(&bp, "abc", 3), items++;
+            break;
+        case 3:
+            msgpack_pack_array(&bp, n % 4);
+            for (uint32_t i = 0; i < n % 4; i++)
+                msgpack_pack_float(&bp, (float)rnd(100) / 8);
+            items++;
+            break;
+        case 4:
+            for (uint32_t i = 0; i < n; i++, items++)
+                msgpack_pack_float(&bp, (float)rnd(1u << 30) / 1024.0f - 4096.0f);
+            break;
+        case 5:
+            for (uint32_t i = 0; i < n; i++, items++)
+                msgpack_pack_double(&bp, (double)rnd(1u << 30) / 3.0 - 1e6);
+            break;
+        default:
+            if (!with_runs) {
+                msgpack_pack_float(&bp, NAN), items++;
+                break;
+            }
+            msgpack_pack_ext(&bp, 4 * n, FR_MP_EXT_F32RUN);
+            for (uint32_t i = 0; i < n; i++) {
+                uint8_t le[4];
+                fr_put_le32(le, rnd(UINT32_MAX));
+                msgpack_pack_ext_body(&bp, le, 4);
+            }
+            items++;
+        }
+    }
+    msgpack_pack_array(&pk, items);
+    msgpack_sbuffer_write(&sb, body.data, body.size);
+    cr_assert_leq(sb.size, cap);
+    memcpy(out, sb.data, sb.size);
+    size_t n = sb.size;
+    msgpack_sbuffer_destroy(&body);
+    msgpack_sbuffer_destroy(&sb);
+    return n;
+}
+
+/* Both payloads hold the same cells: same kinds, same bits, same strings and float lists. */
+static void assert_same_cells(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen)
+{
+    fr_mp_row_t ra, rb;
+    cr_assert_eq(fr_mp_row_open(&ra, a, alen), 0);
+    cr_assert_eq(fr_mp_row_open(&rb, b, blen), 0);
+    for (uint32_t cell = 0;; cell++) {
+        fr_mp_item_t x, y;
+        int ca = fr_mp_row_next(&ra, &x), cb = fr_mp_row_next(&rb, &y);
+        cr_assert_eq(ca, cb, "cell %u: %d vs %d", cell, ca, cb);
+        cr_assert_geq(ca, 0);
+        if (ca)
+            break;
+        cr_assert_eq(x.kind, y.kind, "cell %u", cell);
+        if (x.kind == FR_MP_STR || x.kind == FR_MP_ARRAY)
+            cr_assert_eq(x.count, y.count, "cell %u", cell);
+        switch (x.kind) {
+        case FR_MP_F32:
+            cr_assert_eq(memcmp(&x.v.f32, &y.v.f32, 4), 0, "cell %u", cell);
+            break;
+        case FR_MP_F64:
+            cr_assert_eq(memcmp(&x.v.f64, &y.v.f64, 8), 0, "cell %u", cell);
+            break;
+        case FR_MP_INT:
+            cr_assert_eq(x.v.i, y.v.i);
+            break;
+        case FR_MP_STR:
+            cr_assert_eq(memcmp(x.v.ptr, y.v.ptr, x.count), 0);
+            break;
+        case FR_MP_ARRAY:
+            cr_assert_eq(memcmp(x.v.ptr, y.v.ptr, 5 * x.count), 0, "float_list elements");
+            break;
+        default:
+            break;
+        }
+    }
+    cr_assert_eq(ra.r.p, a + alen);
+    cr_assert_eq(rb.r.p, b + blen);
+    cr_assert_eq(fr_mp_row_cells(a, alen), fr_mp_row_cells(b, blen));
+}
+
+Test(mp, packing_runs_keeps_every_cell_and_never_grows)
+{
+    uint8_t in[4096], out[4096], again[4096];
+    size_t shrunk = 0;
+    for (int round = 0; round < 3000; round++) {
+        size_t n = random_row(in, sizeof in, round % 2);
+        /* in an exact-size heap copy, so that ASan sees any read past the end */
+        uint8_t *exact = malloc(n);
+        cr_assert_not_null(exact);
+        memcpy(exact, in, n);
+        size_t m = fr_mp_pack_runs(exact, n, out);
+        cr_assert_gt(m, 0u, "round %d", round);
+        cr_assert_leq(m, n, "round %d: %zu > %zu", round, m, n);
+        shrunk += m < n;
+        assert_same_cells(exact, n, out, m);
+        cr_assert_eq(fr_mp_pack_runs(out, m, again), m, "packing is idempotent");
+        cr_assert_eq(memcmp(out, again, m), 0);
+        free(exact);
+    }
+    cr_assert_gt(shrunk, 1000u, "most random rows have a stretch worth packing");
+}
+
+Test(mp, packs_fifty_float32_into_one_run)
+{
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_array(&pk, 50);
+    for (int i = 0; i < 50; i++)
+        msgpack_pack_float(&pk, (float)i + 0.25f);
+    cr_assert_eq(sb.size, 3u + 50 * 5);
+    uint8_t out[256];
+    size_t m = fr_mp_pack_runs((const uint8_t *)sb.data, sb.size, out);
+    static const uint8_t head[] = {0x91, 0xc7, 200, FR_MP_EXT_F32RUN};
+    cr_assert_eq(m, sizeof head + 200);
+    cr_assert_eq(memcmp(out, head, sizeof head), 0);
+    float f;
+    uint32_t bits = fr_get_le32(out + sizeof head + 4 * 7);
+    memcpy(&f, &bits, 4);
+    cr_assert_eq(f, 7.25f, "value 7, little-endian");
+    assert_same_cells((const uint8_t *)sb.data, sb.size, out, m);
+    msgpack_sbuffer_destroy(&sb);
+}
+
+Test(mp, leaves_stretches_too_short_to_gain)
+{
+    /* three float32, a nil, three float64, a float32 and a float64: nothing gets shorter */
+    static const uint8_t row[] = {
+        0x99, 0xca, 0x3f, 0x80, 0, 0, 0xca, 0x40, 0, 0, 0, 0xca, 0x40, 0x40, 0, 0, 0xc0,
+        0xcb, 0x3f, 0xf0, 0, 0, 0, 0, 0, 0, 0xcb, 0x40, 0, 0, 0, 0, 0, 0, 0,
+        0xcb, 0x40, 0x08, 0, 0, 0, 0, 0, 0, 0xca, 0x3f, 0x80, 0, 0, 0xcb, 0x3f, 0xf0, 0, 0, 0, 0,
+        0, 0};
+    uint8_t out[sizeof row];
+    cr_assert_eq(fr_mp_pack_runs(row, sizeof row, out), sizeof row);
+    cr_assert_eq(memcmp(out, row, sizeof row), 0, "byte for byte as sent");
+    /* four float64 pack: 36 bytes become 3 + 32 */
+    static const uint8_t four[] = {0x94, 0xcb, 0x3f, 0xf0, 0, 0, 0, 0, 0, 0, 0xcb, 0x40, 0, 0, 0,
+                                   0, 0, 0, 0, 0xcb, 0x40, 0x08, 0, 0, 0, 0, 0, 0, 0xcb, 0x40,
+                                   0x10, 0, 0, 0, 0, 0, 0};
+    uint8_t o4[sizeof four];
+    size_t m = fr_mp_pack_runs(four, sizeof four, o4);
+    cr_assert_eq(m, 1u + 3 + 32);
+    cr_assert_eq(o4[0], 0x91);
+    cr_assert_eq(o4[1], 0xc7);
+    cr_assert_eq(o4[3], FR_MP_EXT_F64RUN);
+    assert_same_cells(four, sizeof four, o4, m);
+}
+
+Test(mp, row_reader_expands_runs_and_stops_at_the_end)
+{
+    /* [nil, run(2.0f, -1.0f), "hi", [0.5], run(double 3.0)] */
+    static const uint8_t row[] = {0x95, 0xc0, 0xd7, FR_MP_EXT_F32RUN, 0, 0, 0, 0x40, 0, 0, 0x80,
+                                  0xbf, 0xa2, 'h', 'i', 0x91, 0xca, 0x3f, 0, 0, 0, 0xd7,
+                                  FR_MP_EXT_F64RUN, 0, 0, 0, 0, 0, 0, 0x08, 0x40};
+    fr_mp_row_t r;
+    fr_mp_item_t it;
+    cr_assert_eq(fr_mp_row_open(&r, row, sizeof row), 0);
+    cr_assert_eq(fr_mp_row_next(&r, &it), 0);
+    cr_assert_eq(it.kind, FR_MP_NIL);
+    cr_assert_eq(fr_mp_row_next(&r, &it), 0);
+    cr_assert_eq(it.kind, FR_MP_F32);
+    cr_assert_eq(it.v.f32, 2.0f);
+    cr_assert_eq(fr_mp_row_next(&r, &it), 0);
+    cr_assert_eq(it.v.f32, -1.0f);
+    cr_assert_eq(fr_mp_row_next(&r, &it), 0);
+    cr_assert_eq(it.kind, FR_MP_STR);
+    cr_assert_eq(fr_mp_row_next(&r, &it), 0);
+    cr_assert_eq(it.kind, FR_MP_ARRAY);
+    cr_assert_eq(it.v.ptr, row + 16, "a float_list's elements start after its header");
+    cr_assert_eq(fr_mp_row_next(&r, &it), 0, "the elements were skipped");
+    cr_assert_eq(it.kind, FR_MP_F64);
+    cr_assert_eq(it.v.f64, 3.0);
+    cr_assert_eq(fr_mp_row_next(&r, &it), 1);
+    cr_assert_eq(fr_mp_row_next(&r, &it), 1, "and stays at the end");
+    cr_assert_eq(fr_mp_row_cells(row, sizeof row), 6);
+    /* the same row cut anywhere: the reader and the counter fail in bounds, never past */
+    for (size_t n = 0; n < sizeof row; n++) {
+        uint8_t *cut = malloc(n ? n : 1);
+        cr_assert_not_null(cut);
+        memcpy(cut, row, n);
+        int rc = fr_mp_row_open(&r, cut, n);
+        while (rc == 0)
+            rc = fr_mp_row_next(&r, &it);
+        cr_assert_eq(rc, -1, "cut at %zu", n);
+        cr_assert_eq(fr_mp_row_cells(cut, n), -1, "cut at %zu", n);
+        uint8_t out[sizeof row];
+        cr_assert_eq(fr_mp_pack_runs(cut, n, out), 0u, "cut at %zu", n);
+        free(cut);
+    }
 }

@@ -1,6 +1,7 @@
 /* The write path (DESIGN.md, Semantics 3, 5, 6): atomic batches, exactly-once source offsets that
  * survive a reopen, row validation with precise reasons, registry updates, and a full map. */
 #include <criterion/criterion.h>
+#include <lmdb.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -116,6 +117,173 @@ static int collect_source(void *ctx, const char *source, size_t source_len, uint
     }
     s->n++;
     return 0;
+}
+
+/* ---- the stored form: float runs packed ---- */
+
+static const char *REG_F32 =
+    "{\"entities\": [{\"name\": \"user\", \"join_key\": \"user_id\"}],"
+    " \"views\": [{\"name\": \"f\", \"entity\": \"user\", \"features\": ["
+    "  {\"name\": \"a\", \"type\": \"float\"}, {\"name\": \"b\", \"type\": \"float\"},"
+    "  {\"name\": \"c\", \"type\": \"float\"}, {\"name\": \"d\", \"type\": \"float\"},"
+    "  {\"name\": \"e\", \"type\": \"float\"}, {\"name\": \"n\", \"type\": \"int64\"}]}]}";
+
+/* The payload of entity's newest version, copied out. */
+static size_t stored_payload(st_env_t *e, const fr_view_def_t *v, const char *entity, uint8_t *out,
+                             size_t cap)
+{
+    fr_rtxn_t *r;
+    cr_assert_eq(fr_rtxn_new(e->store, &r), FR_OK);
+    cr_assert_eq(fr_rtxn_begin(r), FR_OK);
+    fr_asof_t got;
+    cr_assert_eq(fr_asof_get(r, v, (const uint8_t *)entity, strlen(entity), ST_NOW_US, 0, &got),
+                 FR_OK);
+    cr_assert_eq(got.status, FR_STATUS_PRESENT);
+    cr_assert_leq(got.values_len, cap);
+    memcpy(out, got.values, got.values_len);
+    size_t n = got.values_len;
+    fr_rtxn_reset(r);
+    fr_rtxn_free(r);
+    return n;
+}
+
+Test(write, float_runs_are_stored_packed_and_a_replay_is_still_unchanged)
+{
+    st_env_t e;
+    st_open(&e, ST_NOW_US, 0);
+    cr_assert_eq(st_apply_registry(&e, REG_F32, NULL), FR_OK);
+    fr_registry_t *reg;
+    const fr_view_def_t *v = st_view(&e, &reg, "f");
+    st_row_t p;
+    st_row_init(&p, 6);
+    for (int i = 0; i < 5; i++)
+        msgpack_pack_float(&p.pk, (float)i - 1.5f);
+    msgpack_pack_int64(&p.pk, 42);
+    cr_assert_eq(p.sb.size, 1u + 5 * 5 + 1);
+    fr_write_row_t row = {.view = v, .entity = (const uint8_t *)"u1", .entity_len = 2,
+                          .event_ts_us = ST_NOW_US - ST_SEC, .values = (const uint8_t *)p.sb.data,
+                          .values_len = (uint32_t)p.sb.size};
+    fr_write_batch_t b = {.rows = &row, .row_count = 1};
+    fr_write_result_t res;
+    cr_assert_eq(st_write_batch(&e, &b, &res), FR_OK);
+    cr_assert_eq(res.written, 1);
+
+    uint8_t got[64];
+    size_t n = stored_payload(&e, v, "u1", got, sizeof got);
+    cr_assert_eq(n, 1u + 3 + 20 + 1, "[run of 5 float32, 42]: %zu bytes", n);
+    cr_assert_eq(got[0], 0x92);
+    cr_assert_eq(got[1], 0xc7);
+    cr_assert_eq(got[3], FR_MP_EXT_F32RUN);
+    fr_mp_row_t rr;
+    fr_mp_item_t it;
+    cr_assert_eq(fr_mp_row_open(&rr, got, n), 0);
+    for (int i = 0; i < 5; i++) {
+        cr_assert_eq(fr_mp_row_next(&rr, &it), 0);
+        cr_assert_eq(it.kind, FR_MP_F32);
+        cr_assert_eq(it.v.f32, (float)i - 1.5f);
+    }
+    cr_assert_eq(fr_mp_row_next(&rr, &it), 0);
+    cr_assert_eq(it.kind, FR_MP_INT);
+    cr_assert_eq(it.v.i, 42);
+    cr_assert_eq(fr_mp_row_next(&rr, &it), 1);
+
+    /* the same row sent again (as sent, unpacked) is recognised as the stored version */
+    cr_assert_eq(st_write_batch(&e, &b, &res), FR_OK);
+    cr_assert_eq(res.written, 0);
+    cr_assert_eq(res.unchanged, 1, "a replay compares with the stored form");
+    /* and a row sent already packed is stored as sent and equal too */
+    row.values = got;
+    row.values_len = (uint32_t)n;
+    cr_assert_eq(st_write_batch(&e, &b, &res), FR_OK);
+    cr_assert_eq(res.unchanged, 1);
+    cr_assert_eq(st_view_stat(&e, v->id).versions, 1);
+    st_row_fini(&p);
+    fr_registry_release(reg);
+    st_close(&e);
+}
+
+/* Sets meta "format_version" of a closed store directory with plain LMDB; returns the old one. */
+static uint32_t set_format_version(const char *dir, uint32_t version)
+{
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi meta;
+    cr_assert_eq(mdb_env_create(&env), MDB_SUCCESS);
+    cr_assert_eq(mdb_env_set_maxdbs(env, 8), MDB_SUCCESS);
+    cr_assert_eq(mdb_env_set_mapsize(env, 64u << 20), MDB_SUCCESS);
+    cr_assert_eq(mdb_env_open(env, dir, 0, 0644), MDB_SUCCESS);
+    cr_assert_eq(mdb_txn_begin(env, NULL, 0, &txn), MDB_SUCCESS);
+    cr_assert_eq(mdb_dbi_open(txn, "meta", 0, &meta), MDB_SUCCESS);
+    MDB_val k = {14, "format_version"}, v;
+    cr_assert_eq(mdb_get(txn, meta, &k, &v), MDB_SUCCESS);
+    cr_assert_eq(v.mv_size, 4u);
+    uint32_t old = fr_get_be32(v.mv_data);
+    uint8_t be[4];
+    fr_put_be32(be, version);
+    v = (MDB_val){4, be};
+    cr_assert_eq(mdb_put(txn, meta, &k, &v, 0), MDB_SUCCESS);
+    cr_assert_eq(mdb_txn_commit(txn), MDB_SUCCESS);
+    mdb_env_close(env);
+    return old;
+}
+
+Test(write, a_version_1_directory_is_upgraded_and_a_newer_one_refused)
+{
+    st_env_t e;
+    st_open(&e, ST_NOW_US, 0);
+    fr_store_close(e.store);
+    cr_assert_eq(set_format_version(e.dir, 1), FR_STORE_FORMAT_VERSION);
+    st_open_again(&e); /* version 1 (plain payloads only) opens, and is marked as version 2 */
+    fr_store_close(e.store);
+    cr_assert_eq(set_format_version(e.dir, FR_STORE_FORMAT_VERSION + 1), FR_STORE_FORMAT_VERSION);
+    fr_store_opts_t o = {.path = e.dir, .map_size = 64u << 20, .clock = &e.clock,
+                         .durability = FR_DURABILITY_ASYNC};
+    const char *why = NULL;
+    cr_assert_eq(fr_store_open(&o, &e.store, &why), FR_E_INCOMPATIBLE);
+    cr_assert_not_null(why);
+    cr_assert_not_null(strstr(why, "data format version 3, this build reads 1 to 2"), "%s", why);
+    set_format_version(e.dir, FR_STORE_FORMAT_VERSION);
+    st_open_again(&e);
+    st_close(&e);
+}
+
+Test(write, check_row_accepts_runs_cell_by_cell)
+{
+    st_env_t e;
+    st_open(&e, ST_NOW_US, 0);
+    cr_assert_eq(st_apply_registry(&e, REG_F32, NULL), FR_OK);
+    fr_registry_t *reg;
+    const fr_view_def_t *v = st_view(&e, &reg, "f");
+    const char *why = NULL;
+    /* a run of 4 float32 then nil: accepted */
+    static const uint8_t ok[] = {0x92, 0xd8, FR_MP_EXT_F32RUN, 0, 0, 0x80, 0x3f, 0, 0, 0, 0x40,
+                                 0, 0, 0x40, 0x40, 0, 0, 0x80, 0x40, 0xc0};
+    fr_write_row_t row = {.view = v, .entity = (const uint8_t *)"u1", .entity_len = 2,
+                          .event_ts_us = ST_NOW_US, .values = ok, .values_len = sizeof ok};
+    cr_assert_eq(fr_store_check_row(&row, ST_NOW_US, 0, &why), FR_OK, "%s", why);
+    /* a run reaching into the int64 column n */
+    static const uint8_t into_int[] = {0x92, 0xc0, 0xc7, 20, FR_MP_EXT_F32RUN, 0, 0, 0x80, 0x3f,
+                                       0, 0, 0, 0x40, 0, 0, 0x40, 0x40, 0, 0, 0x80, 0x40, 0, 0,
+                                       0xa0, 0x40};
+    row.values = into_int;
+    row.values_len = sizeof into_int;
+    cr_assert_eq(fr_store_check_row(&row, ST_NOW_US, 0, &why), FR_E_TYPE_MISMATCH);
+    cr_assert_not_null(strstr(why, "values.n"), "%s", why);
+    /* a run of 7 cells into a view of 6 features */
+    static const uint8_t too_many[] = {0x91, 0xc7, 28, FR_MP_EXT_F32RUN, 0, 0, 0, 0, 0, 0, 0, 0,
+                                       0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
+    row.values = too_many;
+    row.values_len = sizeof too_many;
+    cr_assert_eq(fr_store_check_row(&row, ST_NOW_US, 0, &why), FR_E_BAD_REQUEST);
+    cr_assert_not_null(strstr(why, "7 values for view f of 6"), "%s", why);
+    /* an ext item that is not a run */
+    static const uint8_t other_ext[] = {0x91, 0xd6, 9, 0, 0, 0, 0};
+    row.values = other_ext;
+    row.values_len = sizeof other_ext;
+    cr_assert_eq(fr_store_check_row(&row, ST_NOW_US, 0, &why), FR_E_BAD_REQUEST);
+    cr_assert_not_null(strstr(why, "values.a: malformed"), "%s", why);
+    fr_registry_release(reg);
+    st_close(&e);
 }
 
 /* ---- exactly-once ---- */
