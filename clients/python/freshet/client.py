@@ -12,6 +12,7 @@ Layers, bottom up:
 
 import datetime as _dt
 import json
+import operator
 import os
 import socket
 import ssl
@@ -393,22 +394,22 @@ def _packed_matrix(payloads):
     """The rows of one view as a float matrix in one numpy step, when every present payload is
     one packed run of the same length (the common stored form of an all-float view): (indices of
     the rows that have values, matrix, mask of nil items), or None."""
-    idx = [i for i, p in enumerate(payloads) if p]
-    if not idx:
+    lens = np.fromiter(map(len, payloads), dtype=np.int64, count=len(payloads))
+    idx = np.flatnonzero(lens)
+    if idx.size == 0:
         return None
     first = payloads[idx[0]]
     hd = _single_run_header(first)
-    if hd is None:
+    size = len(first)
+    if hd is None or (lens[idx] != size).any():
         return None
     h, dt = hd
-    size = len(first)
-    if any(len(payloads[i]) != size for i in idx):
-        return None
-    raw = np.frombuffer(b"".join(payloads[i] for i in idx), dtype=np.uint8).reshape(len(idx), size)
+    # absent rows are b"": the join holds exactly the present ones, in order
+    raw = np.frombuffer(b"".join(payloads), dtype=np.uint8).reshape(idx.size, size)
     if not (raw[:, :h] == raw[0, :h]).all():
         return None
     m = raw[:, h:].copy().view(dt).astype(np.float64)
-    return np.asarray(idx, dtype=np.intp), m, np.zeros(m.shape, dtype=bool)
+    return idx.astype(np.intp), m, np.zeros(m.shape, dtype=bool)
 
 
 def _numeric_rows(vals):
@@ -531,6 +532,13 @@ class _Conn:
 
 # ---- reply decoding ----
 
+# RowResult fields read in C (map + attrgetter) rather than by a Python generator per row.
+_STATUS_OF = operator.attrgetter("status")
+_EVENT_TS_OF = operator.attrgetter("event_ts_us")
+_WRITTEN_AT_OF = operator.attrgetter("written_at_us")
+_VALUES_OF = operator.attrgetter("values")
+
+
 class _Decoded:
     """One GetResponse as per-feature columns: names, types, per-cell statuses / event times /
     written-at times (int64 arrays) and values (lists; float64 arrays with NaN for missing when
@@ -550,10 +558,10 @@ class _Decoded:
         per_view = []
         for v in range(nv):
             rows = resp.rows[v::nv] if nv > 1 else resp.rows
-            st = np.fromiter((r.status for r in rows), dtype=np.int8, count=ne)
-            ev = np.fromiter((r.event_ts_us for r in rows), dtype=np.int64, count=ne)
-            wa = np.fromiter((r.written_at_us for r in rows), dtype=np.int64, count=ne)
-            per_view.append([st, ev, wa, [r.values for r in rows]])
+            st = np.fromiter(map(_STATUS_OF, rows), dtype=np.int8, count=ne)
+            ev = np.fromiter(map(_EVENT_TS_OF, rows), dtype=np.int64, count=ne)
+            wa = np.fromiter(map(_WRITTEN_AT_OF, rows), dtype=np.int64, count=ne)
+            per_view.append([st, ev, wa, list(map(_VALUES_OF, rows))])
         decoded = {}
 
         def vals_of(v):  # a view's rows decoded cell by cell, once, only when needed
