@@ -11,6 +11,7 @@
 #include "common/fault.h"
 #include "common/buf.h"
 #include "freshet/err.h"
+#include "proto/mp.h"
 #include "store_int.h"
 
 int fr_store_mdb_err(int mdb_rc)
@@ -267,9 +268,10 @@ int fr_store_info(fr_store_t *s, fr_store_info_t *out)
 /* The compacting backup: every database copied in key order into a new environment with
  * MDB_APPEND, which fills each leaf page before starting the next. LMDB's own compacting copy
  * (MDB_CP_COMPACT) drops free pages but keeps every page as it is, and leaves built by random
- * inserts are about 70% full; this copy of the same data is about 30% smaller. One read snapshot,
- * so the copy is consistent while writers go on; write transactions of REPACK_BATCH entries keep
- * the copy's dirty pages bounded. */
+ * inserts are about 70% full; this copy of the same data is about 30% smaller. Rows written before
+ * data format 2 get their float runs packed on the way (fr_mp_pack_runs; newer rows already are).
+ * One read snapshot, so the copy is consistent while writers go on; write transactions of
+ * REPACK_BATCH entries keep the copy's dirty pages bounded. */
 #define REPACK_BATCH 20000
 static int repack_copy(fr_store_t *s, const char *dest, const char **why)
 {
@@ -279,6 +281,8 @@ static int repack_copy(fr_store_t *s, const char *dest, const char **why)
     MDB_env *dst = NULL;
     MDB_txn *rtxn = NULL, *w = NULL;
     MDB_cursor *cur = NULL;
+    uint8_t *pack = NULL; /* a row value with its payload packed */
+    size_t pack_cap = 0;
     const char *step = "open the copy";
     int mrc = mdb_env_info(s->env, &ei);
     if (mrc == MDB_SUCCESS)
@@ -306,7 +310,25 @@ static int repack_copy(fr_store_t *s, const char *dest, const char **why)
         int crc = mrc == MDB_SUCCESS ? mdb_cursor_get(cur, &k, &v, MDB_FIRST) : MDB_NOTFOUND;
         for (; crc == MDB_SUCCESS && mrc == MDB_SUCCESS;
              crc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-            mrc = mdb_put(w, out, &k, &v, MDB_APPEND);
+            MDB_val pv = v; /* a row: written_at u64 · payload */
+            if (src[d] == s->rows && v.mv_size > 8) {
+                if (v.mv_size > pack_cap) {
+                    uint8_t *p = realloc(pack, v.mv_size);
+                    if (p) {
+                        pack = p;
+                        pack_cap = v.mv_size;
+                    }
+                }
+                size_t plen = v.mv_size <= pack_cap
+                                  ? fr_mp_pack_runs((const uint8_t *)v.mv_data + 8, v.mv_size - 8,
+                                                    pack + 8)
+                                  : 0;
+                if (plen) { /* else (no memory, or not a row payload): copied as it is */
+                    memcpy(pack, v.mv_data, 8);
+                    pv = (MDB_val){8 + plen, pack};
+                }
+            }
+            mrc = mdb_put(w, out, &k, &pv, MDB_APPEND);
             if (mrc == MDB_SUCCESS && ++n % REPACK_BATCH == 0) {
                 mrc = mdb_txn_commit(w);
                 w = NULL;
@@ -325,6 +347,7 @@ static int repack_copy(fr_store_t *s, const char *dest, const char **why)
             mdb_txn_abort(w);
         w = NULL;
     }
+    free(pack);
     if (rtxn)
         mdb_txn_abort(rtxn);
     if (mrc == MDB_SUCCESS) {

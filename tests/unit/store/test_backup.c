@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "store/key.h"
 #include "store_test_util.h"
 
 static const char *REG =
@@ -159,5 +160,106 @@ Test(backup, compacting_copy_has_the_same_entries_in_less_space)
     fr_store_close(c.store);
     rm_copy(packed);
     rm_copy(exact);
+    st_close(&e);
+}
+
+static const char *REG_F =
+    "{\"entities\": [{\"name\": \"user\", \"join_key\": \"user_id\"}],"
+    " \"views\": [{\"name\": \"f\", \"entity\": \"user\", \"features\": ["
+    "  {\"name\": \"a\", \"type\": \"float\"}, {\"name\": \"b\", \"type\": \"float\"},"
+    "  {\"name\": \"c\", \"type\": \"float\"}, {\"name\": \"d\", \"type\": \"float\"},"
+    "  {\"name\": \"e\", \"type\": \"float\"}]}]}";
+
+/* One row value (written_at · payload) of dir's rows database, copied into out; returns its size. */
+static size_t only_row(const char *dir, uint8_t *out, size_t cap)
+{
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi rows;
+    MDB_cursor *cur;
+    cr_assert_eq(mdb_env_create(&env), 0);
+    mdb_env_set_maxdbs(env, 8);
+    mdb_env_set_mapsize(env, 64u << 20);
+    cr_assert_eq(mdb_env_open(env, dir, MDB_RDONLY | MDB_NOLOCK, 0640), 0, "%s", dir);
+    cr_assert_eq(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn), 0);
+    cr_assert_eq(mdb_dbi_open(txn, "rows", 0, &rows), 0);
+    cr_assert_eq(mdb_cursor_open(txn, rows, &cur), 0);
+    MDB_val k, v;
+    cr_assert_eq(mdb_cursor_get(cur, &k, &v, MDB_FIRST), 0);
+    cr_assert_leq(v.mv_size, cap);
+    memcpy(out, v.mv_data, v.mv_size);
+    size_t n = v.mv_size;
+    cr_assert_eq(mdb_cursor_get(cur, &k, &v, MDB_NEXT), MDB_NOTFOUND, "one row");
+    mdb_cursor_close(cur);
+    mdb_txn_abort(txn);
+    mdb_env_close(env);
+    return n;
+}
+
+/* A store upgraded from data format 1 holds rows with plain msgpack floats: the compacting copy
+ * stores them packed, with the same cells and written_at. */
+Test(backup, compacting_copy_packs_rows_written_before_format_2)
+{
+    st_env_t e;
+    st_open(&e, ST_NOW_US, 0);
+    cr_assert_eq(st_apply_registry(&e, REG_F, NULL), FR_OK);
+    fr_registry_t *reg;
+    uint32_t view_id = st_view(&e, &reg, "f")->id;
+    fr_registry_release(reg);
+    fr_store_close(e.store);
+    /* a format-1 row, put straight into LMDB: [0.5, 1.5, 2.5, 3.5, 4.5] as msgpack float32 */
+    uint8_t old[8 + 1 + 5 * 5], *p = old + 8;
+    uint64_t written_at = (uint64_t)ST_NOW_US - 7;
+    memcpy(old, &written_at, 8);
+    *p++ = 0x95;
+    for (int i = 0; i < 5; i++) {
+        float f = (float)i + 0.5f;
+        uint32_t bits;
+        memcpy(&bits, &f, 4);
+        *p++ = 0xca;
+        fr_put_be32(p, bits);
+        p += 4;
+    }
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi rows;
+    cr_assert_eq(mdb_env_create(&env), 0);
+    mdb_env_set_maxdbs(env, 8);
+    mdb_env_set_mapsize(env, 64u << 20);
+    cr_assert_eq(mdb_env_open(env, e.dir, 0, 0640), 0);
+    cr_assert_eq(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    cr_assert_eq(mdb_dbi_open(txn, "rows", 0, &rows), 0);
+    uint8_t key[FR_KEY_MAX];
+    size_t klen = fr_key_encode(key, view_id, (const uint8_t *)"u1", 2, ST_NOW_US - ST_SEC, 1);
+    MDB_val k = {klen, key}, v = {sizeof old, old};
+    cr_assert_eq(mdb_put(txn, rows, &k, &v, 0), 0);
+    cr_assert_eq(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+    st_open_again(&e);
+
+    char packed[96];
+    snprintf(packed, sizeof packed, "%s.packed", e.dir);
+    uint64_t bytes = 0;
+    const char *why = NULL;
+    cr_assert_eq(fr_store_backup(e.store, packed, true, &bytes, &why), FR_OK, "%s", why);
+    uint8_t got[64];
+    size_t n = only_row(packed, got, sizeof got);
+    cr_assert_eq(n, 8u + 1 + 3 + 20, "written_at + [run of 5 float32]: %zu bytes", n);
+    cr_assert_eq(memcmp(got, old, 8), 0, "written_at kept");
+    cr_assert_eq(got[9], 0xc7);
+    cr_assert_eq(got[11], FR_MP_EXT_F32RUN);
+    fr_mp_row_t a, b;
+    fr_mp_item_t x, y;
+    cr_assert_eq(fr_mp_row_open(&a, old + 8, sizeof old - 8), 0);
+    cr_assert_eq(fr_mp_row_open(&b, got + 8, n - 8), 0);
+    for (int i = 0; i < 5; i++) {
+        cr_assert_eq(fr_mp_row_next(&a, &x), 0);
+        cr_assert_eq(fr_mp_row_next(&b, &y), 0);
+        cr_assert_eq(y.kind, FR_MP_F32);
+        cr_assert_eq(x.v.f32, y.v.f32, "cell %d", i);
+    }
+    cr_assert_eq(fr_mp_row_next(&b, &y), 1);
+    cr_assert_eq(only_row(e.dir, got, sizeof got), sizeof old, "the store itself is untouched");
+    rm_copy(packed);
     st_close(&e);
 }
