@@ -647,7 +647,8 @@ static void h_push(fr_worker_t *w, struct evhttp_request *req)
             goto fail;
         }
         ent_off[i] = sb.size;
-        msgpack_sbuffer_write(&sb, ent, ent_len);
+        if (ent_len) /* "" is refused by fr_store_check_row; never write to a NULL buffer */
+            msgpack_sbuffer_write(&sb, ent, ent_len);
         val_off[i] = sb.size;
         msgpack_pack_array(&pk, view->feature_count);
         for (uint32_t f = 0; f < view->feature_count; f++) {

@@ -409,6 +409,8 @@ Test(http, feast_push_writes_and_bad_bodies_get_4xx, .timeout = 60)
         {"{\"push_source_name\": \"nope\", \"df\": {}}", 404, "UNKNOWN_VIEW"},
         {"{\"push_source_name\": \"v\", \"df\": {\"card_id\": [\"p\"], \"event_timestamp\": [1], \"zz\": [1]}}", 404, "UNKNOWN_FEATURE"},
         {"{\"push_source_name\": \"v\", \"df\": {\"card_id\": [\"p\", \"q\"], \"event_timestamp\": [1]}}", 400, "BAD_REQUEST"},
+        /* regression (fuzz_http, UBSan): an empty first id wrote 0 bytes to a NULL buffer */
+        {"{\"push_source_name\": \"v\", \"df\": {\"card_id\": [\"\"], \"event_timestamp\": [5]}}", 400, "entity: must be"},
         {"{not json", 400, "BAD_REQUEST"},
         {"[1, 2]", 400, "BAD_REQUEST"},
     };
