@@ -6,9 +6,10 @@
  *
  * Packed runs. A stretch of consecutive float32 (or float64) cells may be one msgpack ext item of
  * type FR_MP_EXT_F32RUN (FR_MP_EXT_F64RUN) whose data is the n values as little-endian IEEE-754,
- * 4 (8) bytes each; it stands for n cells. 50 float32 features take 203 bytes instead of 250, and a
- * reader copies them instead of decoding 50 items. A payload stays valid msgpack: generic decoders
- * see ext items (the Python client expands them).
+ * 4 (8) bytes each; it stands for n cells. A row of 50 float32 features takes 204 bytes instead of
+ * 253, and a reader loads them instead of decoding 50 items. The run's values are little-endian
+ * (unlike msgpack's own big-endian floats) so that numpy and x86 read them as they are. A payload
+ * stays valid msgpack: generic decoders see ext items (the Python client expands them).
  *
  * The reader never reads past `end`, never recurses and rejects maps, other ext types and arrays
  * nested deeper than one level (float_list is the only array). */
