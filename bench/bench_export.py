@@ -16,7 +16,7 @@
    the same data and labels in a subprocess (so its peak RSS is its own): time of the joins alone
    and peak RSS (ru_maxrss) before and after.
 4. With --python N: times the Python client's export_pit (labels DataFrame → DataFrame) on N
-   labels against the same store.
+   labels against the same store, once per --python-connections value (default 2).
 5. Spot-checks correctness: exports --check-labels labels to a file with the CLI and compares every
    value with merge_asof's.
 
@@ -198,6 +198,8 @@ def main():
     ap.add_argument("--no-pandas", action="store_true")
     ap.add_argument("--python", type=int, default=0,
                     help="also time the Python client's export_pit on this many labels")
+    ap.add_argument("--python-connections", default="2",
+                    help="comma-separated export_pit(connections=...) values, run in this order")
     ap.add_argument("--workdir", help="keep data here (default: a temporary directory, removed)")
     # internal: the pandas subprocess
     ap.add_argument("--pandas-worker", action="store_true", help=argparse.SUPPRESS)
@@ -280,15 +282,17 @@ def main():
             n = a.python
             ent, ts = gen_labels(a.seed, n, a.entities, a.t0, a.span, a.ttl)
             labels = pd.DataFrame({"user_id": ent, "event_timestamp": ts, "label": ts % 2})
-            c = freshet.Client.from_addr(addr, timeout=600)
-            t0 = time.monotonic()
-            df = c.export_pit(labels, ["v1", "v2"])
-            wall = time.monotonic() - t0
-            c.close()
-            emit({"phase": "python_export", "labels": n, "seconds": round(wall, 3),
-                  "rows_per_s": round(n / wall), "columns": df.shape[1],
-                  "statuses": df.attrs["statuses"]})
-            del df, labels
+            for conns in [int(x) for x in a.python_connections.split(",")]:
+                c = freshet.Client.from_addr(addr, timeout=600)
+                t0 = time.monotonic()
+                df = c.export_pit(labels, ["v1", "v2"], connections=conns)
+                wall = time.monotonic() - t0
+                c.close()
+                emit({"phase": "python_export", "labels": n, "connections": conns,
+                      "seconds": round(wall, 3), "rows_per_s": round(n / wall),
+                      "columns": df.shape[1], "statuses": df.attrs["statuses"]})
+                del df
+            del labels
         if a.check_labels:
             n = a.check_labels
             lab = os.path.join(work, f"labels_{n}.csv")

@@ -1,5 +1,5 @@
-"""`freshet export pit --connections N` spreads chunks over N connections (so over N server
-workers) that all read one LMDB snapshot.
+"""`freshet export pit --connections N` and the Python client's `export_pit(connections=N)` spread
+chunks over N connections (so over N server workers) that all read one LMDB snapshot.
 
 - The output does not depend on N (byte for byte, rows in input order).
 - Under concurrent commits, every chunk of one export still reads the same snapshot: a writer
@@ -91,6 +91,66 @@ class ExportParallel(ServerTest):
                 xs = set(pd.read_csv(out)["v:x"])
                 self.assertEqual(len(xs), 1, f"one export saw several commits: {sorted(xs)[:10]}")
                 self.assertGreaterEqual(xs.pop(), before)  # nothing older than before it began
+                if during >= 2:
+                    overlapped += 1
+                    if overlapped == 3:
+                        break
+            self.assertEqual(overlapped, 3, "no export overlapped two commits in 30 tries")
+        finally:
+            stop.set()
+            t.join()
+
+    def test_python_export_does_not_depend_on_connections(self):
+        for step in range(5):
+            self.client.put("v", [{"user_id": f"u{e}", "event_timestamp": self.base + step * SEC + e,
+                                   "x": step * 1000 + e, "y": e / 8} for e in range(ENTITIES)])
+        labels = pd.DataFrame({"user_id": [f"u{(k * 7919) % ENTITIES}" for k in range(2500)],
+                               "event_timestamp": [self.base + (k % 7) * SEC for k in range(2500)],
+                               "row": range(2500)})
+        dfs = [self.client.export_pit(labels, ["v:x", "v:y"], with_status=True, chunk_rows=50,
+                                      connections=n) for n in (1, 2, 3)]
+        for df in dfs[1:]:
+            pd.testing.assert_frame_equal(df, dfs[0])
+            self.assertEqual(df.attrs["statuses"], dfs[0].attrs["statuses"])
+        self.assertEqual(list(dfs[0]["row"]), list(range(2500)))
+        self.assertGreater((dfs[0]["v:x:status"] == "PRESENT").sum(), 1000)
+        # the snapshots were released: a later export pins a newer one and sees newer data
+        self.client.put("v", [{"user_id": "u0", "event_timestamp": self.base + 9 * SEC, "x": -1,
+                               "y": 0.0}])
+        again = self.client.export_pit(labels.iloc[:1].assign(user_id="u0",
+                                                              event_timestamp=self.base + 10 * SEC),
+                                       ["v:x"], chunk_rows=1, connections=3)
+        self.assertEqual(list(again["v:x"]), [-1])
+
+    def test_python_export_reads_one_snapshot_while_writes_commit(self):
+        w = self.server.client()
+        self.addCleanup(w.close)
+        step = [0]
+        first = threading.Event()
+        stop = threading.Event()
+
+        def writer():
+            while not stop.is_set():
+                k = step[0] + 1
+                w.put("v", [{"user_id": f"u{e}", "event_timestamp": self.base + k, "x": k, "y": 0.5}
+                            for e in range(ENTITIES)])
+                step[0] = k
+                first.set()
+
+        t = threading.Thread(target=writer)
+        t.start()
+        try:
+            self.assertTrue(first.wait(60), "the writer committed nothing")
+            labels = pd.DataFrame({"user_id": [f"u{(k * 7919) % ENTITIES}" for k in range(3000)],
+                                   "event_timestamp": self.base + 300 * SEC})
+            overlapped = 0
+            for attempt in range(30):
+                before = step[0]
+                df = self.client.export_pit(labels, ["v:x"], chunk_rows=50, connections=3)
+                during = step[0] - before
+                xs = set(df["v:x"])
+                self.assertEqual(len(xs), 1, f"one export saw several commits: {sorted(xs)[:10]}")
+                self.assertGreaterEqual(xs.pop(), before)
                 if during >= 2:
                     overlapped += 1
                     if overlapped == 3:

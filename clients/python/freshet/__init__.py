@@ -136,9 +136,12 @@ that came from versions written after their label time (what ``served`` would ha
 served mode it is 0 by construction. The result's ``attrs["snapshot_txn"]`` names the one LMDB
 snapshot the whole export read.
 
-Labels go out in chunks of ``chunk_rows`` (10000) with up to ``window`` (4) chunks in flight; the
-whole export reads one snapshot pinned by the first chunk and released by the last. Memory beyond
-the input and the result is bounded by the window. Bad labels (a missing column, an unparseable
+Labels go out in chunks of ``chunk_rows`` (10000), spread over ``connections`` (2) connections
+so that as many server workers join chunks side by side, with up to ``window`` (4) chunks in
+flight per connection. The whole export reads one snapshot: every connection pins the same one
+before the first chunk (retried if a commit falls between the pins; after 20 tries, or when no
+second connection can be opened, the export runs on one connection) and releases it at the end.
+Memory beyond the input and the result is bounded by the window. Bad labels (a missing column, an unparseable
 time, an empty id) raise ``FreshetError("BAD_ARG")`` naming the row and column before anything
 is sent.
 

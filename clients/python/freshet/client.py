@@ -51,6 +51,7 @@ PUT_WINDOW = 8
 PUT_BUSY_RETRIES = 12
 EXPORT_CHUNK_ROWS = 10000
 EXPORT_WINDOW = 4
+EXPORT_CONNECTIONS = 2  # export_pit: chunks spread over this many connections (server workers)
 
 
 class FreshetError(Exception):
@@ -980,8 +981,60 @@ class Client:
                                                        end=True))
         conn.recv(rid, pb.OP_EXPORT, pb.GetResponse)  # an error here only means nothing was pinned
 
+    @staticmethod
+    def _export_pin(conn, features, keys):
+        """An export chunk without rows: pins conn's snapshot; returns the snapshot's id."""
+        req = pb.ExportRequest(kind=pb.EXPORT_PIT, features=features)
+        for k in keys:
+            req.entities.add(join_key=k)
+        return conn.call(pb.OP_EXPORT, req, pb.GetResponse).snapshot_txn
+
+    def _export_conns(self, features, keys, want):
+        """Up to `want` connections (the client's own first, then new ones) whose pinned export
+        snapshots are one and the same LMDB snapshot, so that every chunk reads one moment of the
+        store whichever connection (server worker) reads it. Two pins a few microseconds apart
+        differ only if a commit fell between them: released and retried. After 20 tries, or if no
+        second connection can be opened, the client's connection alone, nothing pinned yet. A
+        refused pin (an unknown feature...) is raised."""
+        first = self._c()
+        extra = []
+        conns = [first]
+        try:
+            for _ in range(20 if want > 1 else 0):
+                snap = self._export_pin(first, features, keys)
+                conns = [first]
+                for i in range(1, want):
+                    if len(extra) < i:
+                        try:
+                            extra.append(self._connect())
+                        except FreshetError:
+                            break  # no more connections: what is pinned is released below
+                    conns.append(extra[i - 1])
+                    if self._export_pin(extra[i - 1], features, keys) != snap:
+                        break
+                else:
+                    return conns
+                for c in conns:
+                    self._export_end(c, features)
+                conns = [first]
+                if len(extra) < want - 1:
+                    break
+        except BaseException:
+            for c in conns:
+                try:
+                    self._export_end(c, features)
+                except FreshetError:
+                    pass
+            for c in extra:
+                c.close()
+            raise
+        for c in extra:
+            c.close()
+        return [first]
+
     def export_pit(self, labels, features, mode="event", with_status=False, include_expired=False,
-                   chunk_rows=EXPORT_CHUNK_ROWS, window=EXPORT_WINDOW):
+                   chunk_rows=EXPORT_CHUNK_ROWS, window=EXPORT_WINDOW,
+                   connections=EXPORT_CONNECTIONS):
         """Point-in-time join of label rows with feature values (see the manual)."""
         if mode not in ("event", "served"):
             raise FreshetError("BAD_ARG", f"mode must be \"event\" or \"served\", not {mode!r}")
@@ -1006,44 +1059,62 @@ class Client:
         served = mode == "served"
         chunk_rows = max(1, int(chunk_rows))
         starts = list(range(0, n, chunk_rows)) or [0]
-        conn = self._c()
+        # Several connections are served by several server workers: the lookups of one chunk run
+        # beside those of the next while this thread decodes. All of them read one snapshot.
+        conns = self._export_conns(features, keys,
+                                   min(max(1, int(connections)), len(starts)))
+        single = len(conns) == 1  # then the first chunk pins and the last one releases
         inflight = []
         results = []
         snapshot_txn = None
         nxt = 0
         try:
             while nxt < len(starts) or inflight:
-                while nxt < len(starts) and len(inflight) < max(1, window):
+                while nxt < len(starts) and len(inflight) < max(1, window) * len(conns):
                     a = starts[nxt]
                     b = min(n, a + chunk_rows)
+                    conn = conns[nxt % len(conns)]
                     req = pb.ExportRequest(kind=pb.EXPORT_PIT, features=features, served=served,
                                            include_expired=include_expired,
-                                           end=nxt == len(starts) - 1)
+                                           end=single and nxt == len(starts) - 1)
                     for k in keys:
                         ec = req.entities.add(join_key=k)
                         ec.values.extend(_ids_bytes(key_cols[k].iloc[a:b], k, a))
                     req.as_of_us.extend(times[a:b].tolist())
-                    inflight.append((conn.send(pb.OP_EXPORT, req), a, b))
+                    inflight.append((conn, conn.send(pb.OP_EXPORT, req), a, b))
                     nxt += 1
-                rid, a, b = inflight.pop(0)
+                conn, rid, a, b = inflight.pop(0)
                 r = _check(conn.recv(rid, pb.OP_EXPORT, pb.GetResponse))
                 if r.entity_count != b - a:
                     raise FreshetError("INTERNAL", f"reply has {r.entity_count} rows for "
                                                    f"{b - a} labels")
+                if snapshot_txn is not None and r.snapshot_txn != snapshot_txn:
+                    raise FreshetError("INTERNAL", f"chunk read snapshot {r.snapshot_txn}, the "
+                                                   f"export's is {snapshot_txn}")
                 # typed per chunk: the decoded Python objects are dropped right away
                 results.append(_typed_chunk(_Decoded(r), times[a:b], include_expired, served))
-                snapshot_txn = r.snapshot_txn if snapshot_txn is None else snapshot_txn
+                snapshot_txn = r.snapshot_txn
+            if not single:
+                for conn in conns:
+                    self._export_end(conn, features)
         except BaseException:
             # Drain the replies still in flight (the server answers every chunk; an error reply
             # already released the snapshot, but later chunks may have pinned a new one), release
-            # the snapshot, then re-raise. A network error leaves nothing to release.
-            try:
-                for rid, _, _ in inflight:
+            # the snapshots, then re-raise. A network error leaves nothing to release.
+            for conn, rid, _, _ in inflight:
+                try:
                     conn.recv(rid, pb.OP_EXPORT, pb.GetResponse)
-                self._export_end(conn, features)
-            except FreshetError:
-                pass
+                except FreshetError:
+                    pass
+            for conn in conns:
+                try:
+                    self._export_end(conn, features)
+                except FreshetError:
+                    pass
             raise
+        finally:
+            for conn in conns[1:]:
+                conn.close()
 
         names, types = results[0]["names"], results[0]["types"]
         out = labels.copy()
