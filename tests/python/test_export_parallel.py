@@ -63,7 +63,10 @@ class ExportParallel(ServerTest):
         self.assertEqual(list(df["row"]), list(range(2500)))  # input order kept
         self.assertGreater((df["v:x:status"] == "PRESENT").sum(), 1000)
 
-    def test_one_snapshot_while_writes_commit(self):
+    def check_one_snapshot(self, export_xs):
+        """While a writer commits one step per batch (every entity's x = the step), export_xs()
+        (the x values one export returned) must hold a single step, never older than the last
+        step acknowledged before it began; repeated until three exports overlapped two commits."""
         w = self.server.client()
         self.addCleanup(w.close)
         step = [0]
@@ -82,13 +85,11 @@ class ExportParallel(ServerTest):
         t.start()
         try:
             self.assertTrue(first.wait(60), "the writer committed nothing")
-            lab = self.labels(3000, lambda k: self.base + 300 * SEC)
             overlapped = 0
             for attempt in range(30):
                 before = step[0]
-                out = self.export(lab, 3, f"snap{attempt}.csv")
+                xs = set(export_xs(attempt))
                 during = step[0] - before
-                xs = set(pd.read_csv(out)["v:x"])
                 self.assertEqual(len(xs), 1, f"one export saw several commits: {sorted(xs)[:10]}")
                 self.assertGreaterEqual(xs.pop(), before)  # nothing older than before it began
                 if during >= 2:
@@ -99,6 +100,11 @@ class ExportParallel(ServerTest):
         finally:
             stop.set()
             t.join()
+
+    def test_one_snapshot_while_writes_commit(self):
+        lab = self.labels(3000, lambda k: self.base + 300 * SEC)
+        self.check_one_snapshot(
+            lambda attempt: pd.read_csv(self.export(lab, 3, f"snap{attempt}.csv"))["v:x"])
 
     def test_python_export_does_not_depend_on_connections(self):
         for step in range(5):
@@ -123,42 +129,10 @@ class ExportParallel(ServerTest):
         self.assertEqual(list(again["v:x"]), [-1])
 
     def test_python_export_reads_one_snapshot_while_writes_commit(self):
-        w = self.server.client()
-        self.addCleanup(w.close)
-        step = [0]
-        first = threading.Event()
-        stop = threading.Event()
-
-        def writer():
-            while not stop.is_set():
-                k = step[0] + 1
-                w.put("v", [{"user_id": f"u{e}", "event_timestamp": self.base + k, "x": k, "y": 0.5}
-                            for e in range(ENTITIES)])
-                step[0] = k
-                first.set()
-
-        t = threading.Thread(target=writer)
-        t.start()
-        try:
-            self.assertTrue(first.wait(60), "the writer committed nothing")
-            labels = pd.DataFrame({"user_id": [f"u{(k * 7919) % ENTITIES}" for k in range(3000)],
-                                   "event_timestamp": self.base + 300 * SEC})
-            overlapped = 0
-            for attempt in range(30):
-                before = step[0]
-                df = self.client.export_pit(labels, ["v:x"], chunk_rows=50, connections=3)
-                during = step[0] - before
-                xs = set(df["v:x"])
-                self.assertEqual(len(xs), 1, f"one export saw several commits: {sorted(xs)[:10]}")
-                self.assertGreaterEqual(xs.pop(), before)
-                if during >= 2:
-                    overlapped += 1
-                    if overlapped == 3:
-                        break
-            self.assertEqual(overlapped, 3, "no export overlapped two commits in 30 tries")
-        finally:
-            stop.set()
-            t.join()
+        labels = pd.DataFrame({"user_id": [f"u{(k * 7919) % ENTITIES}" for k in range(3000)],
+                               "event_timestamp": self.base + 300 * SEC})
+        self.check_one_snapshot(lambda attempt: self.client.export_pit(
+            labels, ["v:x"], chunk_rows=50, connections=3)["v:x"])
 
     def test_bad_connections_flag(self):
         lab = self.labels(3, lambda k: self.base)

@@ -6,6 +6,7 @@
 
 #include <criterion/criterion.h>
 #include <dirent.h>
+#include <lmdb.h>
 #include <msgpack.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -146,5 +147,29 @@ static inline uint64_t st_rand(uint64_t *s)
 }
 
 static inline uint64_t st_below(uint64_t *s, uint64_t n) { return st_rand(s) % n; }
+
+/* A store directory opened with plain LMDB (the store closed), for tests that read or plant
+ * entries behind the store's back: the environment, a transaction and database `db` in it. */
+static inline void st_raw_begin(const char *dir, bool read_only, const char *db, MDB_env **env,
+                                MDB_txn **txn, MDB_dbi *dbi)
+{
+    cr_assert_eq(mdb_env_create(env), 0);
+    mdb_env_set_maxdbs(*env, 8);
+    mdb_env_set_mapsize(*env, 64u << 20);
+    cr_assert_eq(mdb_env_open(*env, dir, read_only ? MDB_RDONLY | MDB_NOLOCK : 0, 0640), 0, "%s",
+                 dir);
+    cr_assert_eq(mdb_txn_begin(*env, NULL, read_only ? MDB_RDONLY : 0, txn), 0);
+    cr_assert_eq(mdb_dbi_open(*txn, db, 0, dbi), 0, "%s in %s", db, dir);
+}
+
+/* Commits (or, read-only, ends) st_raw_begin's transaction and closes the environment. */
+static inline void st_raw_end(MDB_env *env, MDB_txn *txn, bool read_only)
+{
+    if (read_only)
+        mdb_txn_abort(txn);
+    else
+        cr_assert_eq(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+}
 
 #endif

@@ -177,12 +177,7 @@ static size_t only_row(const char *dir, uint8_t *out, size_t cap)
     MDB_txn *txn;
     MDB_dbi rows;
     MDB_cursor *cur;
-    cr_assert_eq(mdb_env_create(&env), 0);
-    mdb_env_set_maxdbs(env, 8);
-    mdb_env_set_mapsize(env, 64u << 20);
-    cr_assert_eq(mdb_env_open(env, dir, MDB_RDONLY | MDB_NOLOCK, 0640), 0, "%s", dir);
-    cr_assert_eq(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn), 0);
-    cr_assert_eq(mdb_dbi_open(txn, "rows", 0, &rows), 0);
+    st_raw_begin(dir, true, "rows", &env, &txn, &rows);
     cr_assert_eq(mdb_cursor_open(txn, rows, &cur), 0);
     MDB_val k, v;
     cr_assert_eq(mdb_cursor_get(cur, &k, &v, MDB_FIRST), 0);
@@ -191,8 +186,7 @@ static size_t only_row(const char *dir, uint8_t *out, size_t cap)
     size_t n = v.mv_size;
     cr_assert_eq(mdb_cursor_get(cur, &k, &v, MDB_NEXT), MDB_NOTFOUND, "one row");
     mdb_cursor_close(cur);
-    mdb_txn_abort(txn);
-    mdb_env_close(env);
+    st_raw_end(env, txn, true);
     return n;
 }
 
@@ -223,18 +217,12 @@ Test(backup, compacting_copy_packs_rows_written_before_format_2)
     MDB_env *env;
     MDB_txn *txn;
     MDB_dbi rows;
-    cr_assert_eq(mdb_env_create(&env), 0);
-    mdb_env_set_maxdbs(env, 8);
-    mdb_env_set_mapsize(env, 64u << 20);
-    cr_assert_eq(mdb_env_open(env, e.dir, 0, 0640), 0);
-    cr_assert_eq(mdb_txn_begin(env, NULL, 0, &txn), 0);
-    cr_assert_eq(mdb_dbi_open(txn, "rows", 0, &rows), 0);
+    st_raw_begin(e.dir, false, "rows", &env, &txn, &rows);
     uint8_t key[FR_KEY_MAX];
     size_t klen = fr_key_encode(key, view_id, (const uint8_t *)"u1", 2, ST_NOW_US - ST_SEC, 1);
     MDB_val k = {klen, key}, v = {sizeof old, old};
     cr_assert_eq(mdb_put(txn, rows, &k, &v, 0), 0);
-    cr_assert_eq(mdb_txn_commit(txn), 0);
-    mdb_env_close(env);
+    st_raw_end(env, txn, false);
     st_open_again(&e);
 
     char packed[96];

@@ -208,12 +208,7 @@ static uint32_t set_format_version(const char *dir, uint32_t version)
     MDB_env *env;
     MDB_txn *txn;
     MDB_dbi meta;
-    cr_assert_eq(mdb_env_create(&env), MDB_SUCCESS);
-    cr_assert_eq(mdb_env_set_maxdbs(env, 8), MDB_SUCCESS);
-    cr_assert_eq(mdb_env_set_mapsize(env, 64u << 20), MDB_SUCCESS);
-    cr_assert_eq(mdb_env_open(env, dir, 0, 0644), MDB_SUCCESS);
-    cr_assert_eq(mdb_txn_begin(env, NULL, 0, &txn), MDB_SUCCESS);
-    cr_assert_eq(mdb_dbi_open(txn, "meta", 0, &meta), MDB_SUCCESS);
+    st_raw_begin(dir, false, "meta", &env, &txn, &meta);
     MDB_val k = {14, "format_version"}, v;
     cr_assert_eq(mdb_get(txn, meta, &k, &v), MDB_SUCCESS);
     cr_assert_eq(v.mv_size, 4u);
@@ -222,8 +217,7 @@ static uint32_t set_format_version(const char *dir, uint32_t version)
     fr_put_be32(be, version);
     v = (MDB_val){4, be};
     cr_assert_eq(mdb_put(txn, meta, &k, &v, 0), MDB_SUCCESS);
-    cr_assert_eq(mdb_txn_commit(txn), MDB_SUCCESS);
-    mdb_env_close(env);
+    st_raw_end(env, txn, false);
     return old;
 }
 
