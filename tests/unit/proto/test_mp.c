@@ -643,3 +643,29 @@ Test(mp, row_reader_expands_runs_and_stops_at_the_end)
         free(cut);
     }
 }
+
+Test(mp, packs_long_runs_with_16_and_32_bit_ext_lengths)
+{
+    static const uint32_t counts[] = {63, 64, 16383, 16384, 20000}; /* ext8 | ext16 | ext32 */
+    static const uint8_t heads[] = {0xc7, 0xc8, 0xc8, 0xc9, 0xc9};
+    for (size_t c = 0; c < sizeof counts / sizeof counts[0]; c++) {
+        msgpack_sbuffer sb;
+        msgpack_packer pk;
+        msgpack_sbuffer_init(&sb);
+        msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+        msgpack_pack_array(&pk, counts[c] + 1);
+        for (uint32_t i = 0; i < counts[c]; i++)
+            msgpack_pack_float(&pk, (float)i * 0.5f);
+        msgpack_pack_nil(&pk);
+        uint8_t *out = malloc(sb.size);
+        cr_assert_not_null(out);
+        size_t m = fr_mp_pack_runs((const uint8_t *)sb.data, sb.size, out);
+        size_t hdr = heads[c] == 0xc7 ? 3 : heads[c] == 0xc8 ? 4 : 6;
+        cr_assert_eq(m, 1 + hdr + 4 * (size_t)counts[c] + 1, "%u floats: %zu bytes", counts[c], m);
+        cr_assert_eq(out[0], 0x92);
+        cr_assert_eq(out[1], heads[c], "%u floats: header %#x", counts[c], out[1]);
+        assert_same_cells((const uint8_t *)sb.data, sb.size, out, m);
+        free(out);
+        msgpack_sbuffer_destroy(&sb);
+    }
+}
