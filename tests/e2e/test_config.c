@@ -1,11 +1,14 @@
 /* freshetd's configuration table: invalid values and unknown keys refuse to start with a message
  * naming the key (flags and config files alike), files are overridden by flags, and
- * `freshet status --config` shows the effective configuration. */
+ * `freshet status --config` shows the effective configuration; a data directory from a newer
+ * build is refused. */
+#include <lmdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sched.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -122,6 +125,61 @@ Test(config, sighup_reopens_the_log_file, .timeout = 60)
     E2E_ASSERT(fr_e2e_server_stop(s) == 0, "stop");
     fr_e2e_server_free(s);
     char cmd[160];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    cr_assert_eq(system(cmd), 0);
+}
+
+/* format_version in the meta database of the LMDB environment at dir (created if absent). */
+static uint32_t format_version(const char *dir, uint32_t set)
+{
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi meta;
+    cr_assert_eq(mdb_env_create(&env), 0);
+    mdb_env_set_maxdbs(env, 8);
+    cr_assert_eq(mdb_env_open(env, dir, 0, 0640), 0, "%s", dir);
+    cr_assert_eq(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    cr_assert_eq(mdb_dbi_open(txn, "meta", MDB_CREATE, &meta), 0);
+    MDB_val k = {14, "format_version"}, v;
+    uint8_t be[4] = {(uint8_t)(set >> 24), (uint8_t)(set >> 16), (uint8_t)(set >> 8), (uint8_t)set};
+    if (set) {
+        v = (MDB_val){4, be};
+        cr_assert_eq(mdb_put(txn, meta, &k, &v, 0), 0);
+    }
+    cr_assert_eq(mdb_get(txn, meta, &k, &v), 0);
+    cr_assert_eq(v.mv_size, 4u);
+    const uint8_t *p = v.mv_data;
+    uint32_t got = (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+    cr_assert_eq(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+    return got;
+}
+
+/* A data directory written by a newer build (data format 3) is refused at startup with the
+ * reason, and left as it was. */
+Test(config, a_data_directory_from_a_newer_build_is_refused, .timeout = 60)
+{
+    char dir[] = "/tmp/fr_fmt_XXXXXX";
+    cr_assert_not_null(mkdtemp(dir));
+    char data[64], cmd[512], errpath[64];
+    snprintf(data, sizeof data, "%s/data", dir);
+    cr_assert_eq(mkdir(data, 0750), 0);
+    cr_assert_eq(format_version(data, 3), 3u);
+    snprintf(errpath, sizeof errpath, "%s/err", dir);
+    snprintf(cmd, sizeof cmd, "%s/freshetd --data %s --listen 127.0.0.1:0 >/dev/null 2>%s",
+             FR_BIN_DIR, data, errpath);
+    int st = system(cmd);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) != 0, "freshetd started on format 3 (status %d)", st);
+    FILE *f = fopen(errpath, "r");
+    cr_assert_not_null(f);
+    char err[4096] = {0};
+    size_t n = fread(err, 1, sizeof err - 1, f);
+    err[n] = 0;
+    fclose(f);
+    cr_assert(strstr(err, "INCOMPATIBLE") &&
+                  strstr(err, "data format version 3, this build reads 1 to 2"),
+              "stderr: %s", err);
+    cr_assert_eq(format_version(data, 0), 3u, "the directory is left as it was");
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     cr_assert_eq(system(cmd), 0);
 }
