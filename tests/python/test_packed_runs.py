@@ -7,7 +7,11 @@ form back cell for cell:
 - a nil ends a run and reads as NULL, a NaN inside a run stays a PRESENT NaN;
 - runs followed by other features (an int, a string) keep those features in place;
 - a payload sent already packed by a client is accepted and reads the same;
-- a malformed ext item is a clear BAD_REQUEST, not a crash or a wrong value.
+- a malformed ext item is a clear BAD_REQUEST, not a crash or a wrong value;
+- put of a DataFrame to an all-double (all-float) view sends the packed form itself, byte for
+  byte what the server would have stored (a later put of the same rows as dicts is `unchanged`);
+  a row with a missing value goes value by value; a value out of the float32 range is BAD_ARG
+  naming the row, on both paths.
 """
 import math
 import struct
@@ -134,6 +138,57 @@ class PackedRuns(ServerTest):
             self.client._c().call(pb.OP_PUT, req, pb.PutResponse)
         self.assertEqual(cm.exception.code_name, "TYPE_MISMATCH")
         self.assertIn("values.n", str(cm.exception))
+
+
+class PutPacked(ServerTest):
+    def setUp(self):
+        super().setUp()
+        self.client.apply(REGISTRY)
+        self.t = self.client.status()["server_time_us"] - 60 * SEC
+
+    def frame(self, view, names, cols):
+        return pd.DataFrame({"user_id": [f"e{i}" for i in range(len(cols[0]))],
+                             "event_timestamp": self.t, **dict(zip(names, cols))})
+
+    def test_dataframe_put_sends_the_stored_form(self):
+        gs = [f"g{i}" for i in range(5)]
+        cols = [[0.1 * i, 1.5, -0.0, np.nan if i == 3 else 2.0 ** -i, 7] for i in range(5)]
+        df = self.frame("d", gs, cols)
+        payloads = fc._packed_payloads({c: df[c] for c in df.columns},
+                                       [(g, "double") for g in gs], len(df))
+        self.assertIsNotNone(payloads[0])
+        self.assertIsNone(payloads[3], "a row with a NaN goes value by value")
+        self.assertEqual(fc._unpack_row(payloads[0]), [0.0, 0.1, 0.2, 0.30000000000000004, 0.4])
+        r = self.client.put("d", df)
+        self.assertEqual(r["rows_written"], 5)
+        again = self.client.put("d", df.to_dict("records"))  # dicts: encoded value by value
+        self.assertEqual((again["rows_written"], again["unchanged"]), (0, 5),
+                         "the client's packed rows are the server's stored form, byte for byte")
+        got = self.client.get({"user_id": list(df["user_id"])}, [f"d:{g}" for g in gs])
+        for j, g in enumerate(gs):
+            for i in range(5):
+                want = cols[j][i]
+                if isinstance(want, float) and math.isnan(want):
+                    self.assertEqual(got[f"d:{g}:status"][i], "NULL")
+                else:
+                    self.assertEqual(struct.pack("<d", got[f"d:{g}"][i]),
+                                     struct.pack("<d", float(want)), f"{g} row {i}")
+
+    def test_float_view_rounds_like_the_value_path_and_refuses_out_of_range(self):
+        cols = [[0.1, 1e-40, 3.4e38, -2.5, float("inf")] for _ in F32]
+        df = self.frame("q", F32, cols)
+        self.client.put("q", df)
+        again = self.client.put("q", df.to_dict("records"))
+        self.assertEqual(again["unchanged"], 5)
+        got = self.client.get({"user_id": list(df["user_id"])}, ["q:f0"])
+        self.assertEqual(list(got["q:f0"]), [f32(x) for x in cols[0]])
+        bad = self.frame("q", F32, [[1.0, 1e39] for _ in F32])
+        for rows in (bad, bad.to_dict("records")):
+            with self.assertRaises(FreshetError) as cm:
+                self.client.put("q", rows)
+            self.assertEqual(cm.exception.code_name, "BAD_ARG")
+            self.assertEqual(cm.exception.row_index, 1)
+            self.assertIn("out of the float32 range", str(cm.exception))
 
 
 class UnpackRow(unittest.TestCase):  # no server needed

@@ -65,7 +65,11 @@ Writing: ``put``
 NaT and ``pandas.NA`` are null, so a NaN double cannot be stored as a value). Entity ids are
 strings (ints are written in decimal; bytes are sent as they are). Values are encoded per feature
 type: ``int64`` → int, ``double`` → float64, ``float`` → float32, ``bool``, ``string`` (str),
-``bytes`` (bytes), ``float_list`` (list or numpy array, sent as float32s). A key that is neither
+``bytes`` (bytes), ``float_list`` (list or numpy array, sent as float32s); a ``float`` or
+``float_list`` value beyond the float32 range raises ``FreshetError("BAD_ARG")`` naming the row. A
+DataFrame put to a view of four or more features, all ``double`` (or all ``float``), is encoded
+with numpy straight into the server's stored form (one packed run per row; rows with a missing
+value are encoded value by value); the stored bytes are the same either way. A key that is neither
 the join key, ``event_timestamp``, ``offset`` nor a feature of the view raises
 ``FreshetError("UNKNOWN_FEATURE")`` before anything is sent; an unknown view raises
 ``FreshetError("UNKNOWN_VIEW")``.

@@ -12,6 +12,7 @@ Layers, bottom up:
 
 import datetime as _dt
 import json
+import math
 import operator
 import os
 import socket
@@ -205,12 +206,50 @@ def _mp_array_header(n):
     return b"\xdd" + struct.pack(">I", n)
 
 
+_F32_MAX = float(np.finfo(np.float32).max)
+
+
 def _enc_float32(x):
     return b"\xca" + _F32.pack(x)
 
 
 def _enc_float_list(v):
     return _mp_array_header(len(v)) + b"".join(b"\xca" + _F32.pack(float(x)) for x in v)
+
+
+def _ext_header(nbytes, code):
+    """The msgpack ext header of a packed run of nbytes (src/proto/mp.h)."""
+    if nbytes in (4, 8, 16):
+        return bytes([{4: 0xd6, 8: 0xd7, 16: 0xd8}[nbytes], code])
+    if nbytes < 256:
+        return bytes([0xc7, nbytes, code])
+    if nbytes < 65536:
+        return b"\xc8" + struct.pack(">H", nbytes) + bytes([code])
+    return b"\xc9" + struct.pack(">I", nbytes) + bytes([code])
+
+
+def _packed_payloads(cols, feats, n):
+    """Payloads in the server's stored form, built with numpy, for a DataFrame put to a view
+    whose features are all double (or all float), each given as a numeric column: every row one
+    packed run. A row with a missing value is None (the caller encodes it value by value); None
+    for the whole put when the view or the columns do not qualify."""
+    types = {t for _, t in feats}
+    if n == 0 or len(feats) < 4 or len(types) != 1 or not types <= {"double", "float"}:
+        return None
+    series = [cols.get(f) for f, _ in feats]
+    if any(s is None or not isinstance(s, pd.Series) or pd.api.types.is_bool_dtype(s.dtype)
+           or not (pd.api.types.is_float_dtype(s.dtype) or pd.api.types.is_integer_dtype(s.dtype))
+           for s in series):
+        return None
+    m = np.column_stack([s.to_numpy(dtype=np.float64, na_value=np.nan) for s in series])
+    code, dt = (2, "<f8") if types == {"double"} else (1, "<f4")
+    body = np.ascontiguousarray(m.astype(dt)).tobytes()
+    width = len(feats) * np.dtype(dt).itemsize
+    head = b"\x91" + _ext_header(width, code)
+    out = [head + body[i * width:(i + 1) * width] for i in range(n)]
+    for i in np.flatnonzero(np.isnan(m).any(axis=1)).tolist():
+        out[i] = None
+    return out
 
 
 def _value_normalizer(ftype, fname):
@@ -233,8 +272,14 @@ def _value_normalizer(ftype, fname):
                 return int(v)
             check(isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_)), v)
             return int(v)
-    elif ftype in ("double", "float"):
+    elif ftype == "double":
         norm = number
+    elif ftype == "float":
+        def norm(v):
+            x = number(v)
+            if math.isfinite(x) and abs(x) > _F32_MAX:
+                raise FreshetError("BAD_ARG", f"values.{fname}: {v!r} is out of the float32 range")
+            return x
     elif ftype == "bool":
         def norm(v):
             check(isinstance(v, (bool, np.bool_)), v)
@@ -250,7 +295,11 @@ def _value_normalizer(ftype, fname):
     elif ftype == "float_list":
         def norm(v):
             check(isinstance(v, (list, tuple, np.ndarray)), v)
-            return [number(x) for x in v]
+            xs = [number(x) for x in v]
+            if any(math.isfinite(x) and abs(x) > _F32_MAX for x in xs):
+                raise FreshetError("BAD_ARG", f"values.{fname}: an element is out of the float32 "
+                                              "range")
+            return xs
     else:
         def norm(v):  # a type this client does not know: send what msgpack makes of it
             return v
@@ -260,7 +309,7 @@ def _value_normalizer(ftype, fname):
     return normalize
 
 
-def _fast_column(series, ftype):
+def _fast_column(series, ftype, fname):
     """Vectorised normalisation of a numeric DataFrame column (None = null), or None when the
     column needs the per-value path."""
     dt = series.dtype
@@ -269,6 +318,12 @@ def _fast_column(series, ftype):
     if ftype in ("double", "float") and (pd.api.types.is_float_dtype(dt)
                                          or pd.api.types.is_integer_dtype(dt)):
         arr = series.to_numpy(dtype=np.float64, na_value=np.nan)
+        if ftype == "float":
+            big = np.flatnonzero(np.isfinite(arr) & (np.abs(arr) > _F32_MAX))
+            if big.size:
+                i = int(big[0])
+                raise FreshetError("BAD_ARG", f"row {i}: values.{fname}: {arr[i]!r} is out of "
+                                              "the float32 range", row_index=i)
         out = arr.tolist()
         for i in np.flatnonzero(np.isnan(arr)).tolist():
             out[i] = None
@@ -833,7 +888,7 @@ class Client:
             if vals is None:
                 norm_cols.append([None] * n)
                 continue
-            fast = _fast_column(vals, ftype) if isinstance(vals, pd.Series) else None
+            fast = _fast_column(vals, ftype, fname) if isinstance(vals, pd.Series) else None
             if fast is not None:
                 norm_cols.append(fast)
                 continue
@@ -846,7 +901,12 @@ class Client:
                     raise FreshetError(e.code_name, f"row {i}: {e.message}", row_index=i) from None
             norm_cols.append(out)
         packb = msgpack.Packer(use_bin_type=True, autoreset=True).pack
-        if all(t in _PACK_NATIVE for _, t in feats):
+        payloads = _packed_payloads(cols, feats, n) if isinstance(rows, pd.DataFrame) else None
+        if payloads is not None:
+            for i in [i for i, p in enumerate(payloads) if p is None]:  # rows with a null
+                payloads[i] = _mp_array_header(len(feats)) + b"".join(
+                    _pack_value(c[i], t, packb) for c, (_, t) in zip(norm_cols, feats))
+        elif all(t in _PACK_NATIVE for _, t in feats):
             payloads = [packb(r) for r in zip(*norm_cols)] if feats else [packb(())] * n
         else:
             header = _mp_array_header(len(feats))
