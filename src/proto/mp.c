@@ -257,21 +257,12 @@ int64_t fr_mp_row_cells(const uint8_t *p, size_t len)
     if (fr_mp_row_open(&row, p, len))
         return -1;
     int64_t n = 0;
-    for (;;) {
-        /* a run counts whole, without being expanded */
-        if (row.items == 0)
-            return row.r.p == row.r.end ? n : -1;
-        row.items--;
-        if (fr_mp_next(&row.r, &it))
-            return -1;
-        if (it.kind == FR_MP_ARRAY) {
-            fr_mp_item_t el;
-            for (uint32_t i = 0; i < it.count; i++)
-                if (fr_mp_next(&row.r, &el))
-                    return -1;
-        }
-        n += it.kind == FR_MP_RUN32 || it.kind == FR_MP_RUN64 ? it.count : 1;
+    int rc;
+    while ((rc = fr_mp_row_next_item(&row, &it)) == 0) {
+        n += 1 + row.run_left; /* a run counts whole, without being expanded */
+        row.run_left = 0;
     }
+    return rc > 0 && row.r.p == row.r.end ? n : -1;
 }
 
 /* An array header for n items at o; returns its size. */

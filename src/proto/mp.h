@@ -93,20 +93,26 @@ int fr_mp_row_next_item(fr_mp_row_t *row, fr_mp_item_t *it); /* fr_mp_row_next's
 /* The next cell: 0, 1 at the end of the row, -1 if malformed. A run's cells come back as F32 or
  * F64 items. A FLOAT_LIST cell comes back as its ARRAY header with v.ptr at its first element
  * (read them with a reader from there, up to the row's end); the row reader has skipped them. */
+/* One value of a packed run: kind F32 or F64, read from its little-endian bytes at p. Returns
+ * its size in bytes. */
+static inline size_t fr_mp_run_value(fr_mp_kind_t kind, const uint8_t *p, fr_mp_item_t *it)
+{
+    it->kind = kind;
+    if (kind == FR_MP_F32) {
+        uint32_t bits = fr_get_le32(p);
+        memcpy(&it->v.f32, &bits, 4);
+        return 4;
+    }
+    uint64_t bits = fr_get_le64(p);
+    memcpy(&it->v.f64, &bits, 8);
+    return 8;
+}
+
 static inline int fr_mp_row_next(fr_mp_row_t *row, fr_mp_item_t *it)
 {
     if (row->run_left) {
         row->run_left--;
-        it->kind = row->run_kind;
-        if (row->run_kind == FR_MP_F32) {
-            uint32_t bits = fr_get_le32(row->run);
-            memcpy(&it->v.f32, &bits, 4);
-            row->run += 4;
-        } else {
-            uint64_t bits = fr_get_le64(row->run);
-            memcpy(&it->v.f64, &bits, 8);
-            row->run += 8;
-        }
+        row->run += fr_mp_run_value(row->run_kind, row->run, it);
         return 0;
     }
     return fr_mp_row_next_item(row, it);

@@ -159,14 +159,8 @@ static void value_json(fr_buf_t *b, const uint8_t *row, size_t len, const uint32
         return;
     }
     const uint8_t *at = row + (off[k] & OFF_MASK);
-    if (off[k] & OFF_RAW32) {
-        uint32_t bits = fr_get_le32(at);
-        memcpy(&it.v.f32, &bits, 4);
-        it.kind = FR_MP_F32;
-    } else if (off[k] & OFF_RAW64) {
-        uint64_t bits = fr_get_le64(at);
-        memcpy(&it.v.f64, &bits, 8);
-        it.kind = FR_MP_F64;
+    if (off[k] & (OFF_RAW32 | OFF_RAW64)) {
+        fr_mp_run_value(off[k] & OFF_RAW32 ? FR_MP_F32 : FR_MP_F64, at, &it);
     } else {
         fr_mp_reader_init(&r, at, len - (size_t)(at - row));
         if (fr_mp_next(&r, &it))

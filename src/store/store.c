@@ -11,7 +11,6 @@
 #include "common/fault.h"
 #include "common/buf.h"
 #include "freshet/err.h"
-#include "proto/mp.h"
 #include "store_int.h"
 
 int fr_store_mdb_err(int mdb_rc)
@@ -312,17 +311,8 @@ static int repack_copy(fr_store_t *s, const char *dest, const char **why)
              crc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
             MDB_val pv = v; /* a row: written_at u64 · payload */
             if (src[d] == s->rows && v.mv_size > 8) {
-                if (v.mv_size > pack_cap) {
-                    uint8_t *p = realloc(pack, v.mv_size);
-                    if (p) {
-                        pack = p;
-                        pack_cap = v.mv_size;
-                    }
-                }
-                size_t plen = v.mv_size <= pack_cap
-                                  ? fr_mp_pack_runs((const uint8_t *)v.mv_data + 8, v.mv_size - 8,
-                                                    pack + 8)
-                                  : 0;
+                size_t plen = fr_store_pack_payload(&pack, &pack_cap, 8,
+                                                    (const uint8_t *)v.mv_data + 8, v.mv_size - 8);
                 if (plen) { /* else (no memory, or not a row payload): copied as it is */
                     memcpy(pack, v.mv_data, 8);
                     pv = (MDB_val){8 + plen, pack};

@@ -57,6 +57,11 @@ struct fr_wtxn {
 #define FR_MDB(call) (fr_fault_hit(FR_FAULT_STORE) ? EIO : (call))
 #define FR_MDB_COMMIT(txn) (fr_fault_hit(FR_FAULT_STORE) ? (mdb_txn_abort(txn), EIO) : mdb_txn_commit(txn))
 
+/* A row payload's stored form (fr_mp_pack_runs: float runs packed) written at *buf + off, *buf
+ * (of *cap bytes) grown as needed; returns its length, or 0 when the payload is to be stored as it
+ * is (no memory, or not a row payload). The writer and the compacting backup share it. */
+size_t fr_store_pack_payload(uint8_t **buf, size_t *cap, size_t off, const uint8_t *p, size_t len);
+
 /* Maps an LMDB return code to fr_err_t. */
 int fr_store_mdb_err(int mdb_rc);
 

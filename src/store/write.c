@@ -186,25 +186,30 @@ typedef struct {
     int64_t newest;
 } vdelta_t;
 
+size_t fr_store_pack_payload(uint8_t **buf, size_t *cap, size_t off, const uint8_t *p, size_t len)
+{
+    if (off + len > *cap) {
+        size_t want = off + len < 4096 ? 4096 : off + len;
+        uint8_t *grown = realloc(*buf, want);
+        if (!grown)
+            return 0;
+        *buf = grown;
+        *cap = want;
+    }
+    return fr_mp_pack_runs(p, len, *buf + off);
+}
 
-/* The stored form of a row's payload (fr_mp_pack_runs: float runs packed) in *vals, and its
- * length. Without memory for it the payload is stored as sent: both forms read the same. */
+/* The stored form of a row's payload in *vals, and its length. Without memory for it the payload
+ * is stored as sent: both forms read the same. */
 static size_t packed(fr_wtxn_t *w, const fr_write_row_t *row, const uint8_t **vals)
 {
-    if (row->values_len > w->pack_cap) {
-        size_t cap = row->values_len < 4096 ? 4096 : row->values_len;
-        uint8_t *p = realloc(w->pack, cap);
-        if (!p)
-            return row->values_len;
-        w->pack = p;
-        w->pack_cap = cap;
-    }
-    size_t n = fr_mp_pack_runs(row->values, row->values_len, w->pack);
+    size_t n = fr_store_pack_payload(&w->pack, &w->pack_cap, 0, row->values, row->values_len);
     if (n == 0)
         return row->values_len;
     *vals = w->pack;
     return n;
 }
+
 static int apply_rows(fr_wtxn_t *w, MDB_txn *txn, const fr_write_batch_t *b, fr_write_result_t *res)
 {
     fr_store_t *s = w->store;
