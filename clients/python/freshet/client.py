@@ -209,6 +209,11 @@ def _mp_array_header(n):
 _F32_MAX = float(np.finfo(np.float32).max)
 
 
+def _beyond_f32(x):
+    """A finite float too large for float32."""
+    return math.isfinite(x) and abs(x) > _F32_MAX
+
+
 def _enc_float32(x):
     return b"\xca" + _F32.pack(x)
 
@@ -277,7 +282,7 @@ def _value_normalizer(ftype, fname):
     elif ftype == "float":
         def norm(v):
             x = number(v)
-            if math.isfinite(x) and abs(x) > _F32_MAX:
+            if _beyond_f32(x):
                 raise FreshetError("BAD_ARG", f"values.{fname}: {v!r} is out of the float32 range")
             return x
     elif ftype == "bool":
@@ -296,7 +301,7 @@ def _value_normalizer(ftype, fname):
         def norm(v):
             check(isinstance(v, (list, tuple, np.ndarray)), v)
             xs = [number(x) for x in v]
-            if any(math.isfinite(x) and abs(x) > _F32_MAX for x in xs):
+            if any(_beyond_f32(x) for x in xs):
                 raise FreshetError("BAD_ARG", f"values.{fname}: an element is out of the float32 "
                                               "range")
             return xs
@@ -901,18 +906,20 @@ class Client:
                     raise FreshetError(e.code_name, f"row {i}: {e.message}", row_index=i) from None
             norm_cols.append(out)
         packb = msgpack.Packer(use_bin_type=True, autoreset=True).pack
-        payloads = _packed_payloads(cols, feats, n) if isinstance(rows, pd.DataFrame) else None
-        if payloads is not None:
-            for i in [i for i, p in enumerate(payloads) if p is None]:  # rows with a null
-                payloads[i] = _mp_array_header(len(feats)) + b"".join(
-                    _pack_value(c[i], t, packb) for c, (_, t) in zip(norm_cols, feats))
-        elif all(t in _PACK_NATIVE for _, t in feats):
-            payloads = [packb(r) for r in zip(*norm_cols)] if feats else [packb(())] * n
+        types = [t for _, t in feats]
+        if all(t in _PACK_NATIVE for t in types):
+            encode = packb  # a tuple packs as the array of its values
         else:
             header = _mp_array_header(len(feats))
-            types = [t for _, t in feats]
-            payloads = [header + b"".join(_pack_value(v, t, packb) for v, t in zip(r, types))
-                        for r in zip(*norm_cols)]
+
+            def encode(r):
+                return header + b"".join(_pack_value(v, t, packb) for v, t in zip(r, types))
+        payloads = _packed_payloads(cols, feats, n) if isinstance(rows, pd.DataFrame) else None
+        if payloads is None:
+            payloads = [encode(r) for r in zip(*norm_cols)] if feats else [packb(())] * n
+        else:
+            for i in [i for i, p in enumerate(payloads) if p is None]:  # rows with a null
+                payloads[i] = encode(tuple(c[i] for c in norm_cols))
 
         return self._send_puts(view, ents, times, payloads, offsets, source, partition,
                                batch_rows)
