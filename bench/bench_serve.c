@@ -429,17 +429,18 @@ static void read_freshet(conn_t *c, const uint32_t *ids, size_t count, sink_t *s
     size_t ne = fr_result_entity_count(res), nf = fr_result_feature_count(res);
     if (ne != count || nf != NFEAT)
         die("get", "unexpected shape");
+    /* the values as a model takes them: one float matrix (what hiredis's blobs are, too) */
+    static _Thread_local float vec[10000 * NFEAT];
+    static _Thread_local uint8_t status[10000 * NFEAT];
+    if (fr_result_floats(res, NAN, vec, status) != FR_OK)
+        die("get", "fr_result_floats");
     for (size_t i = 0; i < ne; i++) {
         int present = 0;
-        for (size_t j = 0; j < nf; j++) {
-            fr_value_t v;
-            int st;
-            fr_result_cell(res, i, j, &v, &st, NULL);
-            if (st == FR_STATUS_PRESENT) {
-                sink->sum += v.u.f32;
+        for (size_t j = 0; j < nf; j++)
+            if (status[i * nf + j] == FR_STATUS_PRESENT) {
+                sink->sum += vec[i * nf + j];
                 present = 1;
             }
-        }
         sink->rows += (size_t)present;
     }
     fr_result_free(res);

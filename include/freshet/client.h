@@ -163,6 +163,14 @@ fr_type_t fr_result_feature_type(const fr_result_t *r, size_t j);
  * PRESENT, or EXPIRED with include_expired). Pointers inside *value live as long as r. */
 int fr_result_cell(const fr_result_t *r, size_t i, size_t j, fr_value_t *value, int *status,
                    int64_t *event_ts_us);
+/* Every cell as a float, for a model's input: out[i * feature_count + j] (row-major, entity i,
+ * feature j) gets exactly the number fr_result_cell would return for (i, j) — float, double,
+ * int64 and bool values converted to float — and `missing` where it returns none (NOT_FOUND,
+ * withheld EXPIRED, NULL, a string, bytes or a list): NAN is XGBoost's "missing". status, if
+ * not NULL, gets each cell's status in the same layout. Decodes straight from the reply (packed
+ * runs are copied whole), without building typed cells: for 100 x 50 floats about a fifth of
+ * what reading fr_result_cell 5000 times costs. FR_OK, FR_E_NOMEM. */
+int fr_result_floats(const fr_result_t *r, float missing, float *out, uint8_t *status);
 int64_t fr_result_as_of(const fr_result_t *r);
 uint64_t fr_result_snapshot(const fr_result_t *r);
 void fr_result_free(fr_result_t *r);

@@ -1,5 +1,8 @@
 /* libfreshet reads and writes: Put frames with msgpack row payloads, Get replies decoded into
  * typed cells. */
+#include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -214,10 +217,17 @@ struct fr_result {
     size_t entity_count, col_count, view_count;
     char **col_names; /* one allocation: the pointer array followed by the strings */
     fr_type_t *col_types;
-    uint16_t *col_view; /* view index of column j */
+    uint16_t *col_view;  /* view index of column j */
+    uint32_t *col_index; /* position of column j in its view's row payload */
+    rowspan_t *rows;     /* [entity * view_count + v]: status, times and payload of each row */
+    /* The cells are decoded from the row payloads on first use (cells_ready): a caller that
+     * takes the numbers with fr_result_floats never pays for 5000 typed cells. The payloads
+     * were checked when the reply arrived, so decoding them fails only for memory. */
+    atomic_int cells_ready;
+    int cells_rc;
+    pthread_mutex_t cells_lock;
     fr_value_t *values; /* [entity * col_count + j] */
     uint8_t *status;    /* same index */
-    rowspan_t *rows;    /* [entity * view_count + v]: status and times of each row */
     int64_t as_of_us;
     uint64_t snapshot;
     fblock_t *floats;
@@ -487,98 +497,78 @@ static int to_value(fr_result_t *r, const uint8_t *end, const fr_mp_item_t *it, 
     }
 }
 
-static int build_result(fr_client_t *c, get_dec_t *d, const freshet_GetResponse *resp,
-                        fr_result_t **out)
+/* The most cells a row may hold (the registry's feature limit per view is lower). */
+#define ROW_CELLS_MAX 1024
+
+/* Checks a row payload as the cell decoders will read it: well-formed, at most ROW_CELLS_MAX
+ * cells, every cell a nil, bool, int64, float, string, bytes or a list of numbers. */
+static int check_row(const uint8_t *p, size_t len)
 {
-    size_t ne = resp->entity_count;
-    if (d->nviews == 0 || d->nrows != ne * d->nviews)
-        return fr_client_failf(c, FR_E_BAD_REQUEST, "malformed reply: %zu rows for %zu x %zu",
-                               d->nrows, ne, d->nviews);
-    fr_result_t *r = calloc(1, sizeof *r);
-    if (!r)
-        return FR_E_NOMEM;
-    r->entity_count = ne;
-    r->col_count = d->ncols;
-    r->as_of_us = resp->as_of_us;
-    r->snapshot = resp->snapshot_txn;
-    r->done = resp->has_done && resp->done;
-    if (d->nents) {
-        if (d->nents != ne)
-            goto bad_early;
-        r->ent_ptr = calloc(ne, sizeof *r->ent_ptr);
-        r->ent_len = calloc(ne, sizeof *r->ent_len);
-        if (!r->ent_ptr || !r->ent_len)
-            goto oom_early;
-        for (size_t i = 0; i < ne; i++) {
-            r->ent_ptr[i] = d->ents[i].ptr;
-            r->ent_len[i] = d->ents[i].len;
+    fr_mp_row_t row;
+    fr_mp_item_t it;
+    if (fr_mp_row_open(&row, p, len))
+        return -1;
+    size_t n = 0;
+    int rc;
+    while ((rc = fr_mp_row_next_item(&row, &it)) == 0) {
+        n += 1 + row.run_left; /* a run counts whole, without being expanded */
+        row.run_left = 0;
+        if (n > ROW_CELLS_MAX || it.kind == FR_MP_UINT)
+            return -1;
+        if (it.kind == FR_MP_ARRAY) {
+            fr_mp_reader_t rd;
+            float f;
+            fr_mp_reader_init(&rd, it.v.ptr, (size_t)(row.r.p - it.v.ptr));
+            for (uint32_t k = 0; k < it.count; k++)
+                if (fr_mp_next_float(&rd, &f))
+                    return -1;
         }
-        r->ent_count = ne;
     }
-    r->cursor = d->cursor.ptr;
-    r->cursor_len = d->cursor.len;
-    r->body = c->rbuf.data; /* take the reply buffer: values point into it */
-    fr_buf_init(&c->rbuf, 0);
-    size_t nc = d->ncols, ncells = ne * nc, names_len = 0;
-    for (size_t j = 0; j < nc; j++)
-        names_len += strlen(d->cols[j].name) + 1;
-    r->col_names = malloc((nc ? nc : 1) * sizeof *r->col_names + names_len);
-    r->col_types = malloc((nc ? nc : 1) * sizeof *r->col_types);
-    r->col_view = malloc((nc ? nc : 1) * sizeof *r->col_view);
+    return rc > 0 && row.r.p == row.r.end ? 0 : -1;
+}
+
+/* The row payload's cells as items (runs expanded). Returns the count, or -1 (checked rows are
+ * not malformed). */
+static int row_items(const rowspan_t *rs, fr_mp_item_t items[ROW_CELLS_MAX])
+{
+    fr_mp_row_t row;
+    if (fr_mp_row_open(&row, rs->ptr, rs->len))
+        return -1;
+    int n = 0;
+    for (;;) {
+        fr_mp_reader_t *rd = &row.r;
+        if (!row.run_left && row.items && rd->end - rd->p >= 5 && rd->p[0] == 0xca) {
+            row.items--; /* float32, inline */
+            uint32_t bits = fr_get_be32(rd->p + 1);
+            items[n].kind = FR_MP_F32;
+            memcpy(&items[n].v.f32, &bits, sizeof bits);
+            rd->p += 5;
+        } else {
+            int rc = fr_mp_row_next(&row, &items[n]);
+            if (rc != 0)
+                return rc > 0 ? n : -1;
+        }
+        if (++n == ROW_CELLS_MAX)
+            return row.items || row.run_left ? -1 : n;
+    }
+}
+
+/* Fills r->values and r->status from the row payloads. FR_OK, FR_E_NOMEM or FR_E_BAD_REQUEST. */
+static int decode_cells(fr_result_t *r)
+{
+    size_t ne = r->entity_count, nc = r->col_count, nv = r->view_count;
+    size_t ncells = ne * nc;
     r->values = malloc((ncells ? ncells : 1) * sizeof *r->values);
     r->status = malloc(ncells ? ncells : 1);
-    if (!r->col_names || !r->col_types || !r->col_view || !r->values || !r->status)
-        goto oom;
-    r->view_count = d->nviews;
-    r->rows = d->rows; /* the row spans become the result's row table */
-    d->rows = NULL;
-    d->cap_rows = 0;
-    char *names = (char *)(r->col_names + (nc ? nc : 1));
-    for (size_t j = 0; j < nc; j++) {
-        size_t n = strlen(d->cols[j].name) + 1;
-        memcpy(names, d->cols[j].name, n);
-        r->col_names[j] = names;
-        names += n;
-        r->col_types[j] = (fr_type_t)d->cols[j].type;
-        if (d->cols[j].view >= d->nviews)
-            goto bad;
-        r->col_view[j] = (uint16_t)d->cols[j].view;
-    }
-    /* decode each row's array once; map its items onto the columns of that view */
-    enum { MAXI = 1024 };
-    fr_mp_item_t items[MAXI];
+    if (!r->values || !r->status)
+        return FR_E_NOMEM;
+    fr_mp_item_t items[ROW_CELLS_MAX];
     for (size_t e = 0; e < ne; e++)
-        for (size_t v = 0; v < d->nviews; v++) {
-            const rowspan_t *rs = &r->rows[e * d->nviews + v];
-            uint32_t n = 0;
-            if (rs->ptr) {
-                fr_mp_row_t row;
-                if (fr_mp_row_open(&row, rs->ptr, rs->len))
-                    goto bad;
-                for (;;) {
-                    fr_mp_reader_t *rd = &row.r;
-                    if (!row.run_left && row.items && rd->end - rd->p >= 5 && rd->p[0] == 0xca) {
-                        row.items--; /* float32, inline */
-                        uint32_t bits = fr_get_be32(rd->p + 1);
-                        items[n].kind = FR_MP_F32;
-                        memcpy(&items[n].v.f32, &bits, sizeof bits);
-                        rd->p += 5;
-                    } else {
-                        int rc = fr_mp_row_next(&row, &items[n]);
-                        if (rc > 0)
-                            break;
-                        if (rc < 0)
-                            goto bad;
-                    }
-                    if (++n == MAXI) {
-                        if (row.items || row.run_left)
-                            goto bad;
-                        break;
-                    }
-                }
-                if (row.r.p != row.r.end)
-                    goto bad;
-            }
+        for (size_t v = 0; v < nv; v++) {
+            const rowspan_t *rs = &r->rows[e * nv + v];
+            int n = rs->ptr ? row_items(rs, items) : 0;
+            if (n < 0)
+                return FR_E_BAD_REQUEST;
             for (size_t j = 0; j < nc; j++) {
                 if (r->col_view[j] != v)
                     continue;
@@ -587,10 +577,10 @@ static int build_result(fr_client_t *c, get_dec_t *d, const freshet_GetResponse 
                 r->status[at] = (uint8_t)rs->status;
                 val->type = FR_TYPE_NONE;
                 val->len = 0;
-                uint32_t k = d->cols[j].index;
+                uint32_t k = r->col_index[j];
                 if (!rs->ptr)
                     continue;
-                if (k >= n || items[k].kind == FR_MP_NIL) {
+                if (k >= (uint32_t)n || items[k].kind == FR_MP_NIL) {
                     if (rs->status == FR_STATUS_PRESENT)
                         r->status[at] = FR_STATUS_NULL;
                     continue;
@@ -601,22 +591,101 @@ static int build_result(fr_client_t *c, get_dec_t *d, const freshet_GetResponse 
                     continue;
                 }
                 if (to_value(r, rs->ptr + rs->len, &items[k], r->col_types[j], val))
-                    goto bad;
+                    return FR_E_NOMEM; /* float_alloc: the item itself was checked */
             }
         }
+    return FR_OK;
+}
+
+/* Decodes the cells once, whichever thread asks first. */
+static int ensure_cells(const fr_result_t *cr)
+{
+    fr_result_t *r = (fr_result_t *)cr; /* the cells are a cache of what r already holds */
+    if (atomic_load_explicit(&r->cells_ready, memory_order_acquire))
+        return r->cells_rc;
+    pthread_mutex_lock(&r->cells_lock);
+    if (!atomic_load_explicit(&r->cells_ready, memory_order_relaxed)) {
+        r->cells_rc = decode_cells(r);
+        atomic_store_explicit(&r->cells_ready, 1, memory_order_release);
+    }
+    pthread_mutex_unlock(&r->cells_lock);
+    return r->cells_rc;
+}
+
+static fr_result_t *result_new(void)
+{
+    fr_result_t *r = calloc(1, sizeof *r);
+    if (r && pthread_mutex_init(&r->cells_lock, NULL) != 0) {
+        free(r);
+        return NULL;
+    }
+    return r;
+}
+
+static int build_result(fr_client_t *c, get_dec_t *d, const freshet_GetResponse *resp,
+                        fr_result_t **out)
+{
+    size_t ne = resp->entity_count;
+    if (d->nviews == 0 || d->nrows != ne * d->nviews)
+        return fr_client_failf(c, FR_E_BAD_REQUEST, "malformed reply: %zu rows for %zu x %zu",
+                               d->nrows, ne, d->nviews);
+    if (d->nents && d->nents != ne)
+        return fr_client_failf(c, FR_E_BAD_REQUEST, "malformed reply: entities do not match rows");
+    for (size_t i = 0; i < d->nrows; i++)
+        if (d->rows[i].ptr && check_row(d->rows[i].ptr, d->rows[i].len))
+            return fr_client_failf(c, FR_E_BAD_REQUEST, "malformed row values in the reply");
+    for (size_t j = 0; j < d->ncols; j++)
+        if (d->cols[j].view >= d->nviews)
+            return fr_client_failf(c, FR_E_BAD_REQUEST, "malformed reply: column %zu names view %u",
+                                   j, (unsigned)d->cols[j].view);
+    fr_result_t *r = result_new();
+    if (!r)
+        return fr_client_failf(c, FR_E_NOMEM, "no memory for the result");
+    r->entity_count = ne;
+    r->col_count = d->ncols;
+    r->as_of_us = resp->as_of_us;
+    r->snapshot = resp->snapshot_txn;
+    r->done = resp->has_done && resp->done;
+    r->cursor = d->cursor.ptr;
+    r->cursor_len = d->cursor.len;
+    r->body = c->rbuf.data; /* take the reply buffer: values point into it */
+    fr_buf_init(&c->rbuf, 0);
+    r->view_count = d->nviews;
+    r->rows = d->rows; /* the row spans become the result's row table */
+    d->rows = NULL;
+    d->cap_rows = 0;
+    size_t nc = d->ncols, names_len = 0;
+    for (size_t j = 0; j < nc; j++)
+        names_len += strlen(d->cols[j].name) + 1;
+    r->col_names = malloc((nc ? nc : 1) * sizeof *r->col_names + names_len);
+    r->col_types = malloc((nc ? nc : 1) * sizeof *r->col_types);
+    r->col_view = malloc((nc ? nc : 1) * sizeof *r->col_view);
+    r->col_index = malloc((nc ? nc : 1) * sizeof *r->col_index);
+    if (!r->col_names || !r->col_types || !r->col_view || !r->col_index)
+        goto oom;
+    if (d->nents) {
+        r->ent_ptr = calloc(ne, sizeof *r->ent_ptr);
+        r->ent_len = calloc(ne, sizeof *r->ent_len);
+        if (!r->ent_ptr || !r->ent_len)
+            goto oom;
+        for (size_t i = 0; i < ne; i++) {
+            r->ent_ptr[i] = d->ents[i].ptr;
+            r->ent_len[i] = d->ents[i].len;
+        }
+        r->ent_count = ne;
+    }
+    char *names = (char *)(r->col_names + (nc ? nc : 1));
+    for (size_t j = 0; j < nc; j++) {
+        size_t n = strlen(d->cols[j].name) + 1;
+        memcpy(names, d->cols[j].name, n);
+        r->col_names[j] = names;
+        names += n;
+        r->col_types[j] = (fr_type_t)d->cols[j].type;
+        r->col_view[j] = (uint16_t)d->cols[j].view;
+        r->col_index[j] = d->cols[j].index;
+    }
     *out = r;
     return FR_OK;
-bad:
-    fr_result_free(r);
-    return fr_client_failf(c, FR_E_BAD_REQUEST, "malformed row values in the reply");
-bad_early:
-    free(r);
-    return fr_client_failf(c, FR_E_BAD_REQUEST, "malformed reply: entities do not match rows");
-oom_early:
-    free(r->ent_ptr);
-    free(r->ent_len);
-    free(r);
-    return fr_client_failf(c, FR_E_NOMEM, "no memory for the result");
 oom:
     fr_result_free(r);
     return fr_client_failf(c, FR_E_NOMEM, "no memory for the result");
@@ -776,6 +845,16 @@ int fr_result_cell(const fr_result_t *r, size_t i, size_t j, fr_value_t *value, 
 {
     if (i >= r->entity_count || j >= r->col_count)
         return FR_E_BAD_ARG;
+    int rc = ensure_cells(r);
+    if (rc != FR_OK) {
+        if (value)
+            memset(value, 0, sizeof *value);
+        if (status)
+            *status = FR_STATUS_NOT_FOUND;
+        if (event_ts_us)
+            *event_ts_us = 0;
+        return rc;
+    }
     size_t at = i * r->col_count + j;
     if (value)
         *value = r->values[at];
@@ -784,6 +863,124 @@ int fr_result_cell(const fr_result_t *r, size_t i, size_t j, fr_value_t *value, 
     if (event_ts_us)
         *event_ts_us = r->rows[i * r->view_count + r->col_view[j]].event_ts_us;
     return FR_OK;
+}
+
+/* A row payload's cells as floats: kind[k] is 0 for nil, 1 for a number (cells[k]), 2 for
+ * anything else. Runs are copied whole. Returns the cell count, or -1 (checked rows are not
+ * malformed). */
+static int row_floats(const rowspan_t *rs, float cells[ROW_CELLS_MAX],
+                      uint8_t kind[ROW_CELLS_MAX])
+{
+    fr_mp_row_t row;
+    if (fr_mp_row_open(&row, rs->ptr, rs->len))
+        return -1;
+    uint32_t n = 0;
+    fr_mp_item_t it;
+    for (uint32_t i = 0; i < row.items; i++) {
+        if (fr_mp_next(&row.r, &it))
+            return -1;
+        if (it.kind == FR_MP_RUN32 || it.kind == FR_MP_RUN64) {
+            if (it.count > ROW_CELLS_MAX - n)
+                return -1;
+            for (uint32_t k = 0; k < it.count; k++) {
+                fr_mp_item_t x;
+                fr_mp_run_value(it.kind == FR_MP_RUN32 ? FR_MP_F32 : FR_MP_F64,
+                                it.v.ptr + (size_t)k * (it.kind == FR_MP_RUN32 ? 4 : 8), &x);
+                cells[n + k] = it.kind == FR_MP_RUN32 ? x.v.f32 : (float)x.v.f64;
+            }
+            memset(kind + n, 1, it.count);
+            n += it.count;
+            continue;
+        }
+        if (n == ROW_CELLS_MAX)
+            return -1;
+        kind[n] = 1;
+        switch (it.kind) {
+        case FR_MP_NIL:
+            kind[n] = 0;
+            break;
+        case FR_MP_BOOL:
+            cells[n] = it.v.b ? 1.0f : 0.0f;
+            break;
+        case FR_MP_INT:
+            cells[n] = (float)it.v.i;
+            break;
+        case FR_MP_F32:
+            cells[n] = it.v.f32;
+            break;
+        case FR_MP_F64:
+            cells[n] = (float)it.v.f64;
+            break;
+        case FR_MP_ARRAY:
+            for (uint32_t k = 0; k < it.count; k++) {
+                fr_mp_item_t el;
+                if (fr_mp_next(&row.r, &el))
+                    return -1;
+            }
+            kind[n] = 2;
+            break;
+        default:
+            kind[n] = 2;
+            break;
+        }
+        n++;
+    }
+    return row.r.p == row.r.end ? (int)n : -1;
+}
+
+int fr_result_floats(const fr_result_t *r, float missing, float *out, uint8_t *status)
+{
+    size_t ne = r->entity_count, nc = r->col_count, nv = r->view_count;
+    /* columns grouped by view: vcols[vstart[v] .. vstart[v + 1]) */
+    size_t *vstart = calloc(nv + 1, sizeof *vstart);
+    uint32_t *vcols = malloc((nc ? nc : 1) * sizeof *vcols);
+    float *cells = malloc(ROW_CELLS_MAX * sizeof *cells);
+    uint8_t *kind = malloc(ROW_CELLS_MAX);
+    int rc = FR_OK;
+    if (!vstart || !vcols || !cells || !kind) {
+        rc = FR_E_NOMEM;
+        goto done;
+    }
+    for (size_t j = 0; j < nc; j++)
+        vstart[r->col_view[j] + 1]++;
+    for (size_t v = 0; v < nv; v++)
+        vstart[v + 1] += vstart[v];
+    for (size_t j = 0; j < nc; j++)
+        vcols[vstart[r->col_view[j]]++] = (uint32_t)j; /* vstart[v] ends at v's end... */
+    /* ...which is the start of v + 1: shift back by one */
+    for (size_t v = nv; v > 0; v--)
+        vstart[v] = vstart[v - 1];
+    vstart[0] = 0;
+    for (size_t e = 0; e < ne; e++)
+        for (size_t v = 0; v < nv; v++) {
+            const rowspan_t *rs = &r->rows[e * nv + v];
+            int n = rs->ptr ? row_floats(rs, cells, kind) : 0;
+            if (n < 0) {
+                rc = FR_E_BAD_REQUEST;
+                goto done;
+            }
+            for (size_t c = vstart[v]; c < vstart[v + 1]; c++) {
+                size_t j = vcols[c], at = e * nc + j;
+                uint32_t k = r->col_index[j];
+                uint8_t st = (uint8_t)rs->status;
+                float x = missing;
+                if (rs->ptr) {
+                    if (k >= (uint32_t)n || kind[k] == 0)
+                        st = rs->status == FR_STATUS_PRESENT ? FR_STATUS_NULL : st;
+                    else if (kind[k] == 1)
+                        x = cells[k];
+                }
+                out[at] = x;
+                if (status)
+                    status[at] = st;
+            }
+        }
+done:
+    free(vstart);
+    free(vcols);
+    free(cells);
+    free(kind);
+    return rc;
 }
 
 int64_t fr_result_as_of(const fr_result_t *r) { return r->as_of_us; }
@@ -796,6 +993,7 @@ void fr_result_free(fr_result_t *r)
     free(r->col_names);
     free(r->col_types);
     free(r->col_view);
+    free(r->col_index);
     free(r->values);
     free(r->status);
     free(r->rows);
@@ -810,6 +1008,7 @@ void fr_result_free(fr_result_t *r)
     for (size_t i = 0; i < r->owned_count; i++)
         fr_result_free(r->owned[i]);
     free(r->owned);
+    pthread_mutex_destroy(&r->cells_lock);
     free(r);
 }
 
@@ -820,7 +1019,7 @@ int fr_result_gather(fr_result_t **parts, size_t nparts, const uint32_t *part_of
     const fr_result_t *first = NULL;
     for (size_t k = 0; k < nparts && !first; k++)
         first = parts[k];
-    fr_result_t *r = calloc(1, sizeof *r);
+    fr_result_t *r = result_new();
     if (!r || !first)
         goto fail;
     r->owned = calloc(nparts, sizeof *r->owned);
@@ -835,26 +1034,27 @@ int fr_result_gather(fr_result_t **parts, size_t nparts, const uint32_t *part_of
     r->as_of_us = first->as_of_us;
     r->snapshot = 0; /* several snapshots */
     r->done = true;
-    /* names, values and row spans point into the owned parts */
+    /* names and row spans point into the owned parts; cells are decoded from the spans */
     r->col_names = malloc((nc ? nc : 1) * sizeof *r->col_names);
     r->col_types = malloc((nc ? nc : 1) * sizeof *r->col_types);
     r->col_view = malloc((nc ? nc : 1) * sizeof *r->col_view);
-    r->values = calloc((n * nc) > 0 ? n * nc : 1, sizeof *r->values);
-    r->status = calloc((n * nc) > 0 ? n * nc : 1, sizeof *r->status);
+    r->col_index = malloc((nc ? nc : 1) * sizeof *r->col_index);
     r->rows = calloc((n * nv) > 0 ? n * nv : 1, sizeof *r->rows);
-    if (!r->col_names || !r->col_types || !r->col_view || !r->values || !r->status || !r->rows)
+    if (!r->col_names || !r->col_types || !r->col_view || !r->col_index || !r->rows)
         goto fail_owned;
     for (size_t j = 0; j < nc; j++) {
         r->col_names[j] = first->col_names[j];
         r->col_types[j] = first->col_types[j];
         r->col_view[j] = first->col_view[j];
+        r->col_index[j] = first->col_index[j];
     }
     for (size_t i = 0; i < n; i++) {
         const fr_result_t *src = part_of[i] < nparts ? parts[part_of[i]] : NULL;
         if (!src || src->col_count != nc || src->view_count != nv || row_of[i] >= src->entity_count)
             goto fail_owned;
-        memcpy(&r->values[i * nc], &src->values[row_of[i] * nc], nc * sizeof *r->values);
-        memcpy(&r->status[i * nc], &src->status[row_of[i] * nc], nc * sizeof *r->status);
+        for (size_t j = 0; j < nc; j++)
+            if (src->col_view[j] != r->col_view[j] || src->col_index[j] != r->col_index[j])
+                goto fail_owned;
         memcpy(&r->rows[i * nv], &src->rows[row_of[i] * nv], nv * sizeof *r->rows);
     }
     *out = r;
@@ -970,5 +1170,12 @@ int fr_client_export_send(fr_client_t *c, const fr_export_req_t *req, uint32_t *
 int fr_client_export_recv(fr_client_t *c, uint32_t id, fr_result_t **out)
 {
     *out = NULL;
-    return read_get_reply(c, id, out);
+    int rc = read_get_reply(c, id, out);
+    if (rc == FR_OK && (rc = ensure_cells(*out)) != FR_OK) {
+        /* decoded here, on the receiving thread: an exporter formats cells on another one */
+        fr_result_free(*out);
+        *out = NULL;
+        return fr_client_failf(c, rc, "no memory for the result");
+    }
+    return rc;
 }

@@ -358,6 +358,8 @@ Test(http, packed_float_runs_read_back_through_libfreshet_and_http, .timeout = 6
             else
                 E2E_ASSERT(v.u.i64 == 42, "%s/%zu", ents[e], j);
         }
+    /* runs copied whole into the float matrix, a nil inside and after them */
+    E2E_ASSERT(fr_e2e_check_floats(r) == 11 + 9, "numeric cells");
     fr_result_free(r);
     fr_client_free(c);
 

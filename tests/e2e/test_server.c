@@ -210,6 +210,14 @@ Test(server, put_get_round_trip_every_type, .timeout = 60)
         cr_assert_eq(st, FR_STATUS_NULL, "partial/%s status %s", names[j], fr_status_name(st));
         cr_assert_eq(ets, ts + 2);
     }
+    /* the float matrix: numbers where the cells have them, `missing` elsewhere */
+    cr_assert_eq(fr_e2e_check_floats(r), 4 + 2, "full: i, d, f, b; partial: i, d");
+    float m[3 * 7];
+    uint8_t ms[3 * 7];
+    cr_assert_eq(fr_result_floats(r, -1.0f, m, ms), FR_OK);
+    cr_assert(m[0] == (float)-9007199254740993LL && m[1] == 3.1415927f && m[2] == 2.5f &&
+              m[3] == 1.0f && m[4] == -1.0f && m[5] == -1.0f && m[6] == -1.0f);
+    cr_assert(m[7] == -1.0f && ms[7] == FR_STATUS_NULL && ms[0] == FR_STATUS_PRESENT);
     fr_result_free(r);
 
     /* the same write again is a no-op (Semantics 1) */
@@ -350,6 +358,7 @@ Test(server, statuses_present_expired_not_found_null_and_as_of, .timeout = 60)
     fr_result_cell(r, 3, 0, &v, &st, &ets);
     cr_assert_eq(st, FR_STATUS_NULL, "nullish: %s", fr_status_name(st));
     cr_assert_eq(ets, t2);
+    cr_assert_eq(fr_e2e_check_floats(r), 1, "only fresh has a number: EXPIRED is withheld");
     fr_result_free(r);
 
     /* include_expired returns the expired value with its event time */
@@ -360,6 +369,7 @@ Test(server, statuses_present_expired_not_found_null_and_as_of, .timeout = 60)
     cr_assert_eq(v.type, FR_TYPE_INT64);
     cr_assert_eq(v.u.i64, 3);
     cr_assert_eq(ets, t_old);
+    cr_assert_eq(fr_e2e_check_floats(r), 1, "include_expired: the EXPIRED value is a number");
     fr_result_free(r);
 
     /* as-of in the past: the older version; before any version: NOT_FOUND */

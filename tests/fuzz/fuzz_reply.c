@@ -5,6 +5,7 @@
  * and read by the real client code from a socketpair. A decoded result is walked cell by cell, as
  * a caller would; Get and Export replies are read twice on one connection, so the second decode
  * goes through the column cache. */
+#include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,6 +54,28 @@ static double walk_result(const fr_result_t *r)
                 sink += v.u.floats[v.len - 1];
         }
     }
+    /* the float matrix must agree with the cells: same status, the number or NAN */
+    float *m = malloc((ne * nf ? ne * nf : 1) * sizeof *m);
+    uint8_t *ms = malloc(ne * nf ? ne * nf : 1);
+    if (m && ms && fr_result_floats(r, NAN, m, ms) == FR_OK)
+        for (size_t i = 0; i < ne; i++)
+            for (size_t j = 0; j < nf; j++) {
+                fr_value_t v;
+                int st;
+                if (fr_result_cell(r, i, j, &v, &st, NULL) != FR_OK)
+                    continue;
+                float x = m[i * nf + j];
+                float want = v.type == FR_TYPE_FLOAT    ? v.u.f32
+                             : v.type == FR_TYPE_DOUBLE ? (float)v.u.f64
+                             : v.type == FR_TYPE_INT64  ? (float)v.u.i64
+                             : v.type == FR_TYPE_BOOL   ? (float)v.u.b
+                                                        : NAN;
+                if (ms[i * nf + j] != st || (memcmp(&x, &want, 4) && !(isnan(x) && isnan(want))))
+                    abort();
+                sink += ms[i * nf + j];
+            }
+    free(m);
+    free(ms);
     size_t clen = 0;
     const void *cur = fr_result_next_cursor(r, &clen);
     if (cur && clen)

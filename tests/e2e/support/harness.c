@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <ftw.h>
 #include <netdb.h>
 #include <poll.h>
@@ -21,6 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <criterion/criterion.h>
 #include <criterion/hooks.h>
 
 #include "common/timefmt.h"
@@ -922,4 +924,55 @@ int fr_e2e_pb_code(const uint8_t *body, size_t len, int *code, char *msg, size_t
             snprintf(msg, msg_cap, "%.*s", (int)f.len, (const char *)f.ptr);
     }
     return r == 0 ? 0 : -1;
+}
+
+size_t fr_e2e_check_floats(const fr_result_t *r)
+{
+    size_t ne = fr_result_entity_count(r), nf = fr_result_feature_count(r), numeric = 0;
+    size_t n = ne * nf ? ne * nf : 1;
+    float *out = malloc(n * sizeof *out);
+    uint8_t *st = malloc(n);
+    E2E_ASSERT(out && st, "no memory");
+    static const float missing[2] = {NAN, -777.0f};
+    for (int m = 0; m < 2; m++) {
+        memset(st, 0xee, n);
+        E2E_ASSERT(fr_result_floats(r, missing[m], out, m ? st : NULL) == FR_OK,
+                   "fr_result_floats failed");
+        for (size_t i = 0; i < ne; i++)
+            for (size_t j = 0; j < nf; j++) {
+                fr_value_t v;
+                int status;
+                E2E_ASSERT(fr_result_cell(r, i, j, &v, &status, NULL) == FR_OK, "cell %zu,%zu",
+                           i, j);
+                float got = out[i * nf + j], want = missing[m];
+                int has = 1;
+                switch (v.type) {
+                case FR_TYPE_INT64:
+                    want = (float)v.u.i64;
+                    break;
+                case FR_TYPE_DOUBLE:
+                    want = (float)v.u.f64;
+                    break;
+                case FR_TYPE_FLOAT:
+                    want = v.u.f32;
+                    break;
+                case FR_TYPE_BOOL:
+                    want = v.u.b ? 1.0f : 0.0f;
+                    break;
+                default:
+                    has = 0;
+                    break;
+                }
+                numeric += has && m == 0;
+                E2E_ASSERT(memcmp(&got, &want, sizeof got) == 0 || (isnan(got) && isnan(want)),
+                           "cell %zu,%zu: fr_result_floats gave %g, the cell %g (type %d)", i, j,
+                           (double)got, (double)want, (int)v.type);
+                if (m)
+                    E2E_ASSERT(st[i * nf + j] == status, "cell %zu,%zu: status %d vs %d", i, j,
+                               st[i * nf + j], status);
+            }
+    }
+    free(out);
+    free(st);
+    return numeric;
 }

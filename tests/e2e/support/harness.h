@@ -124,6 +124,11 @@ int fr_e2e_pb_next(const uint8_t **p, const uint8_t *end, fr_e2e_pb_field_t *f);
 int fr_e2e_pb_code(const uint8_t *body, size_t len, int *code, char *msg, size_t msg_cap);
 int64_t fr_e2e_unzigzag(uint64_t v);
 
+/* Checks fr_result_floats against fr_result_cell for every cell of r, with NAN and with a
+ * finite `missing`: the same status, the cell's number converted to float where it has one,
+ * `missing` where it has none. Returns the number of numeric cells; fails the test otherwise. */
+size_t fr_e2e_check_floats(const fr_result_t *r);
+
 /* Fails the test after printing the live servers' logs. A message is required. */
 #define E2E_ASSERT(cond, ...)                                                                      \
     do {                                                                                           \
