@@ -168,8 +168,8 @@ int fr_result_cell(const fr_result_t *r, size_t i, size_t j, fr_value_t *value, 
  * int64 and bool values converted to float — and `missing` where it returns none (NOT_FOUND,
  * withheld EXPIRED, NULL, a string, bytes or a list): NAN is XGBoost's "missing". status, if
  * not NULL, gets each cell's status in the same layout. Decodes straight from the reply (packed
- * runs are copied whole), without building typed cells: for 100 x 50 floats about a fifth of
- * what reading fr_result_cell 5000 times costs. FR_OK, FR_E_NOMEM. */
+ * runs are copied whole) without building the typed cells, which are decoded only if
+ * fr_result_cell is called. FR_OK, FR_E_NOMEM. */
 int fr_result_floats(const fr_result_t *r, float missing, float *out, uint8_t *status);
 int64_t fr_result_as_of(const fr_result_t *r);
 uint64_t fr_result_snapshot(const fr_result_t *r);

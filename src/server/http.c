@@ -961,6 +961,12 @@ static void h_metrics(fr_worker_t *w, struct evhttp_request *req)
         GAUGE("freshet_lmdb_readers_max", "LMDB reader slots.", info.max_readers);
         GAUGE("freshet_write_seq", "Last write sequence number.", info.write_seq);
     }
+    fr_buf_printf(&b, "# HELP freshet_lookups_total As-of lookups of reads and exports, by how they found"
+                      " the row: page_walk (batched B-tree walk) or cursor (LMDB's own lookup).\n"
+                      "# TYPE freshet_lookups_total counter\n"
+                      "freshet_lookups_total{path=\"page_walk\"} %llu\n"
+                      "freshet_lookups_total{path=\"cursor\"} %llu\n",
+                  atomic_load(&st->lookups_walked), atomic_load(&st->lookups_cursor));
     fr_buf_printf(&b, "# HELP freshet_durability_sync 1 when writes are fsynced before the reply.\n"
                       "# TYPE freshet_durability_sync gauge\nfreshet_durability_sync %d\n",
                   strcmp(s->cfg.durability, "sync") == 0);

@@ -341,13 +341,16 @@ int fr_read_rows(fr_worker_t *w, get_plan_t *p, fr_rtxn_t *rt, int64_t as_of,
                  const int64_t *row_as_of, unsigned flags)
 {
     p->nrows = p->nentities * p->nviews;
-    if (fr_read_grow((void **)&p->rows, &p->rows_cap, p->nrows, sizeof(fr_asof_t)))
+    if (fr_read_grow((void **)&p->rows, &p->rows_cap, p->nrows, sizeof(fr_asof_t)) ||
+        fr_read_grow((void **)&p->reqs, &p->reqs_cap, p->nentities, sizeof *p->reqs))
         return FR_E_NOMEM;
     bool sorted = p->nentities >= FR_READ_SORT_MIN &&
                   fr_read_grow((void **)&p->order, &p->order_cap, p->nentities,
                                sizeof *p->order) == 0;
     int rc = FR_OK;
     unsigned long long present = 0, expired = 0, missing = 0;
+    uint64_t walked0, cursor0, walked1, cursor1;
+    fr_rtxn_walk_stats(rt, &walked0, &cursor0);
     for (size_t vi = 0; vi < p->nviews && p->nentities && rc == FR_OK; vi++) {
         const span_t *ents = p->ecol[vi]->values; /* NULL only when there are no entities */
         if (sorted) {
@@ -356,16 +359,23 @@ int fr_read_rows(fr_worker_t *w, get_plan_t *p, fr_rtxn_t *rt, int64_t as_of,
                                                      (uint32_t)e};
             qsort(p->order, p->nentities, sizeof *p->order, order_cmp);
         }
-        for (size_t k = 0; k < p->nentities && rc == FR_OK; k++) {
+        for (size_t k = 0; k < p->nentities; k++) {
             size_t e = sorted ? p->order[k].e : k;
-            fr_asof_t *a = &p->rows[e * p->nviews + vi];
-            rc = fr_asof_get(rt, p->views[vi], ents[e].ptr, ents[e].len,
-                             row_as_of ? row_as_of[e] : as_of, flags, a);
-            present += a->status == FR_STATUS_PRESENT;
-            expired += a->status == FR_STATUS_EXPIRED;
-            missing += a->status == FR_STATUS_NOT_FOUND;
+            p->reqs[k] = (fr_asof_req_t){ents[e].ptr, ents[e].len,
+                                         row_as_of ? row_as_of[e] : as_of,
+                                         &p->rows[e * p->nviews + vi]};
+        }
+        rc = fr_asof_get_many(rt, p->views[vi], p->reqs, p->nentities, flags);
+        for (size_t e = 0; e < p->nentities && rc == FR_OK; e++) {
+            int status = p->rows[e * p->nviews + vi].status;
+            present += status == FR_STATUS_PRESENT;
+            expired += status == FR_STATUS_EXPIRED;
+            missing += status == FR_STATUS_NOT_FOUND;
         }
     }
+    fr_rtxn_walk_stats(rt, &walked1, &cursor1);
+    atomic_fetch_add(&w->server->stats.lookups_walked, walked1 - walked0);
+    atomic_fetch_add(&w->server->stats.lookups_cursor, cursor1 - cursor0);
     if (rc != FR_OK)
         return rc;
     atomic_fetch_add(&w->server->stats.values_present, present);
@@ -655,6 +665,7 @@ void fr_handle_scratch_free(fr_worker_t *w)
     free(sc->plan.cols);
     free(sc->plan.rows);
     free(sc->plan.order);
+    free(sc->plan.reqs);
     fr_registry_release(sc->cols.reg);
     free(sc->cols.key);
     free(sc->cols.enc);

@@ -46,6 +46,8 @@ typedef struct {
     size_t nrows, rows_cap;
     struct fr_read_order *order; /* large reads: entities in key order (fr_read_rows) */
     size_t order_cap;
+    fr_asof_req_t *reqs; /* one view's lookups, in the order they are made (fr_read_rows) */
+    size_t reqs_cap;
     size_t nentities;
     int include_expired;
 } get_plan_t;

@@ -38,6 +38,7 @@ typedef struct {
     atomic_ullong rejects[FR_STATS_CODES];
     atomic_ullong rows_written, rows_duplicate, rows_unchanged, rows_late, rows_rejected;
     atomic_ullong values_present, values_expired, values_not_found;
+    atomic_ullong lookups_walked, lookups_cursor; /* fr_asof_get_many: page walker / cursor */
     atomic_ullong commits, commit_us_total, group_rows_max;
     fr_hist_t commit_latency;  /* microseconds per group commit (incl. fsync) */
     fr_hist_t group_rows;      /* rows per group commit */

@@ -1,5 +1,6 @@
 /* The read path: reusable read transactions and the as-of lookup (DESIGN.md, Semantics 1–2, 7). */
 #include <sched.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -65,12 +66,40 @@ void fr_rtxn_free(fr_rtxn_t *r)
 
 uint64_t fr_rtxn_id(const fr_rtxn_t *r) { return (uint64_t)mdb_txn_id(r->txn); }
 
+/* Takes the version at key k (value v) for an as-of read of the entity whose key prefix is
+ * key[0, plen): 0 when *out is settled (that version, or NOT_FOUND when k is past the entity), 1
+ * when a served read must look at the next, older key, or an fr_err_t. */
+static int asof_take(const fr_view_def_t *view, const uint8_t *key, size_t plen, int64_t as_of_us,
+                     unsigned flags, const MDB_val *k, const MDB_val *v, fr_asof_t *out)
+{
+    if (k->mv_size < plen || memcmp(k->mv_data, key, plen) != 0)
+        return 0; /* next entity: nothing at or before as_of */
+    fr_key_t dk;
+    if (fr_key_decode(k->mv_data, k->mv_size, &dk) != 0 || v->mv_size < 8)
+        return FR_E_STORAGE;
+    int64_t written_at;
+    memcpy(&written_at, v->mv_data, 8);
+    if ((flags & FR_ASOF_SERVED) && written_at > as_of_us)
+        return 1; /* served mode: this version was learned after as_of; an older write may */
+    out->event_ts_us = dk.event_ts_us;
+    out->written_at_us = written_at;
+    out->values = (const uint8_t *)v->mv_data + 8;
+    out->values_len = v->mv_size - 8;
+    out->status = fr_asof_status(as_of_us, dk.event_ts_us, view->ttl_us);
+    return 0;
+}
+
+static bool asof_skip(size_t entity_len, int64_t as_of_us)
+{
+    return entity_len == 0 || entity_len > FR_ENTITY_MAX || as_of_us < 0;
+}
+
 int fr_asof_get(fr_rtxn_t *r, const fr_view_def_t *view, const uint8_t *entity, size_t entity_len,
                 int64_t as_of_us, unsigned flags, fr_asof_t *out)
 {
     memset(out, 0, sizeof *out);
     out->status = FR_STATUS_NOT_FOUND;
-    if (entity_len == 0 || entity_len > FR_ENTITY_MAX || as_of_us < 0)
+    if (asof_skip(entity_len, as_of_us))
         return FR_OK;
     uint8_t key[FR_KEY_MAX];
     size_t plen = fr_key_prefix(key, view->id, entity, entity_len);
@@ -82,24 +111,50 @@ int fr_asof_get(fr_rtxn_t *r, const fr_view_def_t *view, const uint8_t *entity, 
             return FR_OK;
         if (mrc != MDB_SUCCESS)
             return fr_store_mdb_err(mrc);
-        if (k.mv_size < plen || memcmp(k.mv_data, key, plen) != 0)
-            return FR_OK; /* next entity: nothing at or before as_of */
-        fr_key_t dk;
-        if (fr_key_decode(k.mv_data, k.mv_size, &dk) != 0 || v.mv_size < 8)
-            return FR_E_STORAGE;
-        int64_t written_at;
-        memcpy(&written_at, v.mv_data, 8);
-        if (!(flags & FR_ASOF_SERVED) || written_at <= as_of_us) {
-            out->event_ts_us = dk.event_ts_us;
-            out->written_at_us = written_at;
-            out->values = (const uint8_t *)v.mv_data + 8;
-            out->values_len = v.mv_size - 8;
-            out->status = fr_asof_status(as_of_us, dk.event_ts_us, view->ttl_us);
-            return FR_OK;
-        }
-        /* served mode: this version was learned after as_of; an older write may qualify */
+        int rc = asof_take(view, key, plen, as_of_us, flags, &k, &v, out);
+        if (rc <= 0)
+            return rc;
         mrc = mdb_cursor_get(r->rows_cur, &k, &v, MDB_NEXT);
     }
+}
+
+#define ASOF_GROUP 64
+
+int fr_asof_get_many(fr_rtxn_t *r, const fr_view_def_t *view, const fr_asof_req_t *reqs,
+                     size_t n, unsigned flags)
+{
+    uint8_t keys[ASOF_GROUP][FR_KEY_MAX];
+    const uint8_t *kp[ASOF_GROUP];
+    size_t klen[ASOF_GROUP], plen[ASOF_GROUP], idx[ASOF_GROUP];
+    MDB_val kout[ASOF_GROUP], vout[ASOF_GROUP];
+    int8_t walked[ASOF_GROUP];
+    for (size_t at = 0; at < n;) {
+        size_t m = 0;
+        for (; at < n && m < ASOF_GROUP; at++) {
+            const fr_asof_req_t *q = &reqs[at];
+            memset(q->out, 0, sizeof *q->out);
+            q->out->status = FR_STATUS_NOT_FOUND;
+            if (asof_skip(q->entity_len, q->as_of_us))
+                continue;
+            plen[m] = fr_key_prefix(keys[m], view->id, q->entity, q->entity_len);
+            klen[m] = fr_key_encode(keys[m], view->id, q->entity, q->entity_len, q->as_of_us,
+                                    UINT64_MAX);
+            kp[m] = keys[m];
+            idx[m++] = at;
+        }
+        fr_pagewalk_seek(r, m, kp, klen, kout, vout, walked);
+        for (size_t i = 0; i < m; i++) {
+            const fr_asof_req_t *q = &reqs[idx[i]];
+            int rc = walked[i] ? asof_take(view, keys[i], plen[i], q->as_of_us, flags, &kout[i],
+                                           &vout[i], q->out)
+                               : 1;
+            if (rc == 1) /* not walked, or served mode needs an older version: the cursor */
+                rc = fr_asof_get(r, view, q->entity, q->entity_len, q->as_of_us, flags, q->out);
+            if (rc != FR_OK)
+                return rc;
+        }
+    }
+    return FR_OK;
 }
 
 int fr_store_source_get(fr_rtxn_t *r, const char *source, uint32_t partition, int64_t *offset)

@@ -93,6 +93,8 @@ static int init_dbs(fr_store_t *s, const char **why)
         mrc = mdb_dbi_open(txn, "rows", flags, &s->rows);
     if (mrc == MDB_SUCCESS)
         mrc = mdb_dbi_open(txn, "sources", flags, &s->sources);
+    if (mrc == MDB_SUCCESS)
+        mrc = mdb_dbi_open(txn, NULL, 0, &s->main_dbi);
     if (mrc == MDB_SUCCESS && !s->opts.read_only) {
         uint8_t fmt[4];
         fr_put_be32(fmt, FR_STORE_FORMAT_VERSION);
@@ -204,6 +206,8 @@ int fr_store_open(const fr_store_opts_t *opts, fr_store_t **out, const char **wh
     rc = init_dbs(s, why);
     if (rc == FR_OK)
         rc = load_meta(s, why);
+    if (rc == FR_OK)
+        fr_pagewalk_init(s);
     if (rc != FR_OK)
         goto fail;
     *out = s;

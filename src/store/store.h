@@ -191,6 +191,23 @@ typedef struct {
 int fr_asof_get(fr_rtxn_t *r, const fr_view_def_t *view, const uint8_t *entity, size_t entity_len,
                 int64_t as_of_us, unsigned flags, fr_asof_t *out);
 
+typedef struct {
+    const uint8_t *entity;
+    size_t entity_len;
+    int64_t as_of_us;
+    fr_asof_t *out;
+} fr_asof_req_t;
+
+/* fr_asof_get for each of n reads of one view in r's snapshot, each answer into its req's out:
+ * exactly fr_asof_get's answers, found with the B-tree walks of up to 32 keys interleaved
+ * (pagewalk.c) — ~3x faster than one lookup after the other on a table larger than the CPU
+ * caches. Reads in key order share more cached pages. FR_OK, FR_E_STORAGE. */
+int fr_asof_get_many(fr_rtxn_t *r, const fr_view_def_t *view, const fr_asof_req_t *reqs,
+                     size_t n, unsigned flags);
+
+/* Keys fr_asof_get_many has looked up on r so far by walking pages, and by the cursor. */
+void fr_rtxn_walk_stats(const fr_rtxn_t *r, uint64_t *walked, uint64_t *cursor);
+
 /* Status of a version of age (as_of - event_ts) against ttl (0 = never expires). */
 static inline int fr_asof_status(int64_t as_of_us, int64_t event_ts_us, int64_t ttl_us)
 {

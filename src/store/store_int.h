@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdint.h>
 
 #include "common/fault.h"
 #include "store.h"
@@ -17,6 +18,10 @@ struct fr_store {
     MDB_env *env;
     int lock_fd; /* writers: the flock'ed freshet.lock of the directory, -1 otherwise */
     MDB_dbi meta, rows, sources;
+    MDB_dbi main_dbi; /* LMDB's unnamed database: the named ones' records (pagewalk.c) */
+    bool walk_on;     /* fr_pagewalk_seek may read pages (LMDB 0.9, OS-sized pages) */
+    unsigned walk_psize;
+    _Atomic uintptr_t walk_base; /* the map's address, once learned; 0 before */
     fr_store_opts_t opts;
     const fr_clock_t *clock;
     pthread_mutex_t reg_lock; /* guards `registry` pointer swaps */
@@ -36,6 +41,10 @@ struct fr_rtxn {
     MDB_cursor *rows_cur;
     MDB_cursor *scan_cur; /* entity enumeration, independent of rows_cur */
     int active;
+    /* pagewalk.c: the rows table's root page in the snapshot walk_txnid (UINT64_MAX: none) and
+     * the highest page number in use when it was read */
+    uint64_t walk_txnid, walk_root, walk_last_pgno;
+    uint64_t walk_hits, walk_misses; /* keys walked / left to the cursor (fr_rtxn_walk_stats) */
 };
 
 struct fr_wtxn {
@@ -61,6 +70,14 @@ struct fr_wtxn {
  * (of *cap bytes) grown as needed; returns its length, or 0 when the payload is to be stored as it
  * is (no memory, or not a row payload). The writer and the compacting backup share it. */
 size_t fr_store_pack_payload(uint8_t **buf, size_t *cap, size_t off, const uint8_t *p, size_t len);
+
+/* Batched MDB_SET_RANGE on the rows table of r's open snapshot (pagewalk.c): for each of the n
+ * keys, walked[i] = 1 with kout[i]/vout[i] exactly what mdb_cursor_get(MDB_SET_RANGE) returns,
+ * or walked[i] = 0 when the walker could not tell (then ask the cursor). */
+void fr_pagewalk_seek(fr_rtxn_t *r, size_t n, const uint8_t *const *keys, const size_t *klens,
+                      MDB_val *kout, MDB_val *vout, int8_t *walked);
+/* Decides once per environment whether pages may be walked (store open). */
+void fr_pagewalk_init(fr_store_t *s);
 
 /* Maps an LMDB return code to fr_err_t. */
 int fr_store_mdb_err(int mdb_rc);
