@@ -129,8 +129,9 @@ int fr_asof_get_many(fr_rtxn_t *r, const fr_view_def_t *view, const fr_asof_req_
     MDB_val kout[ASOF_GROUP], vout[ASOF_GROUP];
     int8_t walked[ASOF_GROUP];
     for (size_t at = 0; at < n;) {
-        size_t m = 0;
-        for (; at < n && m < ASOF_GROUP; at++) {
+        size_t m = 0, groups = (n - at + ASOF_GROUP - 1) / ASOF_GROUP;
+        size_t want = (n - at + groups - 1) / groups; /* equal groups (pagewalk.c) */
+        for (; at < n && m < want; at++) {
             const fr_asof_req_t *q = &reqs[at];
             memset(q->out, 0, sizeof *q->out);
             q->out->status = FR_STATUS_NOT_FOUND;
