@@ -1,7 +1,8 @@
 /* `freshet export pit|snapshot`: streamed point-in-time joins and snapshots. Label rows are read
  * and sent in chunks with a few chunks in flight, results are written as they arrive, so memory is
  * bounded by the window whatever the number of rows. Output goes to OUT.partial, renamed to OUT
- * only on success, so a failed export never leaves a file that looks complete. */
+ * only on success, so a failed export never leaves a file that looks complete (a device or a pipe
+ * given as OUT is written in place). */
 #include <errno.h>
 #include <pthread.h>
 #include <stdio_ext.h>
@@ -1051,8 +1052,17 @@ int fr_cli_export(fr_cli_ctx_t *ctx)
         else if (fstat(fileno(x.in), &st) == 0 && S_ISREG(st.st_mode))
             x.in_size = (size_t)st.st_size;
     }
+    /* -o naming a device or a pipe (/dev/null, a FIFO, /dev/stdout) is written in place: the
+     * OUT.partial + rename dance is for regular files, and renaming over a device would replace
+     * the device node with a file */
+    struct stat ost;
+    bool out_special = o.out_path && stat(o.out_path, &ost) == 0 && !S_ISREG(ost.st_mode);
     if (!ex) {
-        if (o.out_path) {
+        if (o.out_path && out_special) {
+            x.out = fopen(o.out_path, "wb");
+            if (!x.out)
+                ex = fr_cli_fail(FR_E_IO, "cannot open %s: %s", o.out_path, strerror(errno));
+        } else if (o.out_path) {
             snprintf(partial, sizeof partial, "%s.partial", o.out_path);
             x.out = fopen(partial, "wb");
             if (!x.out)
@@ -1084,7 +1094,10 @@ int fr_cli_export(fr_cli_ctx_t *ctx)
         mp_out_flush(x.mpo);
     }
     double secs = (double)(fr_mono_us() - t0) / 1e6;
-    if (x.out && x.out != stdout) {
+    if (x.out && x.out != stdout && out_special) {
+        if (fclose(x.out) != 0 && !ex)
+            ex = fr_cli_fail(FR_E_IO, "cannot write %s: %s", o.out_path, strerror(errno));
+    } else if (x.out && x.out != stdout) {
         if (fclose(x.out) != 0 && !ex)
             ex = fr_cli_fail(FR_E_IO, "cannot write %s: %s", partial, strerror(errno));
         if (ex)

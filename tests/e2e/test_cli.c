@@ -1,9 +1,12 @@
 /* End-to-end tests of the `freshet` CLI against a real freshetd: apply, put (JSON lines and CSV,
  * validation that writes nothing, --skip-invalid, exactly-once sources), get --format json,
  * status, sources, and error reporting. Each test starts its own server. */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <criterion/criterion.h>
 #include <jansson.h>
@@ -499,5 +502,54 @@ Test(cli, export_header_expands_a_bare_view_name, .timeout = 60)
                  r.out);
     expect_contains(r.out, "card_stats:txn_count_1h", "expanded feature name in the header");
     fr_e2e_cli_fini(&r);
+    finish(s);
+}
+
+/* Regression: `-o /dev/null` wrote /dev/null.partial and renamed it over /dev/null, replacing the
+ * device node with a regular file. A device or a pipe given as OUT is written in place; here a
+ * FIFO (read by a child process) stands in for /dev/null. */
+static void *drain_fifo(void *path)
+{
+    FILE *f = fopen(path, "r");
+    size_t n = 0;
+    char buf[4096];
+    size_t got;
+    while (f && (got = fread(buf, 1, sizeof buf, f)) > 0)
+        n += got;
+    if (f)
+        fclose(f);
+    return (void *)n;
+}
+
+Test(cli, export_to_a_fifo_writes_through_it_and_leaves_it_a_fifo, .timeout = 60)
+{
+    fr_e2e_server_t *s = start_applied(NULL);
+    fr_e2e_cli_t r;
+    CLI(&r, s, "{\"card_id\":\"c1\",\"event_timestamp\":1000,\"txn_count_1h\":4}\n", "put", "--view",
+        "card_stats");
+    expect_ok(&r, "put");
+    fr_e2e_cli_fini(&r);
+    char labels[256], fifo[256], partial[300];
+    snprintf(labels, sizeof labels, "%s/labels.csv", s->dir);
+    snprintf(fifo, sizeof fifo, "%s/out.fifo", s->dir);
+    snprintf(partial, sizeof partial, "%s.partial", fifo);
+    FILE *f = fopen(labels, "w");
+    cr_assert_not_null(f);
+    fputs("card_id,event_timestamp\nc1,2000\nc2,2000\n", f);
+    fclose(f);
+    cr_assert_eq(mkfifo(fifo, 0600), 0);
+    pthread_t reader;
+    cr_assert_eq(pthread_create(&reader, NULL, drain_fifo, fifo), 0);
+    CLI(&r, s, NULL, "export", "pit", "--labels", labels, "--features", "card_stats:txn_count_1h",
+        "-o", fifo);
+    expect_ok(&r, "export pit to a fifo");
+    fr_e2e_cli_fini(&r);
+    void *bytes;
+    pthread_join(reader, &bytes);
+    cr_assert_gt((size_t)bytes, strlen("card_id,event_timestamp"), "the export came through");
+    struct stat st;
+    cr_assert_eq(stat(fifo, &st), 0);
+    cr_assert(S_ISFIFO(st.st_mode), "out.fifo is no longer a FIFO (mode %o)", st.st_mode);
+    cr_assert_neq(access(partial, F_OK), 0, "no out.fifo.partial left behind");
     finish(s);
 }
