@@ -135,6 +135,11 @@ static bool enc_rows_cb(pb_ostream_t *stream, const pb_field_t *field, void *con
     uint8_t head[48], body[48]; /* 1+10 (tag, length) and 3 tags + 3 varints + a length */
     for (size_t i = 0; i < p->nrows; i++) {
         const fr_asof_t *a = &p->rows[i];
+        if (i + 8 < p->nrows && p->rows[i + 8].values) { /* rows are in the map, often cold */
+            const uint8_t *ahead = p->rows[i + 8].values;
+            for (size_t off = 0; off < p->rows[i + 8].values_len && off < 256; off += 64)
+                __builtin_prefetch(ahead + off);
+        }
         size_t n = 0;
         body[n++] = (1 << 3) | PB_WT_VARINT;
         n += put_varint(body + n, (uint32_t)a->status);
@@ -316,17 +321,26 @@ static void fr_stats_view_reads(fr_stats_t *st, const get_plan_t *p)
 }
 
 struct fr_read_order {
+    uint64_t head; /* entity length (16 bits), then its first 6 bytes: most comparisons end here */
     const uint8_t *ptr;
     uint32_t len, e;
 };
+
+static uint64_t order_head(const uint8_t *p, size_t len)
+{
+    uint64_t h = (uint64_t)len << 48;
+    for (size_t i = 0; i < 6 && i < len; i++)
+        h |= (uint64_t)p[i] << (40 - 8 * i);
+    return h;
+}
 
 /* The order of the rows keys: view id, entity length, entity bytes. */
 static int order_cmp(const void *a, const void *b)
 {
     const struct fr_read_order *x = a, *y = b;
-    if (x->len != y->len)
-        return x->len < y->len ? -1 : 1;
-    int c = memcmp(x->ptr, y->ptr, x->len);
+    if (x->head != y->head)
+        return x->head < y->head ? -1 : 1;
+    int c = x->len > 6 ? memcmp(x->ptr + 6, y->ptr + 6, x->len - 6) : 0;
     return c ? c : (x->e > y->e) - (x->e < y->e);
 }
 
@@ -353,9 +367,10 @@ int fr_read_rows(fr_worker_t *w, get_plan_t *p, fr_rtxn_t *rt, int64_t as_of,
     fr_rtxn_walk_stats(rt, &walked0, &cursor0);
     for (size_t vi = 0; vi < p->nviews && p->nentities && rc == FR_OK; vi++) {
         const span_t *ents = p->ecol[vi]->values; /* NULL only when there are no entities */
-        if (sorted) {
+        if (sorted && (vi == 0 || p->ecol[vi] != p->ecol[vi - 1])) { /* views of one key share it */
             for (size_t e = 0; e < p->nentities; e++)
-                p->order[e] = (struct fr_read_order){ents[e].ptr, (uint32_t)ents[e].len,
+                p->order[e] = (struct fr_read_order){order_head(ents[e].ptr, ents[e].len),
+                                                     ents[e].ptr, (uint32_t)ents[e].len,
                                                      (uint32_t)e};
             qsort(p->order, p->nentities, sizeof *p->order, order_cmp);
         }

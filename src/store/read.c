@@ -137,9 +137,9 @@ int fr_asof_get_many(fr_rtxn_t *r, const fr_view_def_t *view, const fr_asof_req_
             q->out->status = FR_STATUS_NOT_FOUND;
             if (asof_skip(q->entity_len, q->as_of_us))
                 continue;
-            plen[m] = fr_key_prefix(keys[m], view->id, q->entity, q->entity_len);
             klen[m] = fr_key_encode(keys[m], view->id, q->entity, q->entity_len, q->as_of_us,
                                     UINT64_MAX);
+            plen[m] = klen[m] - 16; /* the (view, entity) prefix: fr_key_prefix's length */
             kp[m] = keys[m];
             idx[m++] = at;
         }
