@@ -61,7 +61,7 @@ static void on_read(struct bufferevent *bev, void *arg)
                      f.body_len, max_body);
             if (fr_frame_encode_msg(&w->out, f.request_id, (uint16_t)(f.op | FR_OP_RESPONSE),
                                     freshet_ScoreResponse_fields, &r) == FR_OK)
-                bufferevent_write(bev, w->out.data, w->out.len);
+                fr_loop_conn_send(&c->link, w->out.data, w->out.len);
             if (fr_loop_conn_finish(&c->link))
                 conn_free(c);
             return;
@@ -76,7 +76,7 @@ static void on_read(struct bufferevent *bev, void *arg)
         }
         fr_infer_handle_frame(w, &f, body);
         evbuffer_drain(in, f.body_len);
-        bufferevent_write(bev, w->out.data, w->out.len);
+        fr_loop_conn_send(&c->link, w->out.data, w->out.len);
     }
 }
 
@@ -86,6 +86,8 @@ static void on_write(struct bufferevent *bev, void *arg)
     (void)bev;
     if (c->link.close_after_flush)
         conn_free(c);
+    else
+        fr_loop_conn_drained(&c->link);
 }
 
 static void on_event(struct bufferevent *bev, short what, void *arg)
@@ -115,7 +117,7 @@ static void add_conn(fr_iworker_t *w, int fd)
     c->link.bev = bev;
     fr_loop_conn_add(&w->loop, &c->link);
     bufferevent_setcb(bev, on_read, on_write, on_event, c);
-    bufferevent_enable(bev, EV_READ | EV_WRITE);
+    fr_loop_conn_enable(&c->link, true);
 }
 
 /* ---- workers ---- */

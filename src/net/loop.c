@@ -1,7 +1,9 @@
 /* Worker event loops fed by other threads (loop.h). */
+#include <errno.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
@@ -144,6 +146,40 @@ void fr_loop_conn_remove(fr_loop_t *l, fr_loop_conn_t *c)
     l->conn_count--;
     if (atomic_load(&l->stopping) && l->conn_count == 0)
         event_base_loopexit(l->base, NULL);
+}
+
+void fr_loop_conn_enable(fr_loop_conn_t *c, bool plain)
+{
+    c->direct = plain;
+    bufferevent_enable(c->bev, plain ? EV_READ : EV_READ | EV_WRITE);
+}
+
+void fr_loop_conn_send(fr_loop_conn_t *c, const void *data, size_t len)
+{
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    size_t off = 0;
+    if (c->direct && evbuffer_get_length(out) == 0) {
+        int fd = bufferevent_getfd(c->bev);
+        while (off < len) {
+            ssize_t n = send(fd, (const char *)data + off, len - off, MSG_DONTWAIT | MSG_NOSIGNAL);
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n <= 0)
+                break; /* EAGAIN: libevent sends the rest; an error surfaces there as an event */
+            off += (size_t)n;
+        }
+        if (off == len)
+            return;
+    }
+    bufferevent_write(c->bev, (const char *)data + off, len - off);
+    if (c->direct)
+        bufferevent_enable(c->bev, EV_WRITE);
+}
+
+void fr_loop_conn_drained(fr_loop_conn_t *c)
+{
+    if (c->direct && evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+        bufferevent_disable(c->bev, EV_WRITE);
 }
 
 int fr_loop_conn_finish(fr_loop_conn_t *c)

@@ -10,6 +10,7 @@
 #define FR_NET_LOOP_H
 
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdatomic.h>
 #include <stddef.h>
 
@@ -21,6 +22,7 @@ typedef struct fr_loop_conn {
     struct fr_loop_conn *prev, *next;
     struct bufferevent *bev; /* NULL once the owner has closed the socket */
     int close_after_flush;   /* draining: reading stopped, freed once its replies are flushed */
+    int direct;              /* plain socket: fr_loop_conn_send writes replies itself */
 } fr_loop_conn_t;
 
 typedef struct {
@@ -63,6 +65,18 @@ void fr_loop_stop(fr_loop_t *l, int grace_s);
  * loop ends the loop. The owner frees its connection after removing it. */
 void fr_loop_conn_add(fr_loop_t *l, fr_loop_conn_t *c);
 void fr_loop_conn_remove(fr_loop_t *l, fr_loop_conn_t *c);
+/* Starts reading c->bev (set, with its callbacks). plain: a socket without TLS, whose replies
+ * fr_loop_conn_send writes with send() itself. */
+void fr_loop_conn_enable(fr_loop_conn_t *c, bool plain);
+/* Queues a reply. On a plain socket with nothing queued before it, it goes out with one send()
+ * straight from `data`; only what the socket does not take is copied into the bufferevent, whose
+ * EV_WRITE is enabled just while it holds bytes. (Letting libevent write every reply cost an
+ * epoll_ctl to add EV_WRITE, an extra loop pass, two writev — bufferevents write 16 KB at a
+ * time — an epoll_ctl to remove it, and a copy of the reply.) */
+void fr_loop_conn_send(fr_loop_conn_t *c, const void *data, size_t len);
+/* For the owner's write callback: on a plain socket whose bufferevent has sent everything, stops
+ * watching for writability until fr_loop_conn_send queues bytes again. */
+void fr_loop_conn_drained(fr_loop_conn_t *c);
 /* Stops reading from c and marks it close_after_flush (its replies still go out); true when
  * nothing is left to send, so the owner closes it now (otherwise its write callback does). */
 int fr_loop_conn_finish(fr_loop_conn_t *c);

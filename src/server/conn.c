@@ -40,34 +40,11 @@ static void conn_close(fr_loop_conn_t *link)
     conn_free((fr_conn_t *)link);
 }
 
-/* A reply on a plain socket goes out with one send() from the worker's buffer while nothing is
- * queued before it; only what the socket does not take is copied into the bufferevent, whose
- * EV_WRITE is enabled just while it holds bytes. Letting libevent write every reply cost an
- * epoll_ctl to add EV_WRITE, an extra loop pass and epoll_wait, two writev (bufferevents write
- * at most 16 KB at a time: a 100 x 50 reply is 29 KB), an epoll_ctl to remove it, and a copy of
- * the reply. TLS connections keep libevent's path (the record layer owns the socket). */
 void fr_conn_send(fr_conn_t *c, const fr_buf_t *frame)
 {
     if (c->closed || !c->link.bev)
         return;
-    struct evbuffer *out = bufferevent_get_output(c->link.bev);
-    size_t off = 0;
-    if (c->direct && evbuffer_get_length(out) == 0) {
-        int fd = bufferevent_getfd(c->link.bev);
-        while (off < frame->len) {
-            ssize_t n = send(fd, frame->data + off, frame->len - off, MSG_DONTWAIT | MSG_NOSIGNAL);
-            if (n < 0 && errno == EINTR)
-                continue;
-            if (n <= 0)
-                break; /* EAGAIN: libevent sends the rest; an error surfaces there as an event */
-            off += (size_t)n;
-        }
-        if (off == frame->len)
-            return;
-    }
-    bufferevent_write(c->link.bev, frame->data + off, frame->len - off);
-    if (c->direct)
-        bufferevent_enable(c->link.bev, EV_WRITE);
+    fr_loop_conn_send(&c->link, frame->data, frame->len);
 }
 
 /* Idle connections wait idle_timeout_ms (0: forever); a frame that has started must complete
@@ -146,8 +123,7 @@ static void on_write(struct bufferevent *bev, void *arg)
         conn_free(c);
         return;
     }
-    if (c->direct && evbuffer_get_length(bufferevent_get_output(bev)) == 0)
-        bufferevent_disable(bev, EV_WRITE); /* drained: fr_conn_send writes the next reply */
+    fr_loop_conn_drained(&c->link);
     if (c->paused) {
         c->paused = 0;
         bufferevent_setwatermark(bev, EV_WRITE, 0, 0);
@@ -197,8 +173,7 @@ static void add_conn(fr_worker_t *w, int fd)
         struct timeval tv = {s->cfg.idle_timeout_ms / 1000, (s->cfg.idle_timeout_ms % 1000) * 1000};
         bufferevent_set_timeouts(bev, &tv, NULL);
     }
-    c->direct = s->tls == NULL;
-    bufferevent_enable(bev, c->direct ? EV_READ : EV_READ | EV_WRITE);
+    fr_loop_conn_enable(&c->link, s->tls == NULL);
 }
 
 static void on_notify(evutil_socket_t fd, short what, void *arg)

@@ -95,7 +95,6 @@ struct fr_conn {
     int busy_latched;       /* a Put got BUSY: refuse Puts until one says resume */
     int paused;             /* reading stopped: too many replies queued (max_output_mb) */
     int partial;            /* a frame has started arriving (read_timeout_ms applies) */
-    int direct;             /* plain socket: replies are sent by fr_conn_send itself (conn.c) */
     fr_role_t role;   /* what a Hello granted; FR_ROLE_ADMIN when auth is off */
     int auth_logged;  /* an UNAUTHORIZED request was logged (once per connection) */
     /* with auth: the digest of the token the Hello presented and the auth generation it was
