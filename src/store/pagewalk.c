@@ -55,7 +55,10 @@ void fr_pagewalk_init(fr_store_t *s)
     MDB_stat st;
     const char *off = getenv("FRESHET_NO_PAGE_WALK");
     long os_page = sysconf(_SC_PAGESIZE);
-    s->walk_on = major == 0 && minor == 9 && !(off && *off && strcmp(off, "0") != 0) &&
+    /* mdb.c lays a node's lo/hi size halves out by byte order, and 32-bit builds (MDB_VL32) do
+     * not map the file in one piece: both outside what this walker reads */
+    bool layout = __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__ && UINTPTR_MAX > 0xffffffffu;
+    s->walk_on = layout && major == 0 && minor == 9 && !(off && *off && strcmp(off, "0") != 0) &&
                  mdb_env_stat(s->env, &st) == MDB_SUCCESS && os_page > 0 &&
                  st.ms_psize == (unsigned)os_page;
     s->walk_psize = s->walk_on ? st.ms_psize : 0;
