@@ -504,27 +504,8 @@ static int to_value(fr_result_t *r, const uint8_t *end, const fr_mp_item_t *it, 
  * cells, every cell a nil, bool, int64, float, string, bytes or a list of numbers. */
 static int check_row(const uint8_t *p, size_t len)
 {
-    fr_mp_row_t row;
-    fr_mp_item_t it;
-    if (fr_mp_row_open(&row, p, len))
-        return -1;
-    size_t n = 0;
-    int rc;
-    while ((rc = fr_mp_row_next_item(&row, &it)) == 0) {
-        n += 1 + row.run_left; /* a run counts whole, without being expanded */
-        row.run_left = 0;
-        if (n > ROW_CELLS_MAX || it.kind == FR_MP_UINT)
-            return -1;
-        if (it.kind == FR_MP_ARRAY) {
-            fr_mp_reader_t rd;
-            float f;
-            fr_mp_reader_init(&rd, it.v.ptr, (size_t)(row.r.p - it.v.ptr));
-            for (uint32_t k = 0; k < it.count; k++)
-                if (fr_mp_next_float(&rd, &f))
-                    return -1;
-        }
-    }
-    return rc > 0 && row.r.p == row.r.end ? 0 : -1;
+    int64_t n = fr_mp_row_cells_typed(p, len);
+    return n >= 0 && n <= ROW_CELLS_MAX ? 0 : -1;
 }
 
 /* The row payload's cells as items (runs expanded). Returns the count, or -1 (checked rows are

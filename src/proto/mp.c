@@ -250,7 +250,7 @@ int fr_mp_row_next_item(fr_mp_row_t *row, fr_mp_item_t *it)
     }
 }
 
-int64_t fr_mp_row_cells(const uint8_t *p, size_t len)
+static int64_t row_cells(const uint8_t *p, size_t len, bool typed)
 {
     fr_mp_row_t row;
     fr_mp_item_t it;
@@ -261,9 +261,23 @@ int64_t fr_mp_row_cells(const uint8_t *p, size_t len)
     while ((rc = fr_mp_row_next_item(&row, &it)) == 0) {
         n += 1 + row.run_left; /* a run counts whole, without being expanded */
         row.run_left = 0;
+        if (typed && it.kind == FR_MP_UINT)
+            return -1;
+        if (typed && it.kind == FR_MP_ARRAY) { /* its elements are behind the reader already */
+            fr_mp_reader_t rd;
+            float f;
+            fr_mp_reader_init(&rd, it.v.ptr, (size_t)(row.r.p - it.v.ptr));
+            for (uint32_t k = 0; k < it.count; k++)
+                if (fr_mp_next_float(&rd, &f))
+                    return -1;
+        }
     }
     return rc > 0 && row.r.p == row.r.end ? n : -1;
 }
+
+int64_t fr_mp_row_cells(const uint8_t *p, size_t len) { return row_cells(p, len, false); }
+
+int64_t fr_mp_row_cells_typed(const uint8_t *p, size_t len) { return row_cells(p, len, true); }
 
 /* An array header for n items at o; returns its size. */
 static size_t put_array_header(uint8_t *o, uint32_t n)

@@ -120,6 +120,9 @@ static inline int fr_mp_row_next(fr_mp_row_t *row, fr_mp_item_t *it)
 
 /* The number of cells in a row payload (runs counted by their values), or -1 if malformed. */
 int64_t fr_mp_row_cells(const uint8_t *p, size_t len);
+/* The same, and -1 also for a cell no Freshet type holds: an integer beyond int64, a list with an
+ * element that is not a number (what a client checks a reply's rows against). */
+int64_t fr_mp_row_cells_typed(const uint8_t *p, size_t len);
 
 /* Rewrites a row payload with every stretch of consecutive float32 (float64) cells that gets
  * shorter as a run packed into one; other items, and runs already packed, are copied as they are.

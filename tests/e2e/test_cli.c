@@ -475,7 +475,8 @@ Test(cli, errors_name_the_error_and_exit_non_zero, .timeout = 60)
 
 /* Regression: a bare view name in --features printed one header column for the whole view while
  * each row had one value per feature. */
-Test(cli, export_header_expands_a_bare_view_name, .timeout = 60)
+/* A server with one card_stats row for c1, and a labels file in its directory. */
+static fr_e2e_server_t *start_with_labels(const char *label_rows, char labels[256])
 {
     fr_e2e_server_t *s = start_applied(NULL);
     fr_e2e_cli_t r;
@@ -483,12 +484,19 @@ Test(cli, export_header_expands_a_bare_view_name, .timeout = 60)
         "card_stats");
     expect_ok(&r, "put");
     fr_e2e_cli_fini(&r);
-    char labels[256];
-    snprintf(labels, sizeof labels, "%s/labels.csv", s->dir);
+    snprintf(labels, 256, "%s/labels.csv", s->dir);
     FILE *f = fopen(labels, "w");
     cr_assert_not_null(f);
-    fputs("card_id,event_timestamp\nc1,2000\n", f);
+    fputs(label_rows, f);
     fclose(f);
+    return s;
+}
+
+Test(cli, export_header_expands_a_bare_view_name, .timeout = 60)
+{
+    char labels[256];
+    fr_e2e_server_t *s = start_with_labels("card_id,event_timestamp\nc1,2000\n", labels);
+    fr_e2e_cli_t r;
     CLI(&r, s, NULL, "export", "pit", "--labels", labels, "--features", "card_stats");
     expect_ok(&r, "export pit of a whole view");
     char *nl = strchr(r.out, '\n');
@@ -523,20 +531,11 @@ static void *drain_fifo(void *path)
 
 Test(cli, export_to_a_fifo_writes_through_it_and_leaves_it_a_fifo, .timeout = 60)
 {
-    fr_e2e_server_t *s = start_applied(NULL);
-    fr_e2e_cli_t r;
-    CLI(&r, s, "{\"card_id\":\"c1\",\"event_timestamp\":1000,\"txn_count_1h\":4}\n", "put", "--view",
-        "card_stats");
-    expect_ok(&r, "put");
-    fr_e2e_cli_fini(&r);
     char labels[256], fifo[256], partial[300];
-    snprintf(labels, sizeof labels, "%s/labels.csv", s->dir);
+    fr_e2e_server_t *s = start_with_labels("card_id,event_timestamp\nc1,2000\nc2,2000\n", labels);
+    fr_e2e_cli_t r;
     snprintf(fifo, sizeof fifo, "%s/out.fifo", s->dir);
     snprintf(partial, sizeof partial, "%s.partial", fifo);
-    FILE *f = fopen(labels, "w");
-    cr_assert_not_null(f);
-    fputs("card_id,event_timestamp\nc1,2000\nc2,2000\n", f);
-    fclose(f);
     cr_assert_eq(mkfifo(fifo, 0600), 0);
     pthread_t reader;
     cr_assert_eq(pthread_create(&reader, NULL, drain_fifo, fifo), 0);

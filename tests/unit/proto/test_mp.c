@@ -628,6 +628,14 @@ Test(mp, row_reader_expands_runs_and_stops_at_the_end)
     cr_assert_eq(fr_mp_row_next(&r, &it), 1);
     cr_assert_eq(fr_mp_row_next(&r, &it), 1, "and stays at the end");
     cr_assert_eq(fr_mp_row_cells(row, sizeof row), 6);
+    cr_assert_eq(fr_mp_row_cells_typed(row, sizeof row), 6);
+    /* cells no Freshet type holds: counted by the plain counter, refused by the typed one */
+    static const uint8_t big_uint[] = {0x92, 0x01, 0xcf, 0xff, 0, 0, 0, 0, 0, 0, 0};
+    static const uint8_t str_in_list[] = {0x91, 0x92, 0xca, 0x3f, 0, 0, 0, 0xa1, 'x'};
+    cr_assert_eq(fr_mp_row_cells(big_uint, sizeof big_uint), 2);
+    cr_assert_eq(fr_mp_row_cells_typed(big_uint, sizeof big_uint), -1, "integer beyond int64");
+    cr_assert_eq(fr_mp_row_cells(str_in_list, sizeof str_in_list), 1);
+    cr_assert_eq(fr_mp_row_cells_typed(str_in_list, sizeof str_in_list), -1, "string in a list");
     /* the same row cut anywhere: the reader and the counter fail in bounds, never past */
     for (size_t n = 0; n < sizeof row; n++) {
         uint8_t *cut = malloc(n ? n : 1);
@@ -638,6 +646,7 @@ Test(mp, row_reader_expands_runs_and_stops_at_the_end)
             rc = fr_mp_row_next(&r, &it);
         cr_assert_eq(rc, -1, "cut at %zu", n);
         cr_assert_eq(fr_mp_row_cells(cut, n), -1, "cut at %zu", n);
+        cr_assert_eq(fr_mp_row_cells_typed(cut, n), -1, "cut at %zu", n);
         uint8_t out[sizeof row];
         cr_assert_eq(fr_mp_pack_runs(cut, n, out), 0u, "cut at %zu", n);
         free(cut);

@@ -189,58 +189,48 @@ static void check_store(st_env_t *e, int n_ent, uint64_t *seed, int walks)
     fr_registry_release(reg);
 }
 
+enum { EMPTY = 1, NO_WALK = 2 };
+
+/* A fresh store (the page walk off with NO_WALK) with n_ent entities written (none with EMPTY),
+ * every answer checked against the cursor's; returns the versions written. */
+static int fill_and_check(int n_ent, uint64_t seed, uint64_t map_size, int opts, int walks)
+{
+    bool no_walk = opts & NO_WALK;
+    if (no_walk)
+        setenv("FRESHET_NO_PAGE_WALK", "1", 1);
+    st_env_t e;
+    st_open(&e, ST_NOW_US, map_size);
+    unsetenv("FRESHET_NO_PAGE_WALK");
+    cr_assert_eq(st_apply_registry(&e, REG, NULL), FR_OK);
+    int written = 0;
+    if (!(opts & EMPTY)) {
+        fr_registry_t *reg;
+        const fr_view_def_t *v = st_view(&e, &reg, "v");
+        written = fill(&e, v, fr_registry_view(reg, "w"), n_ent, &seed);
+        fr_registry_release(reg);
+    }
+    check_store(&e, n_ent, &seed, walks);
+    st_close(&e);
+    return written;
+}
+
 Test(pagewalk, answers_equal_the_cursor_on_a_tree_of_thousands_of_pages, .timeout = 300)
 {
-    st_env_t e;
-    st_open(&e, ST_NOW_US, 512u << 20);
-    cr_assert_eq(st_apply_registry(&e, REG, NULL), FR_OK);
-    fr_registry_t *reg;
-    const fr_view_def_t *v = st_view(&e, &reg, "v");
-    uint64_t seed = 1;
-    int n_ent = 40000;
-    int written = fill(&e, v, fr_registry_view(reg, "w"), n_ent, &seed);
-    fr_registry_release(reg);
-    cr_assert_gt(written, n_ent * 2);
-    check_store(&e, n_ent, &seed, MOST_WALKS);
-    st_close(&e);
+    int written = fill_and_check(40000, 1, 512u << 20, 0, MOST_WALKS);
+    cr_assert_gt(written, 40000 * 2);
 }
 
 Test(pagewalk, answers_equal_the_cursor_when_the_root_is_the_only_leaf)
 {
-    st_env_t e;
-    st_open(&e, ST_NOW_US, 0);
-    cr_assert_eq(st_apply_registry(&e, REG, NULL), FR_OK);
-    fr_registry_t *reg;
-    const fr_view_def_t *v = st_view(&e, &reg, "v");
-    uint64_t seed = 7;
-    fill(&e, v, fr_registry_view(reg, "w"), 3, &seed);
-    fr_registry_release(reg);
-    check_store(&e, 3, &seed, SOME_WALKS);
-    st_close(&e);
+    fill_and_check(3, 7, 0, 0, SOME_WALKS);
 }
 
 Test(pagewalk, an_empty_table_answers_not_found)
 {
-    st_env_t e;
-    st_open(&e, ST_NOW_US, 0);
-    cr_assert_eq(st_apply_registry(&e, REG, NULL), FR_OK);
-    uint64_t seed = 3;
-    check_store(&e, 50, &seed, NO_WALKS);
-    st_close(&e);
+    fill_and_check(50, 3, 0, EMPTY, NO_WALKS);
 }
 
 Test(pagewalk, turned_off_by_the_environment_the_cursor_answers_alone)
 {
-    setenv("FRESHET_NO_PAGE_WALK", "1", 1);
-    st_env_t e;
-    st_open(&e, ST_NOW_US, 64u << 20);
-    unsetenv("FRESHET_NO_PAGE_WALK");
-    cr_assert_eq(st_apply_registry(&e, REG, NULL), FR_OK);
-    fr_registry_t *reg;
-    const fr_view_def_t *v = st_view(&e, &reg, "v");
-    uint64_t seed = 11;
-    fill(&e, v, fr_registry_view(reg, "w"), 3000, &seed);
-    fr_registry_release(reg);
-    check_store(&e, 3000, &seed, NO_WALKS);
-    st_close(&e);
+    fill_and_check(3000, 11, 64u << 20, NO_WALK, NO_WALKS);
 }
