@@ -3,6 +3,8 @@
  * and times — for present, absent and expired entities, served and event reads, keys at leaf and
  * view boundaries, rows on overflow pages, batches in any order and size. */
 #include <criterion/criterion.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -233,4 +235,75 @@ Test(pagewalk, an_empty_table_answers_not_found)
 Test(pagewalk, turned_off_by_the_environment_the_cursor_answers_alone)
 {
     fill_and_check(3000, 11, 64u << 20, NO_WALK, NO_WALKS);
+}
+
+/* Commits keep splitting and copying pages while reads walk them: each read transaction must see
+ * only its snapshot's pages, so the walker agrees with the cursor in every snapshot. */
+typedef struct {
+    st_env_t *e;
+    const fr_view_def_t *v, *w;
+    int n_ent;
+    atomic_int done;
+} writer_arg_t;
+
+static void *keep_writing(void *p)
+{
+    writer_arg_t *a = p;
+    uint64_t seed = 99;
+    for (int round = 0; round < 10; round++)
+        fill(a->e, a->v, a->w, a->n_ent, &seed);
+    atomic_store(&a->done, 1);
+    return NULL;
+}
+
+Test(pagewalk, answers_equal_the_cursor_in_every_snapshot_while_commits_split_pages,
+     .timeout = 300)
+{
+    st_env_t e;
+    st_open(&e, ST_NOW_US, 512u << 20);
+    cr_assert_eq(st_apply_registry(&e, REG, NULL), FR_OK);
+    fr_registry_t *reg;
+    const fr_view_def_t *v = st_view(&e, &reg, "v");
+    writer_arg_t a = {&e, v, fr_registry_view(reg, "w"), 3000, 0};
+    pthread_t th;
+    cr_assert_eq(pthread_create(&th, NULL, keep_writing, &a), 0);
+    fr_rtxn_t *r;
+    cr_assert_eq(fr_rtxn_new(e.store, &r), FR_OK);
+    enum { N = 200 };
+    fr_asof_req_t reqs[N];
+    fr_asof_t got[N];
+    char ents[N][64];
+    uint64_t seed = 5, snapshots = 0, compared = 0;
+    while (!atomic_load(&a.done) || snapshots < 20) {
+        cr_assert_eq(fr_rtxn_begin(r), FR_OK);
+        for (int i = 0; i < N; i++) {
+            size_t len = entity_of((int)st_below(&seed, 3500), ents[i]);
+            reqs[i] = (fr_asof_req_t){(const uint8_t *)ents[i], len,
+                                      T0 + (int64_t)st_below(&seed, 400000) * ST_SEC, &got[i]};
+        }
+        unsigned flags = (unsigned)(snapshots % 2);
+        cr_assert_eq(fr_asof_get_many(r, v, reqs, N, flags), FR_OK);
+        for (int i = 0; i < N; i++) {
+            fr_asof_t want;
+            cr_assert_eq(fr_asof_get(r, v, reqs[i].entity, reqs[i].entity_len, reqs[i].as_of_us,
+                                     flags, &want),
+                         FR_OK);
+            cr_assert(got[i].status == want.status && got[i].values == want.values &&
+                          got[i].event_ts_us == want.event_ts_us,
+                      "snapshot %llu: %s differs", (unsigned long long)fr_rtxn_id(r), ents[i]);
+            compared++;
+        }
+        fr_rtxn_reset(r);
+        snapshots++;
+    }
+    pthread_join(th, NULL);
+    uint64_t walked, cursor;
+    fr_rtxn_walk_stats(r, &walked, &cursor);
+    fprintf(stderr, "pagewalk: %llu snapshots, %llu answers compared, %llu walked\n",
+            (unsigned long long)snapshots, (unsigned long long)compared,
+            (unsigned long long)walked);
+    cr_assert_gt(walked, compared / 2);
+    fr_rtxn_free(r);
+    fr_registry_release(reg);
+    st_close(&e);
 }
