@@ -256,8 +256,7 @@ static void *keep_writing(void *p)
     return NULL;
 }
 
-Test(pagewalk, answers_equal_the_cursor_in_every_snapshot_while_commits_split_pages,
-     .timeout = 300)
+Test(pagewalk, answers_equal_the_cursor_in_every_snapshot_while_commits_split_pages, .timeout = 300)
 {
     st_env_t e;
     st_open(&e, ST_NOW_US, 512u << 20);
