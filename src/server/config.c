@@ -44,6 +44,12 @@ const fr_cfg_item_t fr_cfg_items[] = {
      "event timestamps further than this ahead of the server clock are rejected"},
     {"sync_interval_ms", FR_CFG_INT, I(sync_interval_ms), "100", 1, 60000, NULL,
      "async durability: fsync period (the most a crash may lose)"},
+    {"wal", FR_CFG_ENUM, S(wal), "on", 0, 0, "on|off",
+     "write-ahead log for sync/async: commits fsync a sequential log, LMDB's file is synced at "
+     "checkpoints (off: LMDB fsyncs its pages at every commit)"},
+    {"wal_checkpoint_mb", FR_CFG_INT, I(wal_checkpoint_mb), "16", 1, 1 << 20, NULL,
+     "checkpoint (sync LMDB's file, drop the log) after this much log; bounds the replay after a "
+     "crash"},
     {"sweep_interval_ms", FR_CFG_INT, I(sweep_interval_ms), "1000", 1, 3600000, NULL,
      "retention sweeper tick period"},
     {"sweep_keys", FR_CFG_INT, I(sweep_keys), "10000", 1, 100000000, NULL,

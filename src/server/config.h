@@ -27,6 +27,8 @@ typedef struct {
     int64_t max_group_rows;
     int64_t max_future_skew_us;
     int64_t sync_interval_ms;
+    char wal[8];
+    int64_t wal_checkpoint_mb;
     int64_t sweep_interval_ms;
     int64_t sweep_keys;
     int64_t idle_timeout_ms;

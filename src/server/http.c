@@ -960,6 +960,12 @@ static void h_metrics(fr_worker_t *w, struct evhttp_request *req)
         GAUGE("freshet_lmdb_readers_used", "LMDB reader slots in use.", info.readers_used);
         GAUGE("freshet_lmdb_readers_max", "LMDB reader slots.", info.max_readers);
         GAUGE("freshet_write_seq", "Last write sequence number.", info.write_seq);
+        GAUGE("freshet_wal_enabled", "1 when commits go through the write-ahead log.", info.wal);
+        GAUGE("freshet_wal_bytes", "Write-ahead log bytes since the last checkpoint began.", info.wal_bytes);
+        COUNTER("freshet_wal_records_total", "Transactions appended to the write-ahead log.", info.wal_records);
+        COUNTER("freshet_wal_checkpoints_total", "Checkpoints completed (LMDB's file synced, log dropped).", info.wal_checkpoints);
+        COUNTER("freshet_wal_checkpoint_failures_total", "Checkpoints that failed (the previous one stays; the log grows).", info.wal_checkpoint_failures);
+        GAUGE("freshet_wal_replayed", "Logged transactions replayed at startup (crash recovery).", info.wal_replayed);
     }
     fr_buf_printf(&b, "# HELP freshet_lookups_total As-of lookups of reads and exports, by how they found"
                       " the row: page_walk (batched B-tree walk) or cursor (LMDB's own lookup).\n"

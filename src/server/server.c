@@ -171,6 +171,8 @@ int fr_server_new(const fr_config_t *cfg, const fr_clock_t *clock, fr_server_t *
                                                              : FR_DURABILITY_SYNC,
         .max_readers = (unsigned)cfg->max_readers,
         .clock = s->clock,
+        .wal = strcmp(cfg->wal, "on") == 0,
+        .wal_checkpoint_bytes = (uint64_t)cfg->wal_checkpoint_mb << 20,
     };
     int rc = load_security(s, why);
     if (rc != FR_OK)
@@ -182,6 +184,11 @@ int fr_server_new(const fr_config_t *cfg, const fr_clock_t *clock, fr_server_t *
     rc = fr_store_open(&so, &s->store, why);
     if (rc != FR_OK)
         goto fail;
+    fr_store_info_t si;
+    if (fr_store_info(s->store, &si) == FR_OK && (si.wal_restored || si.wal_replayed))
+        fr_log(FR_LOG_WARN, "event=wal_recovered replayed=%llu checkpoint_txn=%llu data=%s",
+               (unsigned long long)si.wal_replayed, (unsigned long long)si.wal_checkpoint_txn,
+               cfg->data);
     s->base = event_base_new();
     if (!s->base) {
         rc = FR_E_NOMEM;

@@ -38,6 +38,24 @@ void fr_store_vstat_key(uint8_t out[FR_VSTAT_KEY_LEN], uint32_t view_id)
 
 static _Thread_local char why_buf[256];
 
+/* Refuses a format this build cannot read, before anything is written to the directory. */
+static int check_format(fr_store_t *s, MDB_txn *txn, const char **why)
+{
+    MDB_val k = {14, "format_version"}, v;
+    if (mdb_get(txn, s->meta, &k, &v) != MDB_SUCCESS)
+        return FR_OK;
+    uint32_t fmt = 0;
+    if (v.mv_size == 4)
+        fmt = fr_get_be32(v.mv_data);
+    if (fmt < FR_STORE_FORMAT_OLDEST || fmt > FR_STORE_FORMAT_VERSION) {
+        snprintf(why_buf, sizeof why_buf, "data format version %u, this build reads %u to %u",
+                 fmt, FR_STORE_FORMAT_OLDEST, FR_STORE_FORMAT_VERSION);
+        *why = why_buf;
+        return FR_E_INCOMPATIBLE;
+    }
+    return FR_OK;
+}
+
 static int load_meta(fr_store_t *s, const char **why)
 {
     MDB_txn *txn;
@@ -46,20 +64,10 @@ static int load_meta(fr_store_t *s, const char **why)
         *why = mdb_strerror(mrc);
         return fr_store_mdb_err(mrc);
     }
-    int rc = FR_OK;
-    MDB_val k = {14, "format_version"}, v;
-    if (mdb_get(txn, s->meta, &k, &v) == MDB_SUCCESS) {
-        uint32_t fmt = 0;
-        if (v.mv_size == 4)
-            fmt = fr_get_be32(v.mv_data);
-        if (fmt < FR_STORE_FORMAT_OLDEST || fmt > FR_STORE_FORMAT_VERSION) {
-            snprintf(why_buf, sizeof why_buf, "data format version %u, this build reads %u to %u",
-                     fmt, FR_STORE_FORMAT_OLDEST, FR_STORE_FORMAT_VERSION);
-            *why = why_buf;
-            rc = FR_E_INCOMPATIBLE;
-            goto out;
-        }
-    }
+    MDB_val k, v;
+    int rc = check_format(s, txn, why);
+    if (rc != FR_OK)
+        goto out;
     k = (MDB_val){9, "write_seq"};
     if (mdb_get(txn, s->meta, &k, &v) == MDB_SUCCESS && v.mv_size == 8)
         s->write_seq = fr_get_be64(v.mv_data);
@@ -95,6 +103,13 @@ static int init_dbs(fr_store_t *s, const char **why)
         mrc = mdb_dbi_open(txn, "sources", flags, &s->sources);
     if (mrc == MDB_SUCCESS)
         mrc = mdb_dbi_open(txn, NULL, 0, &s->main_dbi);
+    if (mrc == MDB_SUCCESS) {
+        int rc = check_format(s, txn, why);
+        if (rc != FR_OK) {
+            mdb_txn_abort(txn);
+            return rc;
+        }
+    }
     if (mrc == MDB_SUCCESS && !s->opts.read_only) {
         uint8_t fmt[4];
         fr_put_be32(fmt, FR_STORE_FORMAT_VERSION);
@@ -171,6 +186,9 @@ int fr_store_open(const fr_store_opts_t *opts, fr_store_t **out, const char **wh
     s->lock_fd = -1;
     s->clock = opts->clock ? opts->clock : fr_clock_system();
     pthread_mutex_init(&s->reg_lock, NULL);
+    s->wal.dir_fd = s->wal.seg_fd = -1;
+    pthread_mutex_init(&s->wal.lock, NULL);
+    pthread_cond_init(&s->wal.cond, NULL);
     int rc;
     if (!opts->read_only && mkdir(opts->path, 0750) != 0 && errno != EEXIST) {
         snprintf(why_buf, sizeof why_buf, "cannot create %s: %s", opts->path, strerror(errno));
@@ -180,6 +198,8 @@ int fr_store_open(const fr_store_opts_t *opts, fr_store_t **out, const char **wh
     }
     if (!opts->read_only && (rc = lock_dir(s, opts->path, why)) != FR_OK)
         goto fail;
+    if ((rc = fr_wal_recover_prepare(s, why)) != FR_OK)
+        goto fail;
     int mrc = mdb_env_create(&s->env);
     if (mrc == MDB_SUCCESS)
         mrc = mdb_env_set_maxdbs(s->env, 8);
@@ -187,11 +207,18 @@ int fr_store_open(const fr_store_opts_t *opts, fr_store_t **out, const char **wh
         mrc = mdb_env_set_mapsize(s->env, opts->map_size ? opts->map_size : (1ULL << 32));
     if (mrc == MDB_SUCCESS)
         mrc = mdb_env_set_maxreaders(s->env, opts->max_readers ? opts->max_readers : 126);
-    /* async: data pages are fsynced per commit, the meta page only by the periodic sync, so a crash
+    /* With the write-ahead log LMDB never fsyncs at commit: the log does (wal.h). Without it,
+     * async fsyncs data pages per commit and the meta page only by the periodic sync, so a crash
      * can undo the last commits but never corrupts (LMDB's MDB_NOMETASYNC contract). */
-    unsigned flags = MDB_NOTLS | (opts->durability == FR_DURABILITY_ASYNC ? MDB_NOMETASYNC : 0) |
-                     (opts->durability == FR_DURABILITY_NOSYNC ? MDB_NOSYNC : 0) |
-                     (opts->read_only ? MDB_RDONLY : 0);
+    bool wal = opts->wal && opts->durability != FR_DURABILITY_NOSYNC && !opts->read_only;
+    s->opts.wal = wal;
+    unsigned flags = MDB_NOTLS | (opts->read_only ? MDB_RDONLY : 0);
+    if (wal)
+        flags |= MDB_NOSYNC;
+    else if (opts->durability == FR_DURABILITY_ASYNC)
+        flags |= MDB_NOMETASYNC;
+    else if (opts->durability == FR_DURABILITY_NOSYNC)
+        flags |= MDB_NOSYNC;
     if (mrc == MDB_SUCCESS)
         mrc = mdb_env_open(s->env, opts->path, flags, 0640);
     if (mrc != MDB_SUCCESS) {
@@ -203,7 +230,11 @@ int fr_store_open(const fr_store_opts_t *opts, fr_store_t **out, const char **wh
     }
     int dead = 0;
     mdb_reader_check(s->env, &dead); /* clear slots of crashed readers */
-    rc = init_dbs(s, why);
+    rc = fr_wal_pin_open(s, why);
+    if (rc == FR_OK)
+        rc = init_dbs(s, why);
+    if (rc == FR_OK)
+        rc = fr_wal_start(s, why); /* replays what the log holds after the checkpoint */
     if (rc == FR_OK)
         rc = load_meta(s, why);
     if (rc == FR_OK)
@@ -213,11 +244,16 @@ int fr_store_open(const fr_store_opts_t *opts, fr_store_t **out, const char **wh
     *out = s;
     return FR_OK;
 fail:
-    if (s->env)
+    if (s->env) {
+        fr_wal_close(s);
         mdb_env_close(s->env);
+    }
     if (s->lock_fd >= 0)
         close(s->lock_fd);
     pthread_mutex_destroy(&s->reg_lock);
+    pthread_mutex_destroy(&s->wal.lock);
+    pthread_cond_destroy(&s->wal.cond);
+    fr_registry_release(s->registry);
     free(s);
     return rc;
 }
@@ -226,6 +262,7 @@ void fr_store_close(fr_store_t *s)
 {
     if (!s)
         return;
+    fr_wal_close(s); /* a last checkpoint: the next open has nothing to replay */
     if (!s->opts.read_only)
         mdb_env_sync(s->env, 1);
     mdb_env_close(s->env);
@@ -233,6 +270,8 @@ void fr_store_close(fr_store_t *s)
         close(s->lock_fd); /* releases the flock */
     fr_registry_release(s->registry);
     pthread_mutex_destroy(&s->reg_lock);
+    pthread_mutex_destroy(&s->wal.lock);
+    pthread_cond_destroy(&s->wal.cond);
     free(s);
 }
 
@@ -247,7 +286,12 @@ fr_registry_t *fr_store_registry(fr_store_t *s)
 const fr_clock_t *fr_store_clock(const fr_store_t *s) { return s->clock; }
 fr_durability_t fr_store_durability(const fr_store_t *s) { return s->opts.durability; }
 
-int fr_store_sync(fr_store_t *s) { return fr_store_mdb_err(mdb_env_sync(s->env, 1)); }
+int fr_store_sync(fr_store_t *s)
+{
+    return s->wal.on ? fr_wal_sync(s) : fr_store_mdb_err(mdb_env_sync(s->env, 1));
+}
+
+int fr_store_checkpoint(fr_store_t *s) { return fr_wal_checkpoint(s); }
 
 int fr_store_info(fr_store_t *s, fr_store_info_t *out)
 {
@@ -265,6 +309,16 @@ int fr_store_info(fr_store_t *s, fr_store_info_t *out)
     out->max_readers = ei.me_maxreaders;
     out->readers_used = ei.me_numreaders;
     out->write_seq = __atomic_load_n(&s->write_seq, __ATOMIC_RELAXED);
+    out->wal = s->wal.on;
+    out->wal_bytes = s->wal.since_ckpt;
+    out->wal_records = atomic_load(&s->wal.appended);
+    out->wal_checkpoints = atomic_load(&s->wal.checkpoints);
+    out->wal_checkpoint_failures = atomic_load(&s->wal.ckpt_failures);
+    pthread_mutex_lock(&s->wal.lock);
+    out->wal_checkpoint_txn = s->wal.ckpt_txnid;
+    pthread_mutex_unlock(&s->wal.lock);
+    out->wal_replayed = atomic_load(&s->wal.replayed);
+    out->wal_restored = s->wal.restored;
     return FR_OK;
 }
 

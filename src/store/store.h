@@ -23,12 +23,17 @@
 
 /* 2: payloads stored with float runs packed (proto/mp.h). A version-1 directory holds a subset of
  * version 2 and is upgraded (its meta entry rewritten) when opened for writing; a build that only
- * reads version 1 then refuses it instead of misreading packed rows. */
-#define FR_STORE_FORMAT_VERSION 2
+ * reads version 1 then refuses it instead of misreading packed rows.
+ * 3: the directory may hold a write-ahead log (wal.h) that must be replayed before LMDB's file is
+ * complete; a build without the log would lose it and then break its checkpoint. Same rows. */
+#define FR_STORE_FORMAT_VERSION 3
 #define FR_STORE_FORMAT_OLDEST 1
 
-/* sync: fsync before the commit returns. async: data pages are fsynced at commit, the meta page
- * only by fr_store_sync (LMDB MDB_NOMETASYNC): a crash may undo the last commits, never corrupts.
+/* sync: durable before the commit returns. async: a crash may undo the commits of the last sync
+ * interval (fr_store_sync), never corrupts. With the write-ahead log (opts.wal) the log is what is
+ * fsynced — at every commit in sync mode, by fr_store_sync in async mode — and LMDB's file only at
+ * checkpoints. Without it, sync fsyncs LMDB's file at every commit and async fsyncs data pages at
+ * commit and the meta page only by fr_store_sync (LMDB MDB_NOMETASYNC).
  * nosync: nothing is fsynced at commit, only by fr_store_sync (MDB_NOSYNC): fastest; a process
  * crash loses nothing, but LMDB keeps its integrity after an OS crash or power loss only where the
  * filesystem preserves write order. */
@@ -45,14 +50,19 @@ typedef struct {
     unsigned max_readers;      /* LMDB reader slots; >= worker threads + exporters */
     const fr_clock_t *clock;   /* NULL = system clock */
     bool read_only;            /* open an existing store for reading only (replicas, tools) */
+    bool wal;                  /* write-ahead log (wal.h) for sync and async; not with nosync */
+    uint64_t wal_checkpoint_bytes; /* checkpoint after this much log (0: 16 MiB) */
 } fr_store_opts_t;
 
 typedef struct fr_store fr_store_t;
 typedef struct fr_rtxn fr_rtxn_t;
 typedef struct fr_wtxn fr_wtxn_t;
 
-/* Opens (creating if needed) the store. FR_E_STORAGE (with the LMDB reason in *why),
- * FR_E_NOMEM, FR_E_BAD_REGISTRY (stored registry unreadable), FR_E_INCOMPATIBLE (format). */
+/* Opens (creating if needed) the store. A store that was not closed (a crash) is recovered first
+ * from its write-ahead log: fr_store_info tells how many logged transactions were replayed.
+ * FR_E_STORAGE (with the LMDB reason in *why; also a log that cannot be replayed, or another
+ * process holding the environment open during recovery), FR_E_NOMEM, FR_E_BAD_REGISTRY (stored
+ * registry unreadable), FR_E_INCOMPATIBLE (format). */
 int fr_store_open(const fr_store_opts_t *opts, fr_store_t **out, const char **why);
 void fr_store_close(fr_store_t *store);
 
@@ -61,8 +71,13 @@ fr_registry_t *fr_store_registry(fr_store_t *store);
 const fr_clock_t *fr_store_clock(const fr_store_t *store);
 fr_durability_t fr_store_durability(const fr_store_t *store);
 
-/* Flushes to disk (async mode's periodic sync, and shutdown). FR_E_STORAGE. */
+/* Flushes to disk (async mode's periodic sync, and shutdown): the write-ahead log when it is on,
+ * LMDB's file otherwise. FR_E_STORAGE. Writer thread. */
 int fr_store_sync(fr_store_t *store);
+
+/* Makes LMDB's file hold every commit so far and starts the write-ahead log anew after it (a
+ * plain sync without the log). Waits for it. FR_E_STORAGE. Writer thread, no write open. */
+int fr_store_checkpoint(fr_store_t *store);
 
 /* Hot, consistent copy of the environment into directory dest (created if missing; must not hold
  * a data.mdb), from one read snapshot, while writers and readers go on. compact rewrites every
@@ -80,6 +95,14 @@ typedef struct {
     uint64_t map_size, map_used, last_txn, page_size;
     unsigned max_readers, readers_used;
     uint64_t write_seq;
+    bool wal;                        /* the write-ahead log is on */
+    uint64_t wal_bytes;              /* logged since the last checkpoint began */
+    uint64_t wal_records;            /* transactions logged since open */
+    uint64_t wal_checkpoints;        /* completed since open */
+    uint64_t wal_checkpoint_failures;
+    uint64_t wal_checkpoint_txn;     /* LMDB transaction of the last checkpoint */
+    uint64_t wal_replayed;           /* logged transactions replayed at open */
+    bool wal_restored;               /* open went back to the checkpoint (after a crash) */
 } fr_store_info_t;
 int fr_store_info(fr_store_t *store, fr_store_info_t *out);
 

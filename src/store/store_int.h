@@ -11,6 +11,7 @@
 
 #include "common/fault.h"
 #include "store.h"
+#include "wal.h"
 
 #define FR_STAMP_RING 1024
 
@@ -33,6 +34,7 @@ struct fr_store {
         _Atomic uint64_t txnid;
         _Atomic int64_t written_at; /* 0 until known */
     } stamps[FR_STAMP_RING];
+    fr_wal_t wal; /* wal.h; off unless opts.wal */
 };
 
 struct fr_rtxn {
@@ -56,6 +58,8 @@ struct fr_wtxn {
     uint64_t pages_bound;        /* upper bound of the pages this group allocated (write.c) */
     bool flat;                   /* fr_store_write_group's first pass: no nested transactions */
     bool abandoned;              /* a flat pass that must be rolled back and re-run isolated */
+    bool map_full;               /* the flat pass was abandoned because the map is full */
+    fr_wal_buf_t log;            /* this transaction's operations, for the write-ahead log */
     uint8_t *pack;               /* a row's payload as stored (write.c, packed) */
     size_t pack_cap;
 };
@@ -78,6 +82,14 @@ void fr_pagewalk_seek(fr_rtxn_t *r, size_t n, const uint8_t *const *keys, const 
                       MDB_val *kout, MDB_val *vout, int8_t *walked);
 /* Decides once per environment whether pages may be walked (store open). */
 void fr_pagewalk_init(fr_store_t *s);
+
+/* Records a put (val non-NULL) or a delete of key in db for the write-ahead log, when it is on. */
+static inline void fr_wtxn_log(fr_wtxn_t *w, unsigned db, const MDB_val *key, const MDB_val *val)
+{
+    if (w->store->wal.on)
+        fr_wal_buf_op(&w->log, val ? FR_WAL_OP_PUT : FR_WAL_OP_DEL, db, key->mv_data, key->mv_size,
+                      val ? val->mv_data : NULL, val ? val->mv_size : 0);
+}
 
 /* Maps an LMDB return code to fr_err_t. */
 int fr_store_mdb_err(int mdb_rc);

@@ -48,6 +48,7 @@ int fr_store_sweep(fr_wtxn_t *w, fr_sweep_state_t *st, size_t max_keys, uint64_t
                 per_view[nviews].view_id = dk.view_id;
                 per_view[nviews++].deleted = 0;
             }
+            fr_wtxn_log(w, FR_WAL_DB_ROWS, &k, NULL);
             mrc = FR_MDB(mdb_cursor_del(cur, 0));
             if (mrc != MDB_SUCCESS)
                 break;
@@ -81,6 +82,7 @@ int fr_store_sweep(fr_wtxn_t *w, fr_sweep_state_t *st, size_t max_keys, uint64_t
         versions = versions >= per_view[i].deleted ? versions - per_view[i].deleted : 0;
         memcpy(val, &versions, 8);
         sv = (MDB_val){16, val};
+        fr_wtxn_log(w, FR_WAL_DB_META, &sk, &sv);
         mrc = FR_MDB(mdb_put(w->txn, s->meta, &sk, &sv, 0));
     }
     st->deleted_total += *deleted;

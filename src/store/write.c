@@ -158,9 +158,10 @@ static size_t source_key(uint8_t *out, const char *source, uint32_t partition)
 }
 
 /* Adds delta versions to a view's counters inside txn. */
-static int vstat_add(MDB_txn *txn, fr_store_t *s, uint32_t view_id, int64_t delta,
+static int vstat_add(fr_wtxn_t *w, MDB_txn *txn, uint32_t view_id, int64_t delta,
                      int64_t newest_ts)
 {
+    fr_store_t *s = w->store;
     uint8_t key[FR_VSTAT_KEY_LEN];
     fr_store_vstat_key(key, view_id);
     MDB_val k = {sizeof key, key}, v;
@@ -177,6 +178,7 @@ static int vstat_add(MDB_txn *txn, fr_store_t *s, uint32_t view_id, int64_t delt
     memcpy(val, &versions, 8);
     memcpy(val + 8, &newest, 8);
     v = (MDB_val){16, val};
+    fr_wtxn_log(w, FR_WAL_DB_META, &k, &v);
     return FR_MDB(mdb_put(txn, s->meta, &k, &v, 0));
 }
 
@@ -286,6 +288,7 @@ static int apply_rows(fr_wtxn_t *w, MDB_txn *txn, const fr_write_batch_t *b, fr_
         uint64_t written_at = (uint64_t)w->now_us;
         memcpy(v.mv_data, &written_at, 8);
         memcpy((uint8_t *)v.mv_data + 8, vals, vlen);
+        fr_wtxn_log(w, FR_WAL_DB_ROWS, &k, &v);
         res->written++;
         res->late += (uint32_t)is_late;
         res->last_write_seq = seq;
@@ -294,7 +297,7 @@ static int apply_rows(fr_wtxn_t *w, MDB_txn *txn, const fr_write_batch_t *b, fr_
             d++;
         if (d == ndeltas) {
             if (ndeltas == sizeof deltas / sizeof deltas[0]) {
-                mrc = vstat_add(txn, s, deltas[0].view_id, deltas[0].added, deltas[0].newest);
+                mrc = vstat_add(w, txn, deltas[0].view_id, deltas[0].added, deltas[0].newest);
                 memmove(deltas, deltas + 1, sizeof deltas - sizeof deltas[0]);
                 d = --ndeltas;
             }
@@ -307,9 +310,10 @@ static int apply_rows(fr_wtxn_t *w, MDB_txn *txn, const fr_write_batch_t *b, fr_
     }
     mdb_cursor_close(cur);
     for (size_t d = 0; d < ndeltas && mrc == MDB_SUCCESS; d++)
-        mrc = vstat_add(txn, s, deltas[d].view_id, deltas[d].added, deltas[d].newest);
+        mrc = vstat_add(w, txn, deltas[d].view_id, deltas[d].added, deltas[d].newest);
     if (mrc == MDB_SUCCESS && b->source && hwm >= 0) {
         sv = (MDB_val){8, &hwm};
+        fr_wtxn_log(w, FR_WAL_DB_SOURCES, &sk, &sv);
         mrc = FR_MDB(mdb_put(txn, s->sources, &sk, &sv, 0));
     }
     res->high_water = b->source ? hwm : -1;
@@ -317,6 +321,7 @@ static int apply_rows(fr_wtxn_t *w, MDB_txn *txn, const fr_write_batch_t *b, fr_
         uint8_t seqb[8];
         fr_put_be64(seqb, s->write_seq);
         MDB_val k = {9, "write_seq"}, v = {8, seqb};
+        fr_wtxn_log(w, FR_WAL_DB_META, &k, &v);
         mrc = FR_MDB(mdb_put(txn, s->meta, &k, &v, 0));
     }
     return mrc;
@@ -376,6 +381,7 @@ int fr_store_write_apply(fr_wtxn_t *w, const fr_write_batch_t *b, fr_write_resul
         if (mrc == MDB_SUCCESS)
             return FR_OK;
         w->abandoned = true;
+        w->map_full = mrc == MDB_MAP_FULL;
         memset(res, 0, sizeof *res);
         return fr_store_mdb_err(mrc);
     }
@@ -384,6 +390,7 @@ int fr_store_write_apply(fr_wtxn_t *w, const fr_write_batch_t *b, fr_write_resul
     if (mrc != MDB_SUCCESS)
         return fr_store_mdb_err(mrc);
     uint64_t seq_before = w->store->write_seq;
+    size_t log_before = w->log.len;
     mrc = apply_rows(w, child, b, res);
     if (mrc == MDB_SUCCESS)
         mrc = keep_headroom(w, child, b);
@@ -393,6 +400,7 @@ int fr_store_write_apply(fr_wtxn_t *w, const fr_write_batch_t *b, fr_write_resul
         mdb_txn_abort(child);
     if (mrc != MDB_SUCCESS) {
         __atomic_store_n(&w->store->write_seq, seq_before, __ATOMIC_RELAXED);
+        w->log.len = log_before; /* the batch is undone: so are its logged operations */
         memset(res, 0, sizeof *res);
         return fr_store_mdb_err(mrc);
     }
@@ -417,6 +425,8 @@ int fr_store_write_registry(fr_wtxn_t *w, const char *json, size_t len, bool dry
         goto out;
     MDB_val k = {8, "registry"}, v = {out_len, out};
     int mrc = w->abandoned ? EIO : FR_MDB(mdb_put(w->txn, w->store->meta, &k, &v, 0));
+    if (mrc == MDB_SUCCESS)
+        fr_wtxn_log(w, FR_WAL_DB_META, &k, &v);
     if (mrc != MDB_SUCCESS) {
         w->abandoned = w->flat; /* an isolated group's commit reports the broken transaction */
         *why = mdb_strerror(mrc);
@@ -435,12 +445,40 @@ out:
     return rc;
 }
 
+/* Frees w after its transaction ended (committed or aborted). */
+static void wtxn_free(fr_wtxn_t *w)
+{
+    fr_registry_release(w->new_registry);
+    fr_wal_buf_free(&w->log);
+    free(w->pack);
+    free(w);
+}
+
 int fr_store_write_commit(fr_wtxn_t *w)
 {
     fr_store_t *s = w->store;
-    int mrc = FR_MDB_COMMIT(w->txn);
-    int rc = fr_store_mdb_err(mrc);
+    /* With the log: the record first (durable in sync mode), then LMDB's commit without fsync,
+     * which makes it visible. A record whose commit fails is taken back out of the log. */
+    uint64_t undo = 0;
+    bool logged = false;
+    int rc = FR_OK;
+    if (s->wal.on && w->log.failed)
+        rc = FR_E_NOMEM;
+    else if (s->wal.on && w->log.len) {
+        rc = fr_wal_append(s, (uint64_t)mdb_txn_id(w->txn), &w->log, &undo);
+        logged = rc == FR_OK;
+    }
     if (rc != FR_OK) {
+        mdb_txn_abort(w->txn);
+        __atomic_store_n(&s->write_seq, w->write_seq_at_begin, __ATOMIC_RELAXED);
+        wtxn_free(w);
+        return rc;
+    }
+    int mrc = FR_MDB_COMMIT(w->txn);
+    rc = fr_store_mdb_err(mrc);
+    if (rc != FR_OK) {
+        if (logged)
+            fr_wal_undo(s, undo);
         __atomic_store_n(&s->write_seq, w->write_seq_at_begin, __ATOMIC_RELAXED);
     } else if (w->new_registry) {
         pthread_mutex_lock(&s->reg_lock);
@@ -450,9 +488,9 @@ int fr_store_write_commit(fr_wtxn_t *w)
         w->new_registry = NULL;
         fr_registry_release(old);
     }
-    fr_registry_release(w->new_registry);
-    free(w->pack);
-    free(w);
+    wtxn_free(w);
+    if (rc == FR_OK && logged)
+        fr_wal_after_commit(s);
     return rc;
 }
 
@@ -465,7 +503,12 @@ int fr_store_write_group(fr_store_t *s, void (*apply)(fr_wtxn_t *w, void *arg), 
     w->flat = true;
     apply(w, arg);
     if (w->abandoned) {
+        bool map_full = w->map_full;
         fr_store_write_abort(w);
+        /* The log's pin keeps the pages freed since the last checkpoint from being reused; a
+         * checkpoint now hands them back before the isolated pass decides what does not fit. */
+        if (map_full && s->wal.on)
+            fr_wal_checkpoint(s);
         rc = fr_store_write_begin(s, &w);
         if (rc != FR_OK)
             return rc;
@@ -480,7 +523,5 @@ void fr_store_write_abort(fr_wtxn_t *w)
         return;
     mdb_txn_abort(w->txn);
     __atomic_store_n(&w->store->write_seq, w->write_seq_at_begin, __ATOMIC_RELAXED);
-    fr_registry_release(w->new_registry);
-    free(w->pack);
-    free(w);
+    wtxn_free(w);
 }

@@ -155,7 +155,7 @@ static uint32_t format_version(const char *dir, uint32_t set)
     return got;
 }
 
-/* A data directory written by a newer build (data format 3) is refused at startup with the
+/* A data directory written by a newer build (data format 4) is refused at startup with the
  * reason, and left as it was. */
 Test(config, a_data_directory_from_a_newer_build_is_refused, .timeout = 60)
 {
@@ -164,12 +164,12 @@ Test(config, a_data_directory_from_a_newer_build_is_refused, .timeout = 60)
     char data[64], cmd[512], errpath[64];
     snprintf(data, sizeof data, "%s/data", dir);
     cr_assert_eq(mkdir(data, 0750), 0);
-    cr_assert_eq(format_version(data, 3), 3u);
+    cr_assert_eq(format_version(data, 4), 4u);
     snprintf(errpath, sizeof errpath, "%s/err", dir);
     snprintf(cmd, sizeof cmd, "%s/freshetd --data %s --listen 127.0.0.1:0 >/dev/null 2>%s",
              FR_BIN_DIR, data, errpath);
     int st = system(cmd);
-    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) != 0, "freshetd started on format 3 (status %d)", st);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) != 0, "freshetd started on format 4 (status %d)", st);
     FILE *f = fopen(errpath, "r");
     cr_assert_not_null(f);
     char err[4096] = {0};
@@ -177,9 +177,9 @@ Test(config, a_data_directory_from_a_newer_build_is_refused, .timeout = 60)
     err[n] = 0;
     fclose(f);
     cr_assert(strstr(err, "INCOMPATIBLE") &&
-                  strstr(err, "data format version 3, this build reads 1 to 2"),
+                  strstr(err, "data format version 4, this build reads 1 to 3"),
               "stderr: %s", err);
-    cr_assert_eq(format_version(data, 0), 3u, "the directory is left as it was");
+    cr_assert_eq(format_version(data, 0), 4u, "the directory is left as it was");
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     cr_assert_eq(system(cmd), 0);
 }
