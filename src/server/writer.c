@@ -1,7 +1,7 @@
 /* The writer thread: drains the job queue, applies every queued request in one LMDB write
- * transaction (each request atomic through a nested transaction), commits — with fsync in sync
- * mode, so an acknowledgement means durable — and hands results back to the workers. Between
- * groups it runs retention sweeper ticks and, in async mode, the periodic fsync. */
+ * transaction (each request atomic), commits — durable before it returns in sync mode, through
+ * the write-ahead log or LMDB's own fsync (store/wal.h) — and hands results back to the workers.
+ * Between groups it runs retention sweeper ticks and, in async mode, the periodic fsync. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
