@@ -47,9 +47,9 @@ const fr_cfg_item_t fr_cfg_items[] = {
     {"wal", FR_CFG_ENUM, S(wal), "on", 0, 0, "on|off",
      "write-ahead log for sync/async: commits fsync a sequential log, LMDB's file is synced at "
      "checkpoints (off: LMDB fsyncs its pages at every commit)"},
-    {"wal_checkpoint_mb", FR_CFG_INT, I(wal_checkpoint_mb), "16", 1, 1 << 20, NULL,
+    {"wal_checkpoint_mb", FR_CFG_INT, I(wal_checkpoint_mb), "16", 0, 1 << 20, NULL,
      "checkpoint (sync LMDB's file, drop the log) after this much log; bounds the replay after a "
-     "crash"},
+     "crash (0: after every commit the checkpointer is free for, for tests)"},
     {"sweep_interval_ms", FR_CFG_INT, I(sweep_interval_ms), "1000", 1, 3600000, NULL,
      "retention sweeper tick period"},
     {"sweep_keys", FR_CFG_INT, I(sweep_keys), "10000", 1, 100000000, NULL,

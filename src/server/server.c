@@ -172,7 +172,7 @@ int fr_server_new(const fr_config_t *cfg, const fr_clock_t *clock, fr_server_t *
         .max_readers = (unsigned)cfg->max_readers,
         .clock = s->clock,
         .wal = strcmp(cfg->wal, "on") == 0,
-        .wal_checkpoint_bytes = (uint64_t)cfg->wal_checkpoint_mb << 20,
+        .wal_checkpoint_bytes = cfg->wal_checkpoint_mb ? (uint64_t)cfg->wal_checkpoint_mb << 20 : 1,
     };
     int rc = load_security(s, why);
     if (rc != FR_OK)

@@ -34,7 +34,10 @@ static void put_le64(uint8_t *p, uint64_t v)
     for (int i = 0; i < 8; i++)
         p[i] = (uint8_t)(v >> (8 * i));
 }
-static uint16_t get_le16(const uint8_t *p) { return (uint16_t)(p[0] | (p[1] << 8)); }
+static uint16_t get_le16(const uint8_t *p)
+{
+    return (uint16_t)(p[0] | (p[1] << 8));
+}
 static uint32_t get_le32(const uint8_t *p)
 {
     return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
@@ -660,10 +663,16 @@ int fr_wal_recover_prepare(fr_store_t *s, const char **why)
     return FR_OK;
 }
 
+/* Whether this open deals with a log: it writes one, or must replay (and retire) one it found. */
+static bool log_in_play(const fr_store_t *s)
+{
+    return !s->opts.read_only && (s->wal.has_ckpt || s->opts.wal);
+}
+
 int fr_wal_pin_open(fr_store_t *s, const char **why)
 {
     fr_wal_t *wl = &s->wal;
-    if (s->opts.read_only || (!wl->has_ckpt && !s->opts.wal))
+    if (!log_in_play(s))
         return FR_OK;
     int mrc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &wl->pin);
     if (mrc != MDB_SUCCESS) {
@@ -789,7 +798,7 @@ static int replay(fr_store_t *s, uint64_t *max_seq, const char **why)
 int fr_wal_start(fr_store_t *s, const char **why)
 {
     fr_wal_t *wl = &s->wal;
-    if (s->opts.read_only || (!wl->has_ckpt && !s->opts.wal))
+    if (!log_in_play(s))
         return FR_OK;
     wl->dir_fd = open(s->opts.path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (wl->dir_fd < 0)

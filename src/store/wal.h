@@ -29,8 +29,8 @@
 #define FR_STORE_WAL_H
 
 #include <lmdb.h>
-#include <stdatomic.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -101,18 +101,18 @@ int fr_wal_ckpt_decode(const uint8_t *p, size_t n, fr_wal_ckpt_t *c, const char 
 
 typedef struct {
     bool on;
-    bool fsync_each;       /* sync durability: fsync the segment before every commit */
-    uint64_t ckpt_bytes;   /* checkpoint after this much log */
-    int dir_fd, seg_fd;    /* -1 when closed */
-    uint64_t seg_seq;      /* number of the open segment */
-    uint64_t seg_len;      /* bytes in it */
+    bool fsync_each;             /* sync durability: fsync the segment before every commit */
+    uint64_t ckpt_bytes;         /* checkpoint after this much log */
+    int dir_fd, seg_fd;          /* -1 when closed */
+    uint64_t seg_seq;            /* number of the open segment */
+    uint64_t seg_len;            /* bytes in it */
     _Atomic uint64_t since_ckpt; /* log bytes appended since the last checkpoint began */
-    uint64_t ckpt_txnid;   /* of the last completed checkpoint */
-    bool has_ckpt;         /* freshet.ckpt was found at open (ckpt holds it) */
-    bool restored;         /* open wrote the checkpoint's metas back: LMDB had gone on past it */
+    uint64_t ckpt_txnid;         /* of the last completed checkpoint */
+    bool has_ckpt;               /* freshet.ckpt was found at open (ckpt holds it) */
+    bool restored; /* open wrote the checkpoint's metas back: LMDB had gone on past it */
     fr_wal_ckpt_t ckpt;
-    uint64_t torn_bytes;   /* log bytes after the end of the log, found by the replay */
-    MDB_txn *pin;          /* read txn on the last completed checkpoint (guarded by lock) */
+    uint64_t torn_bytes; /* log bytes after the end of the log, found by the replay */
+    MDB_txn *pin;        /* read txn on the last completed checkpoint (guarded by lock) */
     /* the checkpointer thread */
     pthread_t thread;
     bool thread_on, stop, busy; /* busy: a checkpoint job is in flight */

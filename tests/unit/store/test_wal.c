@@ -16,7 +16,8 @@
 static const char *REG =
     "{\"entities\": [{\"name\": \"user\", \"join_key\": \"user_id\"}],"
     " \"views\": [{\"name\": \"v\", \"entity\": \"user\", \"retention\": \"1d\","
-    "  \"features\": [{\"name\": \"x\", \"type\": \"int64\"}, {\"name\": \"pad\", \"type\": \"bytes\"}]}]}";
+    "  \"features\": [{\"name\": \"x\", \"type\": \"int64\"}, {\"name\": \"pad\", \"type\": "
+    "\"bytes\"}]}]}";
 
 #define ENTITIES 3000
 
@@ -89,8 +90,8 @@ Test(wal, a_record_round_trips_and_every_cut_or_flipped_byte_is_refused)
 
 Test(wal, a_checkpoint_file_round_trips_and_a_damaged_one_is_refused)
 {
-    fr_wal_ckpt_t c = {.txnid = 77, .file_size = 1 << 20, .file_ino = 12345, .first_seg = 3,
-                       .psize = 4096};
+    fr_wal_ckpt_t c = {
+        .txnid = 77, .file_size = 1 << 20, .file_ino = 12345, .first_seg = 3, .psize = 4096};
     memset(c.meta[0], 0xab, sizeof c.meta[0]);
     memset(c.meta[1], 0xcd, sizeof c.meta[1]);
     uint8_t buf[FR_WAL_CKPT_LEN];
@@ -135,7 +136,7 @@ static void write_batches(st_env_t *e, model_t *m, uint64_t *seed, int batches, 
     const fr_view_def_t *v = st_view(e, &reg, "v");
     fr_write_row_t *wr = calloc((size_t)rows, sizeof *wr);
     st_row_t *pl = calloc((size_t)rows, sizeof *pl);
-    char (*ent)[16] = calloc((size_t)rows, sizeof *ent);
+    char(*ent)[16] = calloc((size_t)rows, sizeof *ent);
     for (int b = 0; b < batches; b++) {
         int64_t xs[4096];
         int ids[4096];
@@ -358,7 +359,8 @@ Test(wal, checkpoints_by_size_keep_the_log_short_and_lose_nothing, .timeout = 12
     fr_store_info_t info;
     cr_assert_eq(fr_store_info(e.store, &info), FR_OK);
     cr_assert(info.wal && info.wal_records >= 40);
-    cr_assert_geq(info.wal_checkpoints, 5, "%llu checkpoints", (unsigned long long)info.wal_checkpoints);
+    cr_assert_geq(info.wal_checkpoints, 5, "%llu checkpoints",
+                  (unsigned long long)info.wal_checkpoints);
     cr_assert_eq(info.wal_checkpoint_failures, 0);
     check_model(&e, &m);
     fr_store_close(e.store);
@@ -371,27 +373,38 @@ Test(wal, checkpoints_by_size_keep_the_log_short_and_lose_nothing, .timeout = 12
     st_close(&e);
 }
 
-Test(wal, a_torn_tail_ends_the_log_and_the_rest_is_replayed, .timeout = 120)
+/* A store of 10 logged batches after its first checkpoint, "crashed": d gets a copy of its
+ * directory as a kill -9 leaves it (data.mdb whole, the log), then `damage` (a shell command with
+ * one %s for d's directory, or NULL) is run on the copy. e is closed; the model holds the rows. */
+static void crashed_copy(st_env_t *d, model_t *m, uint64_t seed, const char *damage)
 {
-    static model_t m;
-    model_init(&m);
-    uint64_t seed = 9;
+    model_init(m);
     st_env_t e;
     wal_open(&e, 1u << 30);
     cr_assert_eq(st_apply_registry(&e, REG, NULL), FR_OK);
-    write_batches(&e, &m, &seed, 10, 100);
-    st_env_t d = e;
-    snprintf(d.dir, sizeof d.dir, "/tmp/fr_wal_torn_XXXXXX");
-    cr_assert_not_null(mkdtemp(d.dir));
-    char cmd[512];
-    /* a process crash copy (cp keeps data.mdb whole), then half a record's worth of garbage */
-    snprintf(cmd, sizeof cmd,
-             "cp %s/data.mdb %s/freshet.ckpt %s/wal.* %s/ && "
-             "printf 'FRWL\\377\\377\\000\\000garbage' >> $(ls %s/wal.* | tail -n 1)",
-             e.dir, e.dir, e.dir, d.dir, d.dir);
-    cr_assert_eq(system(cmd), 0);
-    plant_inode(d.dir);
+    write_batches(&e, m, &seed, 10, 100);
+    *d = e;
+    snprintf(d->dir, sizeof d->dir, "/tmp/fr_wal_copy_XXXXXX");
+    cr_assert_not_null(mkdtemp(d->dir));
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "cp %s/data.mdb %s/freshet.ckpt %s/wal.* %s/", e.dir, e.dir, e.dir,
+             d->dir);
+    cr_assert_eq(system(cmd), 0, "%s", cmd);
+    if (damage) {
+        snprintf(cmd, sizeof cmd, damage, d->dir);
+        cr_assert_eq(system(cmd), 0, "%s", cmd);
+    }
+    plant_inode(d->dir);
     st_close(&e);
+}
+
+Test(wal, a_torn_tail_ends_the_log_and_the_rest_is_replayed, .timeout = 120)
+{
+    static model_t m;
+    st_env_t d;
+    /* half a record's worth of garbage after the last record */
+    crashed_copy(&d, &m, 9,
+                 "printf 'FRWL\\377\\377\\000\\000garbage' >> $(ls %s/wal.* | tail -n 1)");
     st_open_again(&d);
     check_model(&d, &m);
     st_close(&d);
@@ -412,7 +425,10 @@ Test(wal, a_checkpoint_of_another_data_file_is_refused_and_nothing_changes, .tim
     snprintf(path, sizeof path, "%s/data.mdb", a.dir);
     size_t before_len, after_len;
     uint8_t *before = read_file(path, &before_len);
-    fr_store_opts_t o = {.path = a.dir, .map_size = a.map_size, .clock = &a.clock, .wal = true,
+    fr_store_opts_t o = {.path = a.dir,
+                         .map_size = a.map_size,
+                         .clock = &a.clock,
+                         .wal = true,
                          .durability = FR_DURABILITY_SYNC};
     const char *why = NULL;
     fr_store_t *s = NULL;
@@ -433,27 +449,15 @@ Test(wal, a_checkpoint_of_another_data_file_is_refused_and_nothing_changes, .tim
 Test(wal, opening_without_the_log_replays_it_first_then_retires_it, .timeout = 120)
 {
     static model_t m;
-    model_init(&m);
-    uint64_t seed = 3;
-    st_env_t e;
-    wal_open(&e, 1u << 30);
-    cr_assert_eq(st_apply_registry(&e, REG, NULL), FR_OK);
-    write_batches(&e, &m, &seed, 10, 100);
-    st_env_t d = e;
-    snprintf(d.dir, sizeof d.dir, "/tmp/fr_wal_off_XXXXXX");
-    cr_assert_not_null(mkdtemp(d.dir));
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "cp %s/data.mdb %s/freshet.ckpt %s/wal.* %s/", e.dir, e.dir, e.dir,
-             d.dir);
-    cr_assert_eq(system(cmd), 0);
-    plant_inode(d.dir);
-    st_close(&e);
+    st_env_t d;
+    crashed_copy(&d, &m, 3, NULL);
     d.wal = false;
     st_open_again(&d);
     fr_store_info_t info;
     cr_assert_eq(fr_store_info(d.store, &info), FR_OK);
     cr_assert(!info.wal && info.wal_replayed == 11, "the registry and 10 batches");
     check_model(&d, &m);
+    char cmd[256];
     snprintf(cmd, sizeof cmd, "ls %s | grep -qE '^(wal\\.|freshet\\.ckpt)'", d.dir);
     cr_assert_neq(system(cmd), 0, "the log is gone");
     st_close(&d);
@@ -469,8 +473,8 @@ Test(wal, the_fuzz_seeds_are_valid_where_they_claim_to_be)
     const uint8_t *payload;
     size_t plen, rlen, off = 0;
     int records = 0;
-    while (off < n && fr_wal_rec_parse(p + off, n - off, &txnid, &payload, &plen, &rlen) ==
-                          FR_WAL_REC_OK) {
+    while (off < n &&
+           fr_wal_rec_parse(p + off, n - off, &txnid, &payload, &plen, &rlen) == FR_WAL_REC_OK) {
         records++;
         off += rlen;
     }
