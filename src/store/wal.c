@@ -429,6 +429,10 @@ static int ckpt_finish(fr_store_t *s, const fr_wal_ckpt_t *c, MDB_txn *pin)
 /* Captures the snapshot and rotates to a new segment, so the job's segments are closed. */
 static int ckpt_begin(fr_store_t *s, fr_wal_ckpt_t *c, MDB_txn **pin)
 {
+    /* A log closed by a failed undo holds a record of a commit that failed, with the id the next
+     * commit would reuse: it stays closed, and the store refuses writes, until a restart. */
+    if (s->wal.broken)
+        return -1;
     if (ckpt_capture(s, c, pin) != 0)
         return -1;
     if (seg_open(s, s->wal.seg_seq + 1) != 0) {
@@ -553,6 +557,7 @@ void fr_wal_undo(fr_store_t *s, uint64_t undo)
          * failed; refuse every later write rather than log more behind it. */
         close(wl->seg_fd);
         wl->seg_fd = -1;
+        wl->broken = true;
         return;
     }
     wl->seg_len = undo;

@@ -101,6 +101,7 @@ int fr_wal_ckpt_decode(const uint8_t *p, size_t n, fr_wal_ckpt_t *c, const char 
 
 typedef struct {
     bool on;
+    bool broken; /* a record could not be taken back: appends and checkpoints refused */
     bool fsync_each;             /* sync durability: fsync the segment before every commit */
     uint64_t ckpt_bytes;         /* checkpoint after this much log */
     int dir_fd, seg_fd;          /* -1 when closed */
