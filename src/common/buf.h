@@ -41,7 +41,14 @@ static inline uint64_t fr_get_be64(const uint8_t *p)
     return ((uint64_t)fr_get_be32(p) << 32) | fr_get_be32(p + 4);
 }
 
-/* Little-endian helpers for packed float runs (proto/mp.h). */
+/* Little-endian helpers for packed float runs (proto/mp.h), the write-ahead log (store/wal.h)
+ * and model artifacts. */
+static inline void fr_put_le16(uint8_t *p, uint16_t v)
+{
+    p[0] = (uint8_t)v;
+    p[1] = (uint8_t)(v >> 8);
+}
+static inline uint16_t fr_get_le16(const uint8_t *p) { return (uint16_t)(p[0] | (p[1] << 8)); }
 static inline void fr_put_le32(uint8_t *p, uint32_t v)
 {
     p[0] = (uint8_t)v;

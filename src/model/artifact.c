@@ -58,23 +58,10 @@ uint32_t fr_model_crc32(const uint8_t *p, size_t n)
     return crc ^ 0xffffffffu;
 }
 
-static void put_le32(uint8_t *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint32_t get_le32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static uint64_t get_le64(const uint8_t *p) { return get_le32(p) | (uint64_t)get_le32(p + 4) << 32; }
-
 static int append32(fr_buf_t *b, uint32_t v)
 {
     uint8_t tmp[4];
-    put_le32(tmp, v);
+    fr_put_le32(tmp, v);
     return fr_buf_append(b, tmp, 4);
 }
 
@@ -111,18 +98,18 @@ fr_err_t fr_model_serialize(const fr_model_t *m, fr_buf_t *b)
     int rc;
     uint64_t n_nodes = m->kind == FR_MODEL_KIND_TREES ? m->tree_off[m->n_trees] : 0;
     memcpy(h, MAGIC, 8);
-    put_le32(h + 8, FORMAT_VERSION);
-    put_le32(h + 12, (uint32_t)m->kind);
-    put_le32(h + 16, (uint32_t)m->objective);
-    put_le32(h + 20, m->n_features);
-    put_le32(h + 24, m->n_outputs);
-    put_le32(h + 28, m->n_trees);
-    put_le32(h + 32, (uint32_t)n_nodes);
-    put_le32(h + 36, (uint32_t)(n_nodes >> 32));
+    fr_put_le32(h + 8, FORMAT_VERSION);
+    fr_put_le32(h + 12, (uint32_t)m->kind);
+    fr_put_le32(h + 16, (uint32_t)m->objective);
+    fr_put_le32(h + 20, m->n_features);
+    fr_put_le32(h + 24, m->n_outputs);
+    fr_put_le32(h + 28, m->n_trees);
+    fr_put_le32(h + 32, (uint32_t)n_nodes);
+    fr_put_le32(h + 36, (uint32_t)(n_nodes >> 32));
     /* h + 40: total length, patched below. */
-    put_le32(h + 48, f32_bits(m->base_margin));
-    put_le32(h + 56, (uint32_t)f64_bits(m->bias));
-    put_le32(h + 60, (uint32_t)(f64_bits(m->bias) >> 32));
+    fr_put_le32(h + 48, f32_bits(m->base_margin));
+    fr_put_le32(h + 56, (uint32_t)f64_bits(m->bias));
+    fr_put_le32(h + 60, (uint32_t)(f64_bits(m->bias) >> 32));
     if ((rc = fr_buf_append(b, h, sizeof h)) != FR_OK)
         return rc;
     for (uint32_t i = 0; i < m->n_features; i++)
@@ -153,8 +140,8 @@ fr_err_t fr_model_serialize(const fr_model_t *m, fr_buf_t *b)
                 return rc;
     }
     uint64_t total = b->len + TRAILER_LEN;
-    put_le32(b->data + 40, (uint32_t)total);
-    put_le32(b->data + 44, (uint32_t)(total >> 32));
+    fr_put_le32(b->data + 40, (uint32_t)total);
+    fr_put_le32(b->data + 44, (uint32_t)(total >> 32));
     return append32(b, fr_model_crc32(b->data, b->len));
 }
 
@@ -251,7 +238,7 @@ static fr_err_t read_str(cursor_t *c, int allow_empty, char **out, const char **
         *why = "truncated name";
         return FR_E_BAD_MODEL;
     }
-    uint32_t n = get_le32(p);
+    uint32_t n = fr_get_le32(p);
     if ((n == 0 && !allow_empty) || n > FR_MODEL_MAX_NAME || !take(c, n, &p) ||
         memchr(p, 0, n) != NULL) {
         *why = "bad name length or contents";
@@ -286,9 +273,9 @@ static fr_err_t load_trees(fr_model_t *m, cursor_t *c, uint64_t n_nodes, const c
     for (uint32_t t = 0; t < m->n_trees; t++) {
         if (!take(c, 8, &p))
             return FR_E_BAD_MODEL; /* unreachable: the section length was checked */
-        m->tree_group[t] = get_le32(p);
+        m->tree_group[t] = fr_get_le32(p);
         m->tree_off[t] = (uint32_t)off;
-        off += get_le32(p + 4);
+        off += fr_get_le32(p + 4);
         if (m->tree_group[t] >= m->n_outputs || off > n_nodes) {
             *why = "tree group or node count out of range";
             return FR_E_BAD_MODEL;
@@ -302,10 +289,10 @@ static fr_err_t load_trees(fr_model_t *m, cursor_t *c, uint64_t n_nodes, const c
     for (uint64_t i = 0; i < n_nodes; i++) {
         if (!take(c, 12, &p))
             return FR_E_BAD_MODEL;
-        uint32_t v = get_le32(p + 4);
-        m->nodes[i].split = get_le32(p);
+        uint32_t v = fr_get_le32(p + 4);
+        m->nodes[i].split = fr_get_le32(p);
         memcpy(&m->nodes[i].value, &v, 4);
-        m->nodes[i].left = get_le32(p + 8);
+        m->nodes[i].left = fr_get_le32(p + 8);
     }
     for (uint32_t t = 0; t < m->n_trees; t++) {
         fr_err_t rc = fr_model_check_tree(m, t, why);
@@ -329,13 +316,13 @@ static fr_err_t load_linear(fr_model_t *m, cursor_t *c, const char **why)
     for (uint32_t i = 0; i < m->n_features; i++) {
         if (!take(c, 8, &p))
             return FR_E_BAD_MODEL;
-        uint64_t u = get_le64(p);
+        uint64_t u = fr_get_le64(p);
         memcpy(&m->weights[i], &u, 8);
     }
     for (uint32_t i = 0; i < m->n_features; i++) {
         if (!take(c, 8, &p))
             return FR_E_BAD_MODEL;
-        uint64_t u = get_le64(p);
+        uint64_t u = fr_get_le64(p);
         memcpy(&m->fill[i], &u, 8);
     }
     return FR_OK;
@@ -347,15 +334,15 @@ static fr_err_t check_header(const uint8_t *b, size_t len, const char **why)
         *why = "not a Freshet model artifact (bad magic or too short)";
         return FR_E_BAD_MODEL;
     }
-    if (get_le64(b + 40) != len) {
+    if (fr_get_le64(b + 40) != len) {
         *why = "artifact length does not match its header (truncated?)";
         return FR_E_BAD_MODEL;
     }
-    if (fr_model_crc32(b, len - TRAILER_LEN) != get_le32(b + len - TRAILER_LEN)) {
+    if (fr_model_crc32(b, len - TRAILER_LEN) != fr_get_le32(b + len - TRAILER_LEN)) {
         *why = "artifact checksum mismatch";
         return FR_E_BAD_MODEL;
     }
-    if (get_le32(b + 8) != FORMAT_VERSION) {
+    if (fr_get_le32(b + 8) != FORMAT_VERSION) {
         *why = "unsupported artifact format version";
         return FR_E_UNSUPPORTED;
     }
@@ -376,14 +363,14 @@ fr_err_t fr_model_load_mem(const void *buf, size_t len, fr_model_t **out, const 
         return rc;
     if (!(m = fr_model_alloc()))
         return FR_E_NOMEM;
-    m->kind = (fr_model_kind_t)get_le32(b + 12);
-    m->objective = (fr_model_objective_t)get_le32(b + 16);
-    m->n_features = get_le32(b + 20);
-    m->n_outputs = get_le32(b + 24);
-    m->n_trees = get_le32(b + 28);
-    uint64_t n_nodes = get_le64(b + 32);
-    uint32_t bm = get_le32(b + 48);
-    uint64_t bias = get_le64(b + 56);
+    m->kind = (fr_model_kind_t)fr_get_le32(b + 12);
+    m->objective = (fr_model_objective_t)fr_get_le32(b + 16);
+    m->n_features = fr_get_le32(b + 20);
+    m->n_outputs = fr_get_le32(b + 24);
+    m->n_trees = fr_get_le32(b + 28);
+    uint64_t n_nodes = fr_get_le64(b + 32);
+    uint32_t bm = fr_get_le32(b + 48);
+    uint64_t bias = fr_get_le64(b + 56);
     memcpy(&m->base_margin, &bm, 4);
     memcpy(&m->bias, &bias, 8);
     int linear = m->objective == FR_MODEL_OBJ_LINEAR || m->objective == FR_MODEL_OBJ_LOGISTIC;

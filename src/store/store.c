@@ -64,11 +64,8 @@ static int load_meta(fr_store_t *s, const char **why)
         *why = mdb_strerror(mrc);
         return fr_store_mdb_err(mrc);
     }
-    MDB_val k, v;
-    int rc = check_format(s, txn, why);
-    if (rc != FR_OK)
-        goto out;
-    k = (MDB_val){9, "write_seq"};
+    int rc = FR_OK; /* the format was checked by init_dbs, before anything was written */
+    MDB_val k = {9, "write_seq"}, v;
     if (mdb_get(txn, s->meta, &k, &v) == MDB_SUCCESS && v.mv_size == 8)
         s->write_seq = fr_get_be64(v.mv_data);
     k = (MDB_val){8, "registry"};

@@ -13,39 +13,10 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "common/buf.h"
 #include "common/fault.h"
 #include "freshet/err.h"
 #include "store_int.h"
-
-/* ---- little-endian helpers ---- */
-
-static void put_le16(uint8_t *p, uint16_t v)
-{
-    p[0] = (uint8_t)v;
-    p[1] = (uint8_t)(v >> 8);
-}
-static void put_le32(uint8_t *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-static void put_le64(uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-static uint16_t get_le16(const uint8_t *p)
-{
-    return (uint16_t)(p[0] | (p[1] << 8));
-}
-static uint32_t get_le32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
-}
-static uint64_t get_le64(const uint8_t *p)
-{
-    return (uint64_t)get_le32(p) | ((uint64_t)get_le32(p + 4) << 32);
-}
 
 /* ---- CRC-32C: the SSE4.2 instruction where the CPU has it, a table otherwise ---- */
 
@@ -82,18 +53,24 @@ __attribute__((target("sse4.2"))) static uint32_t crc_sse42(uint32_t c, const ui
 }
 #endif
 
-uint32_t fr_wal_crc32c(uint32_t crc, const void *data, size_t n)
+uint32_t fr_wal_crc32c_portable(uint32_t crc, const void *data, size_t n)
 {
     pthread_once(&crc_once, crc_init);
     const uint8_t *p = data;
     uint32_t c = ~crc;
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-    if (crc_hw && !getenv("FRESHET_CRC_PORTABLE"))
-        return ~crc_sse42(c, p, n);
-#endif
     for (; n; n--)
         c = crc_table[(c ^ *p++) & 0xff] ^ (c >> 8);
     return ~c;
+}
+
+uint32_t fr_wal_crc32c(uint32_t crc, const void *data, size_t n)
+{
+    pthread_once(&crc_once, crc_init);
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+    if (crc_hw)
+        return ~crc_sse42(~crc, data, n);
+#endif
+    return fr_wal_crc32c_portable(crc, data, n);
 }
 
 /* ---- record codec ---- */
@@ -122,8 +99,8 @@ void fr_wal_buf_op(fr_wal_buf_t *b, unsigned op, unsigned db, const void *key, s
     uint8_t *o = b->p + b->len;
     o[0] = (uint8_t)op;
     o[1] = (uint8_t)db;
-    put_le16(o + 2, (uint16_t)klen);
-    put_le32(o + 4, (uint32_t)vlen);
+    fr_put_le16(o + 2, (uint16_t)klen);
+    fr_put_le32(o + 4, (uint32_t)vlen);
     memcpy(o + OP_HDR, key, klen);
     if (vlen)
         memcpy(o + OP_HDR + klen, val, vlen);
@@ -146,8 +123,8 @@ int fr_wal_op_next(const uint8_t *payload, size_t len, size_t *pos, fr_wal_op_t 
     const uint8_t *h = payload + *pos;
     op->op = h[0];
     op->db = h[1];
-    op->klen = get_le16(h + 2);
-    op->vlen = get_le32(h + 4);
+    op->klen = fr_get_le16(h + 2);
+    op->vlen = fr_get_le32(h + 4);
     if (op->op != FR_WAL_OP_PUT && op->op != FR_WAL_OP_DEL)
         return *why = "op: unknown operation", -1;
     if (op->db >= FR_WAL_DBS)
@@ -168,11 +145,11 @@ int fr_wal_op_next(const uint8_t *payload, size_t len, size_t *pos, fr_wal_op_t 
 void fr_wal_rec_header(uint8_t hdr[FR_WAL_REC_HDR], uint64_t txnid, const uint8_t *payload,
                        size_t plen)
 {
-    put_le32(hdr, REC_MAGIC);
-    put_le32(hdr + 4, (uint32_t)plen);
-    put_le64(hdr + 8, txnid);
+    fr_put_le32(hdr, REC_MAGIC);
+    fr_put_le32(hdr + 4, (uint32_t)plen);
+    fr_put_le64(hdr + 8, txnid);
     uint32_t crc = fr_wal_crc32c(0, hdr + 4, 12);
-    put_le32(hdr + 16, fr_wal_crc32c(crc, payload, plen));
+    fr_put_le32(hdr + 16, fr_wal_crc32c(crc, payload, plen));
 }
 
 int fr_wal_rec_parse(const uint8_t *p, size_t n, uint64_t *txnid, const uint8_t **payload,
@@ -180,17 +157,17 @@ int fr_wal_rec_parse(const uint8_t *p, size_t n, uint64_t *txnid, const uint8_t 
 {
     if (n < FR_WAL_REC_HDR)
         return FR_WAL_REC_SHORT;
-    if (get_le32(p) != REC_MAGIC)
+    if (fr_get_le32(p) != REC_MAGIC)
         return FR_WAL_REC_BAD;
-    uint32_t len = get_le32(p + 4);
+    uint32_t len = fr_get_le32(p + 4);
     if (len > FR_WAL_REC_MAX)
         return FR_WAL_REC_BAD;
     if (n - FR_WAL_REC_HDR < len)
         return FR_WAL_REC_SHORT;
     uint32_t crc = fr_wal_crc32c(fr_wal_crc32c(0, p + 4, 12), p + FR_WAL_REC_HDR, len);
-    if (crc != get_le32(p + 16))
+    if (crc != fr_get_le32(p + 16))
         return FR_WAL_REC_BAD;
-    *txnid = get_le64(p + 8);
+    *txnid = fr_get_le64(p + 8);
     *payload = p + FR_WAL_REC_HDR;
     *plen = len;
     *rec_len = FR_WAL_REC_HDR + (size_t)len;
@@ -205,33 +182,33 @@ int fr_wal_rec_parse(const uint8_t *p, size_t n, uint64_t *txnid, const uint8_t 
 void fr_wal_ckpt_encode(const fr_wal_ckpt_t *c, uint8_t out[FR_WAL_CKPT_LEN])
 {
     uint8_t *o = out;
-    put_le32(o, CKPT_MAGIC);
-    put_le32(o + 4, CKPT_VERSION);
-    put_le64(o + 8, c->txnid);
-    put_le64(o + 16, c->file_size);
-    put_le64(o + 24, c->file_ino);
-    put_le64(o + 32, c->first_seg);
-    put_le32(o + 40, c->psize);
+    fr_put_le32(o, CKPT_MAGIC);
+    fr_put_le32(o + 4, CKPT_VERSION);
+    fr_put_le64(o + 8, c->txnid);
+    fr_put_le64(o + 16, c->file_size);
+    fr_put_le64(o + 24, c->file_ino);
+    fr_put_le64(o + 32, c->first_seg);
+    fr_put_le32(o + 40, c->psize);
     memcpy(o + 44, c->meta[0], FR_WAL_META_BYTES);
     memcpy(o + 44 + FR_WAL_META_BYTES, c->meta[1], FR_WAL_META_BYTES);
-    put_le32(o + FR_WAL_CKPT_LEN - 4, fr_wal_crc32c(0, out, FR_WAL_CKPT_LEN - 4));
+    fr_put_le32(o + FR_WAL_CKPT_LEN - 4, fr_wal_crc32c(0, out, FR_WAL_CKPT_LEN - 4));
 }
 
 int fr_wal_ckpt_decode(const uint8_t *p, size_t n, fr_wal_ckpt_t *c, const char **why)
 {
     if (n != FR_WAL_CKPT_LEN)
         return *why = "freshet.ckpt: wrong size", FR_E_STORAGE;
-    if (get_le32(p) != CKPT_MAGIC)
+    if (fr_get_le32(p) != CKPT_MAGIC)
         return *why = "freshet.ckpt: not a checkpoint file", FR_E_STORAGE;
-    if (get_le32(p + 4) != CKPT_VERSION)
+    if (fr_get_le32(p + 4) != CKPT_VERSION)
         return *why = "freshet.ckpt: unknown version", FR_E_STORAGE;
-    if (fr_wal_crc32c(0, p, n - 4) != get_le32(p + n - 4))
+    if (fr_wal_crc32c(0, p, n - 4) != fr_get_le32(p + n - 4))
         return *why = "freshet.ckpt: checksum mismatch", FR_E_STORAGE;
-    c->txnid = get_le64(p + 8);
-    c->file_size = get_le64(p + 16);
-    c->file_ino = get_le64(p + 24);
-    c->first_seg = get_le64(p + 32);
-    c->psize = get_le32(p + 40);
+    c->txnid = fr_get_le64(p + 8);
+    c->file_size = fr_get_le64(p + 16);
+    c->file_ino = fr_get_le64(p + 24);
+    c->first_seg = fr_get_le64(p + 32);
+    c->psize = fr_get_le32(p + 40);
     if (c->psize < FR_WAL_META_BYTES || c->psize > (1u << 16) || (c->psize & (c->psize - 1)))
         return *why = "freshet.ckpt: page size out of range", FR_E_STORAGE;
     memcpy(c->meta[0], p + 44, FR_WAL_META_BYTES);

@@ -45,8 +45,10 @@ enum { FR_WAL_OP_PUT = 1, FR_WAL_OP_DEL = 2 };
 
 /* ---- the codec: pure functions, fuzzed (tests/fuzz/fuzz_wal.c) ---- */
 
-/* CRC-32C (Castagnoli) of n bytes continuing crc (start with 0). */
+/* CRC-32C (Castagnoli) of n bytes continuing crc (start with 0): with SSE4.2 where the CPU has
+ * it, else fr_wal_crc32c_portable (a table; the same values, also called by the tests). */
 uint32_t fr_wal_crc32c(uint32_t crc, const void *p, size_t n);
+uint32_t fr_wal_crc32c_portable(uint32_t crc, const void *p, size_t n);
 
 /* A transaction's operations as they are appended. An allocation failure sets `failed` and
  * drops the op: the commit then fails with FR_E_NOMEM instead of logging less than it stores. */
@@ -101,12 +103,12 @@ int fr_wal_ckpt_decode(const uint8_t *p, size_t n, fr_wal_ckpt_t *c, const char 
 
 typedef struct {
     bool on;
-    bool broken; /* a record could not be taken back: appends and checkpoints refused */
-    bool fsync_each;             /* sync durability: fsync the segment before every commit */
-    uint64_t ckpt_bytes;         /* checkpoint after this much log */
-    int dir_fd, seg_fd;          /* -1 when closed */
-    uint64_t seg_seq;            /* number of the open segment */
-    uint64_t seg_len;            /* bytes in it */
+    bool broken;         /* a record could not be taken back: appends and checkpoints refused */
+    bool fsync_each;     /* sync durability: fsync the segment before every commit */
+    uint64_t ckpt_bytes; /* checkpoint after this much log */
+    int dir_fd, seg_fd;  /* -1 when closed */
+    uint64_t seg_seq;    /* number of the open segment */
+    uint64_t seg_len;    /* bytes in it */
     _Atomic uint64_t since_ckpt; /* log bytes appended since the last checkpoint began */
     uint64_t ckpt_txnid;         /* of the last completed checkpoint */
     bool has_ckpt;               /* freshet.ckpt was found at open (ckpt holds it) */

@@ -469,9 +469,7 @@ int fr_store_write_commit(fr_wtxn_t *w)
         logged = rc == FR_OK;
     }
     if (rc != FR_OK) {
-        mdb_txn_abort(w->txn);
-        __atomic_store_n(&s->write_seq, w->write_seq_at_begin, __ATOMIC_RELAXED);
-        wtxn_free(w);
+        fr_store_write_abort(w);
         return rc;
     }
     int mrc = FR_MDB_COMMIT(w->txn);
