@@ -180,6 +180,15 @@ int fr_store_open(const fr_store_opts_t *opts, fr_store_t **out, const char **wh
     if (!s)
         return FR_E_NOMEM;
     s->opts = *opts;
+    /* The log uses the directory for as long as the store is open (checkpoints, segments), so
+     * the store keeps its own copy instead of the caller's pointer. */
+    s->path = strdup(opts->path ? opts->path : "");
+    if (!s->path) {
+        free(s);
+        return FR_E_NOMEM;
+    }
+    s->opts.path = s->path;
+    opts = &s->opts;
     s->lock_fd = -1;
     s->clock = opts->clock ? opts->clock : fr_clock_system();
     pthread_mutex_init(&s->reg_lock, NULL);
@@ -251,6 +260,7 @@ fail:
     pthread_mutex_destroy(&s->wal.lock);
     pthread_cond_destroy(&s->wal.cond);
     fr_registry_release(s->registry);
+    free(s->path);
     free(s);
     return rc;
 }
@@ -269,6 +279,7 @@ void fr_store_close(fr_store_t *s)
     pthread_mutex_destroy(&s->reg_lock);
     pthread_mutex_destroy(&s->wal.lock);
     pthread_cond_destroy(&s->wal.cond);
+    free(s->path);
     free(s);
 }
 

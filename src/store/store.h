@@ -44,7 +44,7 @@ typedef enum {
 } fr_durability_t;
 
 typedef struct {
-    const char *path;          /* directory; created if missing */
+    const char *path;          /* directory; created if missing; the store keeps a copy */
     uint64_t map_size;         /* bytes; LMDB map size */
     fr_durability_t durability;
     unsigned max_readers;      /* LMDB reader slots; >= worker threads + exporters */

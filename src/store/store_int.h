@@ -23,7 +23,8 @@ struct fr_store {
     bool walk_on;     /* fr_pagewalk_seek may read pages (LMDB 0.9, OS-sized pages) */
     unsigned walk_psize;
     _Atomic uintptr_t walk_base; /* the map's address, once learned; 0 before */
-    fr_store_opts_t opts;
+    fr_store_opts_t opts; /* the caller's, except opts.path, which points at path */
+    char *path;           /* the directory, owned */
     const fr_clock_t *clock;
     pthread_mutex_t reg_lock; /* guards `registry` pointer swaps */
     fr_registry_t *registry;

@@ -374,6 +374,35 @@ Test(wal, checkpoints_by_size_keep_the_log_short_and_lose_nothing, .timeout = 12
     st_close(&e);
 }
 
+/* Regression (found by fuzz_frame): the store kept the caller's path pointer, and the log uses
+ * the directory long after open, so a caller whose path buffer went away (the fuzz harness's
+ * config on the stack) had checkpoints and the closing checkpoint work on whatever memory held. */
+Test(wal, the_store_keeps_its_own_copy_of_the_directory_path, .timeout = 120)
+{
+    static model_t m;
+    model_init(&m);
+    uint64_t seed = 11;
+    st_env_t e;
+    wal_open(&e, 64u << 10);
+    char real[sizeof e.dir];
+    memcpy(real, e.dir, sizeof real);
+    snprintf(e.dir, sizeof e.dir, "/nonexistent/freshet_test"); /* the caller's buffer reused */
+    cr_assert_eq(st_apply_registry(&e, REG, NULL), FR_OK);
+    write_batches(&e, &m, &seed, 40, 200);
+    fr_store_info_t info;
+    cr_assert_eq(fr_store_info(e.store, &info), FR_OK);
+    cr_assert_geq(info.wal_checkpoints, 5);
+    cr_assert_eq(info.wal_checkpoint_failures, 0, "checkpoints wrote into the real directory");
+    fr_store_close(e.store);
+    memcpy(e.dir, real, sizeof real);
+    char cmd[256];
+    snprintf(cmd, sizeof cmd, "test $(ls %s | grep -c '^wal\\.') -eq 1", e.dir);
+    cr_assert_eq(system(cmd), 0, "the closing checkpoint removed the old segments");
+    st_open_again(&e);
+    check_model(&e, &m);
+    st_close(&e);
+}
+
 /* A store of 10 logged batches after its first checkpoint, "crashed": d gets a copy of its
  * directory as a kill -9 leaves it (data.mdb whole, the log), then `damage` (a shell command with
  * one %s for d's directory, or NULL) is run on the copy. e is closed; the model holds the rows. */
