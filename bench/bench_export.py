@@ -49,6 +49,16 @@ def emit(obj):
     print(json.dumps(obj), flush=True)
 
 
+def proc_cpu_s(pid):
+    """User + system CPU seconds of a process so far (/proc/PID/stat fields 14 and 15)."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            f = fh.read().rsplit(")", 1)[1].split()
+        return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return None
+
+
 def proc_status(pid):
     out = {}
     try:
@@ -139,10 +149,10 @@ def pandas_worker(a):
 
 # ---- the main run ----
 
-def start_server(build, data, map_mb):
+def start_server(build, data, map_mb, max_entities=10000):
     p = subprocess.Popen([os.path.join(build, "freshetd"), "--data", data, "--listen",
                           "127.0.0.1:0", "--durability", "async", "--map-size-mb", str(map_mb),
-                          "--log-level", "warn"],
+                          "--max-entities", str(max_entities), "--log-level", "warn"],
                          stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     line = p.stdout.readline().decode()
     if not line.startswith("listening "):
@@ -151,12 +161,12 @@ def start_server(build, data, map_mb):
     return p, line.split()[1]
 
 
-def time_cli(cli, addr, labels_csv, out, fmt, nfeat, connections=2):
+def time_cli(cli, addr, labels_csv, out, fmt, nfeat, connections=2, chunk=10000):
     # explicit view:feature names: with bare view names the CLI's CSV header lists the views,
     # not their features (reported bug), which would break the correctness check
     features = ",".join(f"v{v}:f{k}" for v in (1, 2) for k in range(nfeat))
     cmd = [cli, "--server", addr, "export", "pit", "--labels", labels_csv, "--features", features,
-           "--format", fmt, "--connections", str(connections)]
+           "--format", fmt, "--connections", str(connections), "--chunk", str(chunk)]
     if out:
         cmd += ["-o", out]
     timev = os.path.exists("/usr/bin/time")
@@ -171,14 +181,17 @@ def time_cli(cli, addr, labels_csv, out, fmt, nfeat, connections=2):
         raise SystemExit(f"export failed ({p.returncode}): {p.stderr[-2000:]}")
     peak_kb = None
     summary = ""
+    cpu_s = 0.0
     for line in p.stderr.splitlines():
         if "Maximum resident set size" in line:
             peak_kb = int(line.split(":")[1])
+        if "User time (seconds)" in line or "System time (seconds)" in line:
+            cpu_s += float(line.split(":")[1])
         if line.startswith("export pit"):
             summary = line
     if peak_kb is None:  # no /usr/bin/time: the largest child so far (an upper bound)
         peak_kb = max(before, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
-    return wall, peak_kb, summary
+    return wall, peak_kb, summary, (cpu_s if timev else None)
 
 
 def main():
@@ -193,6 +206,9 @@ def main():
     ap.add_argument("--build-dir", default=os.path.join(ROOT, "build", "release"))
     ap.add_argument("--format", default="csv", choices=["csv", "jsonl", "msgpack"])
     ap.add_argument("--connections", type=int, default=2, help="freshet export pit --connections")
+    ap.add_argument("--chunk", default="10000",
+                    help="comma-separated freshet export pit --chunk values, each timed in turn "
+                         "(freshetd's max_entities is raised to the largest)")
     ap.add_argument("--output-dir", help="write export files here instead of /dev/null")
     ap.add_argument("--check-labels", type=int, default=20000, help="0: skip the correctness check")
     ap.add_argument("--no-pandas", action="store_true")
@@ -218,7 +234,8 @@ def main():
     os.makedirs(work, exist_ok=True)
     rows_est = 2 * a.entities * a.versions
     map_mb = max(1024, int(rows_est * (a.features * 9 + 80) * 2.5 / 2 ** 20))
-    server, addr = start_server(build, os.path.join(work, "data"), map_mb)
+    chunks = [int(x) for x in a.chunk.split(",") if x]
+    server, addr = start_server(build, os.path.join(work, "data"), map_mb, max(chunks))
     try:
         c = freshet.Client.from_addr(addr, timeout=600)
         now = c.status()["server_time_us"]
@@ -253,18 +270,28 @@ def main():
             lab = os.path.join(work, f"labels_{n}.csv")
             write_labels_csv(lab, *gen_labels(a.seed, n, a.entities, a.t0, a.span, a.ttl))
             out = os.path.join(a.output_dir, f"export_{n}.{a.format}") if a.output_dir else None
-            hwm_reset = reset_hwm(server.pid)
-            before = proc_status(server.pid)
-            wall, peak_kb, summary = time_cli(cli, addr, lab, out, a.format, a.features, a.connections)
-            after = proc_status(server.pid)
-            emit({"phase": "export", "labels": n, "seconds": round(wall, 3),
-                  "rows_per_s": round(n / wall), "cli_peak_rss_mb": round(peak_kb / 1024, 1),
-                  "server_rss_anon_mb_before": round(before.get("RssAnon", 0) / 1024, 1),
-                  "server_rss_anon_mb_after": round(after.get("RssAnon", 0) / 1024, 1),
-                  "server_peak_rss_mb": round(after.get("VmHWM", 0) / 1024, 1),
-                  "server_peak_reset": hwm_reset, "format": a.format, "connections": a.connections,
-                  "labels_csv_mb": round(os.path.getsize(lab) / 2 ** 20, 1),
-                  "cli_summary": summary})
+            for chunk in chunks:
+                hwm_reset = reset_hwm(server.pid)
+                before = proc_status(server.pid)
+                scpu0 = proc_cpu_s(server.pid)
+                wall, peak_kb, summary, cli_cpu = time_cli(cli, addr, lab, out, a.format,
+                                                           a.features, a.connections, chunk)
+                scpu1 = proc_cpu_s(server.pid)
+                after = proc_status(server.pid)
+                # CPU per label on each side: what bounds rows/s on a machine with few cores
+                cpu = {"server_cpu_us_per_label": round((scpu1 - scpu0) * 1e6 / n, 2)
+                       if scpu0 is not None and scpu1 is not None else None,
+                       "cli_cpu_us_per_label": round(cli_cpu * 1e6 / n, 2) if cli_cpu is not None
+                       else None}
+                emit({"phase": "export", "labels": n, "seconds": round(wall, 3),
+                      "rows_per_s": round(n / wall), "cli_peak_rss_mb": round(peak_kb / 1024, 1),
+                      "server_rss_anon_mb_before": round(before.get("RssAnon", 0) / 1024, 1),
+                      "server_rss_anon_mb_after": round(after.get("RssAnon", 0) / 1024, 1),
+                      "server_peak_rss_mb": round(after.get("VmHWM", 0) / 1024, 1),
+                      "server_peak_reset": hwm_reset, "format": a.format, "connections": a.connections,
+                      "chunk": chunk,
+                      "labels_csv_mb": round(os.path.getsize(lab) / 2 ** 20, 1),
+                      **cpu, "cli_summary": summary})
             if not a.no_pandas:
                 p = subprocess.run([sys.executable, os.path.abspath(__file__), "--pandas-worker",
                                     "--worker-labels", str(n), "--t0", str(a.t0),
