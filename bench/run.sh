@@ -221,7 +221,8 @@ done
 record floor_small_1c sizes 1 none "$SMALL_SIZES"
 record floor_batch_1c sizes 1 none "$BATCH_SIZES"
 
-# ---- mixed: 4 readers, then the same with a writer at half its measured max rate ----
+# ---- mixed: 4 readers, then the same with a writer at half its measured max rate (one paced
+# stream over 4 connections, so acks do not hold it below that rate; bench_serve.c) ----
 half_rate() { # WORKLOAD SIDE
   python3 - "$RES" "$1" "$2" <<'EOF'
 import json, statistics, sys
