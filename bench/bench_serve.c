@@ -657,8 +657,9 @@ static int cmd_mixed(int argc, char **argv)
     atomic_int stop = 0;
     writer_arg_t w[MIXED_WRITER_CONNS];
     for (int i = 0; i < MIXED_WRITER_CONNS; i++)
-        w[i] = (writer_arg_t){side, addr, n, rate / MIXED_WRITER_CONNS, 0xabcdefULL + (uint64_t)i * 7919,
-                              &stop, 0, 0, {0}};
+        w[i] = (writer_arg_t){.side = side, .addr = addr, .n = n,
+                              .rows_per_s = rate / MIXED_WRITER_CONNS,
+                              .seed = 0xabcdefULL + (uint64_t)i * 7919, .stop = &stop};
     printf("{\"read_only\": {");
     run_readers(side, addr, n, 100, clients, 0, secs);
     printf("}, \"with_writer\": {");
