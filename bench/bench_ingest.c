@@ -124,6 +124,10 @@ int main(int argc, char **argv)
     int sorted = argc > 4 && atoi(argv[4]);
     const char *dur = argc > 5 ? argv[5] : "sync";
     long ckpt_mb = argc > 6 ? atol(argv[6]) : 16;
+    if (strcmp(dur, "sync") && strcmp(dur, "async") && strcmp(dur, "nosync")) {
+        fprintf(stderr, "bench_ingest: durability is sync, async or nosync, not %s\n", dur);
+        return 2;
+    }
     if (total == 0 || group_rows == 0 || group_rows > 10000000 || ckpt_mb < 1) {
         fprintf(stderr, "bench_ingest: N_ROWS, GROUP_ROWS (1..1e7) and checkpoint_mb must be "
                         "positive\n");
@@ -133,8 +137,14 @@ int main(int argc, char **argv)
                         : strcmp(dur, "async") == 0 ? FR_DURABILITY_ASYNC
                                                     : FR_DURABILITY_SYNC;
     const fr_clock_t *clock = fr_clock_system();
-    fr_store_opts_t o = {.path = argv[1], .map_size = 64ULL << 30, .durability = d,
-                         .clock = clock, .wal = d != FR_DURABILITY_NOSYNC,
+    /* 16 KiB a row is far above what any run here used (the log pins freed pages until a
+     * checkpoint); a small map keeps a short run runnable under valgrind */
+    uint64_t map = (uint64_t)total * (16u << 10);
+    fr_store_opts_t o = {.path = argv[1],
+                         .map_size = map < (1ULL << 30) ? 1ULL << 30 : map,
+                         .durability = d,
+                         .clock = clock,
+                         .wal = d != FR_DURABILITY_NOSYNC,
                          .wal_checkpoint_bytes = (uint64_t)ckpt_mb << 20};
     fr_store_t *s;
     const char *why = NULL;
@@ -177,10 +187,12 @@ int main(int argc, char **argv)
         if (sorted)
             qsort(rows, n, sizeof *rows, by_entity);
         for (size_t k = 0; k < n; k++)
-            rows[k].row = (fr_write_row_t){.view = view, .entity = (const uint8_t *)rows[k].entity,
+            rows[k].row = (fr_write_row_t){.view = view,
+                                           .entity = (const uint8_t *)rows[k].entity,
                                            .entity_len = 8,
                                            .event_ts_us = ts0 + (int64_t)(done + k),
-                                           .values = rows[k].payload, .values_len = PAYLOAD};
+                                           .values = rows[k].payload,
+                                           .values_len = PAYLOAD};
         gen_s += now_s() - g0;
         group_t g = {rows, n, 0};
         if (fr_store_write_group(s, apply_group, &g) != FR_OK || g.failed) {
