@@ -63,24 +63,22 @@ static long long write_bytes(void)
 typedef struct {
     char entity[9];
     uint8_t payload[PAYLOAD];
-    fr_write_row_t row;
 } gen_row_t;
 
 typedef struct {
-    gen_row_t *rows; /* this group's rows */
+    const fr_write_row_t *rows; /* this group's rows */
     size_t count;
     int failed;
 } group_t;
 
+/* fr_store_write_group may call it twice (flat pass, then isolated): each call sets the outcome. */
 static void apply_group(fr_wtxn_t *w, void *arg)
 {
     group_t *g = arg;
-    fr_write_row_t batch_rows[BATCH];
+    g->failed = 0;
     for (size_t at = 0; at < g->count; at += BATCH) {
         size_t n = g->count - at < BATCH ? g->count - at : BATCH;
-        for (size_t k = 0; k < n; k++)
-            batch_rows[k] = g->rows[at + k].row;
-        fr_write_batch_t b = {.rows = batch_rows, .row_count = n};
+        fr_write_batch_t b = {.rows = g->rows + at, .row_count = n};
         fr_write_result_t res;
         if (fr_store_write_apply(w, &b, &res) != FR_OK)
             g->failed = 1;
@@ -124,7 +122,14 @@ int main(int argc, char **argv)
     int sorted = argc > 4 && atoi(argv[4]);
     const char *dur = argc > 5 ? argv[5] : "sync";
     long ckpt_mb = argc > 6 ? atol(argv[6]) : 16;
-    if (strcmp(dur, "sync") && strcmp(dur, "async") && strcmp(dur, "nosync")) {
+    fr_durability_t d;
+    if (strcmp(dur, "sync") == 0)
+        d = FR_DURABILITY_SYNC;
+    else if (strcmp(dur, "async") == 0)
+        d = FR_DURABILITY_ASYNC;
+    else if (strcmp(dur, "nosync") == 0)
+        d = FR_DURABILITY_NOSYNC;
+    else {
         fprintf(stderr, "bench_ingest: durability is sync, async or nosync, not %s\n", dur);
         return 2;
     }
@@ -133,9 +138,6 @@ int main(int argc, char **argv)
                         "positive\n");
         return 2;
     }
-    fr_durability_t d = strcmp(dur, "nosync") == 0  ? FR_DURABILITY_NOSYNC
-                        : strcmp(dur, "async") == 0 ? FR_DURABILITY_ASYNC
-                                                    : FR_DURABILITY_SYNC;
     const fr_clock_t *clock = fr_clock_system();
     /* 16 KiB a row is far above what any run here used (the log pins freed pages until a
      * checkpoint); a small map keeps a short run runnable under valgrind */
@@ -160,7 +162,8 @@ int main(int argc, char **argv)
     fr_registry_t *reg = fr_store_registry(s);
     const fr_view_def_t *view = fr_registry_view(reg, "v");
     gen_row_t *rows = malloc(group_rows * sizeof *rows);
-    if (!rows || !view) {
+    fr_write_row_t *wrows = malloc(group_rows * sizeof *wrows);
+    if (!rows || !wrows || !view) {
         fprintf(stderr, "bench_ingest: no memory\n");
         return 1;
     }
@@ -187,14 +190,14 @@ int main(int argc, char **argv)
         if (sorted)
             qsort(rows, n, sizeof *rows, by_entity);
         for (size_t k = 0; k < n; k++)
-            rows[k].row = (fr_write_row_t){.view = view,
-                                           .entity = (const uint8_t *)rows[k].entity,
-                                           .entity_len = 8,
-                                           .event_ts_us = ts0 + (int64_t)(done + k),
-                                           .values = rows[k].payload,
-                                           .values_len = PAYLOAD};
+            wrows[k] = (fr_write_row_t){.view = view,
+                                        .entity = (const uint8_t *)rows[k].entity,
+                                        .entity_len = 8,
+                                        .event_ts_us = ts0 + (int64_t)(done + k),
+                                        .values = rows[k].payload,
+                                        .values_len = PAYLOAD};
         gen_s += now_s() - g0;
-        group_t g = {rows, n, 0};
+        group_t g = {wrows, n, 0};
         if (fr_store_write_group(s, apply_group, &g) != FR_OK || g.failed) {
             fprintf(stderr, "bench_ingest: group %zu failed\n", groups);
             return 1;
@@ -213,6 +216,7 @@ int main(int argc, char **argv)
            "\"written_bytes_per_row\": %.0f, \"checkpoints\": %llu}\n",
            total, group_rows, sorted, dur, ckpt_mb, groups, secs, (double)total / secs,
            (double)wb / (double)total, (unsigned long long)info.wal_checkpoints);
+    free(wrows);
     free(rows);
     return 0;
 }
