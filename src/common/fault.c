@@ -5,8 +5,8 @@
 
 #include "fault.h"
 
-static atomic_long countdown[2];
-static atomic_int sticky_site[2];
+static atomic_long countdown[FR_FAULT_SITES];
+static atomic_int sticky_site[FR_FAULT_SITES];
 static atomic_long injected;
 
 void fr_fault_arm(fr_fault_site_t site, long nth, int sticky)
@@ -18,7 +18,7 @@ void fr_fault_arm(fr_fault_site_t site, long nth, int sticky)
 
 void fr_fault_disarm(void)
 {
-    for (int i = 0; i < 2; i++) {
+    for (int i = 0; i < FR_FAULT_SITES; i++) {
         atomic_store(&countdown[i], 0);
         atomic_store(&sticky_site[i], 0);
     }

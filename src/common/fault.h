@@ -12,7 +12,15 @@
 
 #include <stddef.h>
 
-typedef enum { FR_FAULT_ALLOC = 0, FR_FAULT_STORE = 1 } fr_fault_site_t;
+/* FR_FAULT_WAL_UNDO: the write-ahead log's taking back of a record whose commit failed
+ * (store/wal.c); only tests arm it, since the real failure (ftruncate or fdatasync of the log
+ * failing right after a failed commit) cannot be provoked on demand. */
+typedef enum {
+    FR_FAULT_ALLOC = 0,
+    FR_FAULT_STORE = 1,
+    FR_FAULT_WAL_UNDO = 2,
+    FR_FAULT_SITES
+} fr_fault_site_t;
 
 /* The nth call (1-based) at site fails, and every later call too when sticky; 0 disarms. */
 void fr_fault_arm(fr_fault_site_t site, long nth, int sticky);

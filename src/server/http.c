@@ -966,6 +966,7 @@ static void h_metrics(fr_worker_t *w, struct evhttp_request *req)
         COUNTER("freshet_wal_checkpoints_total", "Checkpoints completed (LMDB's file synced, log dropped).", info.wal_checkpoints);
         COUNTER("freshet_wal_checkpoint_failures_total", "Checkpoints that failed (the previous one stays; the log grows).", info.wal_checkpoint_failures);
         GAUGE("freshet_wal_replayed", "Logged transactions replayed at startup (crash recovery).", info.wal_replayed);
+        GAUGE("freshet_wal_closed", "1 when the log was closed after a failed commit it could not take back: writes fail with STORAGE until a restart.", info.wal_closed ? 1 : 0);
     }
     fr_buf_printf(&b, "# HELP freshet_lookups_total As-of lookups of reads and exports, by how they found"
                       " the row: page_walk (batched B-tree walk) or cursor (LMDB's own lookup).\n"

@@ -127,6 +127,7 @@ typedef struct {
     size_t depth;
     int stop;
     fr_sweep_state_t sweep;
+    bool wal_closed_logged; /* event=wal_closed was logged (once per process) */
 } fr_writer_t;
 
 struct fr_server {

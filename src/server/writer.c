@@ -83,6 +83,13 @@ static void run_group(fr_server_t *s, fr_job_t *group)
     size_t rows = pass.rows;
     if (rc != FR_OK) {
         fr_log(FR_LOG_ERROR, "event=commit_failed code=%s", fr_err_name(rc));
+        fr_store_info_t si;
+        if (fr_store_info(s->store, &si) == FR_OK && si.wal_closed && !s->writer.wal_closed_logged) {
+            fr_log(FR_LOG_ERROR, "event=wal_closed why=\"a failed commit could not be taken back "
+                                 "out of the write-ahead log; every write fails until freshetd is "
+                                 "restarted\"");
+            s->writer.wal_closed_logged = true;
+        }
         for (fr_job_t *j = group; j; j = j->next)
             j->rc = rc;
     }

@@ -327,6 +327,7 @@ int fr_store_info(fr_store_t *s, fr_store_info_t *out)
     pthread_mutex_unlock(&s->wal.lock);
     out->wal_replayed = atomic_load(&s->wal.replayed);
     out->wal_restored = s->wal.restored;
+    out->wal_closed = __atomic_load_n(&s->wal.broken, __ATOMIC_RELAXED);
     return FR_OK;
 }
 

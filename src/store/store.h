@@ -103,6 +103,10 @@ typedef struct {
     uint64_t wal_checkpoint_txn;     /* LMDB transaction of the last checkpoint */
     uint64_t wal_replayed;           /* logged transactions replayed at open */
     bool wal_restored;               /* open went back to the checkpoint (after a crash) */
+    /* The log could not take back the record of a commit that failed, so it was closed: every
+     * later write fails with FR_E_STORAGE until the store is reopened, whose replay may then
+     * apply that record (the failed write may appear after the restart). */
+    bool wal_closed;
 } fr_store_info_t;
 int fr_store_info(fr_store_t *store, fr_store_info_t *out);
 

@@ -529,12 +529,13 @@ int fr_wal_append(fr_store_t *s, uint64_t txnid, const fr_wal_buf_t *b, uint64_t
 void fr_wal_undo(fr_store_t *s, uint64_t undo)
 {
     fr_wal_t *wl = &s->wal;
-    if (ftruncate(wl->seg_fd, (off_t)undo) != 0 || (wl->fsync_each && fdatasync(wl->seg_fd) != 0)) {
+    if (fr_fault_hit(FR_FAULT_WAL_UNDO) || ftruncate(wl->seg_fd, (off_t)undo) != 0 ||
+        (wl->fsync_each && fdatasync(wl->seg_fd) != 0)) {
         /* The record may stay in the log and be replayed after a restart although its commit
          * failed; refuse every later write rather than log more behind it. */
         close(wl->seg_fd);
         wl->seg_fd = -1;
-        wl->broken = true;
+        __atomic_store_n(&wl->broken, true, __ATOMIC_RELAXED); /* fr_store_info reads it */
         return;
     }
     wl->seg_len = undo;

@@ -204,6 +204,7 @@ Test(http, metrics_parse_and_count_known_requests, .timeout = 60)
     E2E_ASSERT(lag >= 42 && lag < 42 + 30, "freshness lag %g s, written 42 s old", lag);
     E2E_ASSERT(scrape(s, "freshet_ingest_visible_seconds_count") == 1, "ingest histogram count");
     E2E_ASSERT(scrape(s, "freshet_durability_sync") == 1, "durability gauge");
+    E2E_ASSERT(scrape(s, "freshet_wal_closed") == 0, "the log is open");
     /* c0 and c1 are found in the (only) leaf by the page walker; zz sorts past its end, which
      * the walker leaves to LMDB's cursor */
     E2E_ASSERT(scrape(s, "freshet_lookups_total{path=\"page_walk\"}") == 4, "walked lookups");

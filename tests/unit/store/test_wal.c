@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/fault.h"
 #include "store/wal.h"
 #include "store_test_util.h"
 
@@ -378,6 +379,113 @@ Test(wal, checkpoints_by_size_keep_the_log_short_and_lose_nothing, .timeout = 12
     check_model(&e, &m);
     fr_store_close(e.store);
     reopen_with_one_segment(&e, &m);
+}
+
+/* One row for entity u<id> with x, at the model's next event time and without a source; returns
+ * the write's fr_err_t. */
+static int write_one(st_env_t *e, model_t *m, int id, int64_t x)
+{
+    fr_registry_t *reg;
+    const fr_view_def_t *v = st_view(e, &reg, "v");
+    char ent[16];
+    snprintf(ent, sizeof ent, "u%d", id);
+    st_row_t pl;
+    st_row_init(&pl, 2);
+    msgpack_pack_int64(&pl.pk, x);
+    msgpack_pack_bin(&pl.pk, 0);
+    fr_write_row_t wr = {.view = v,
+                         .entity = (const uint8_t *)ent,
+                         .entity_len = (uint16_t)strlen(ent),
+                         .event_ts_us = m->ts++,
+                         .values = (const uint8_t *)pl.sb.data,
+                         .values_len = (uint32_t)pl.sb.size};
+    fr_write_batch_t batch = {NULL, 0, &wr, 1};
+    fr_write_result_t res;
+    fr_wtxn_t *w;
+    int rc = fr_store_write_begin(e->store, &w); /* may be the call that fails */
+    if (rc == FR_OK) {
+        rc = fr_store_write_apply(w, &batch, &res);
+        if (rc == FR_OK)
+            rc = fr_store_write_commit(w);
+        else
+            fr_store_write_abort(w);
+    }
+    st_row_fini(&pl);
+    fr_registry_release(reg);
+    return rc;
+}
+
+static int64_t read_x(st_env_t *e, int id)
+{
+    fr_registry_t *reg;
+    const fr_view_def_t *v = st_view(e, &reg, "v");
+    char ent[16];
+    snprintf(ent, sizeof ent, "u%d", id);
+    fr_rtxn_t *r;
+    cr_assert_eq(fr_rtxn_new(e->store, &r), FR_OK);
+    cr_assert_eq(fr_rtxn_begin(r), FR_OK);
+    fr_asof_t a;
+    cr_assert_eq(fr_asof_get(r, v, (const uint8_t *)ent, strlen(ent), INT64_MAX / 2, 0, &a), FR_OK);
+    int64_t x = INT64_MIN;
+    fr_mp_row_t row;
+    fr_mp_item_t it;
+    if (a.status != FR_STATUS_NOT_FOUND && fr_mp_row_open(&row, a.values, a.values_len) == 0 &&
+        fr_mp_row_next(&row, &it) == 0 && it.kind == FR_MP_INT)
+        x = it.v.i;
+    fr_rtxn_reset(r);
+    fr_rtxn_free(r);
+    fr_registry_release(reg);
+    return x;
+}
+
+/* A commit that fails after its record was appended, and whose record cannot be taken back out
+ * of the log either: the log closes (fr_store_info says so), every later write fails with
+ * STORAGE, reads keep answering the acknowledged state, and a reopen recovers it, with the
+ * failed write's record applied or not, nothing else changed. */
+Test(wal, a_record_that_cannot_be_taken_back_closes_the_log_until_a_reopen, .timeout = 120)
+{
+    static model_t m;
+    model_init(&m);
+    uint64_t seed = 11;
+    st_env_t e;
+    wal_open(&e, 0);
+    cr_assert_eq(st_apply_registry(&e, REG, NULL), FR_OK);
+    write_batches(&e, &m, &seed, 5, 100);
+    /* Fail the nth storage call of a one-row write, and the undo, for n = 1, 2, ... until a
+     * failure lands at or after the log append (earlier ones fail cleanly and undo nothing). */
+    const int64_t lost_x = 424242;
+    fr_store_info_t info = {0};
+    int rc = FR_OK;
+    long nth;
+    for (nth = 1; nth < 200 && !info.wal_closed; nth++) {
+        fr_fault_arm(FR_FAULT_WAL_UNDO, 1, 0);
+        fr_fault_arm(FR_FAULT_STORE, nth, 0);
+        rc = write_one(&e, &m, 7, lost_x);
+        fr_fault_disarm();
+        cr_assert_eq(fr_store_info(e.store, &info), FR_OK);
+        if (rc == FR_OK) { /* the fault fell past the write's last storage call */
+            cr_assert(!info.wal_closed);
+            cr_assert_fail("no storage call of the write reached the log (nth %ld)", nth);
+        }
+    }
+    cr_assert(info.wal_closed, "the log did not close within %ld faults", nth);
+    cr_assert_eq(rc, FR_E_STORAGE, "the write that closed the log: %s", fr_err_name(rc));
+    /* closed: nothing more is written, and the refusal changes nothing */
+    cr_assert_eq(write_one(&e, &m, 8, 1), FR_E_STORAGE);
+    cr_assert_eq(write_one(&e, &m, 9, 2), FR_E_STORAGE);
+    check_model(&e, &m);
+    fr_store_close(e.store);
+    st_open_again(&e);
+    cr_assert_eq(fr_store_info(e.store, &info), FR_OK);
+    cr_assert(!info.wal_closed, "a reopen opens a new log");
+    if (read_x(&e, 7) == lost_x) { /* its record had reached the log: replayed */
+        m.x[7] = lost_x;
+        m.versions++;
+    }
+    check_model(&e, &m);
+    write_batches(&e, &m, &seed, 2, 100); /* and writes work again */
+    check_model(&e, &m);
+    st_close(&e);
 }
 
 /* Regression (found by fuzz_frame): the store kept the caller's path pointer, and the log uses
