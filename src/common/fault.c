@@ -48,6 +48,9 @@ void fr_fault_arm_from_env(void)
         fr_fault_arm(FR_FAULT_ALLOC, atol(a), 0);
     if (s && *s)
         fr_fault_arm(FR_FAULT_STORE, atol(s), 0);
+    const char *u = getenv("FRESHET_FAULT_WAL_UNDO_NTH");
+    if (u && *u)
+        fr_fault_arm(FR_FAULT_WAL_UNDO, atol(u), 0);
 }
 
 void *fr_malloc(size_t n) { return fr_fault_hit(FR_FAULT_ALLOC) ? NULL : malloc(n); }

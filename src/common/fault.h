@@ -29,7 +29,7 @@ void fr_fault_disarm(void);
 int fr_fault_hit(fr_fault_site_t site);
 /* Failures injected since the last arm. */
 long fr_fault_injected(void);
-/* Arms from FRESHET_FAULT_ALLOC_NTH / FRESHET_FAULT_STORE_NTH if set. */
+/* Arms from FRESHET_FAULT_ALLOC_NTH / FRESHET_FAULT_STORE_NTH / FRESHET_FAULT_WAL_UNDO_NTH if set. */
 void fr_fault_arm_from_env(void);
 
 void *fr_malloc(size_t n);

@@ -169,6 +169,76 @@ Test(http, health_readiness_and_routing, .timeout = 60)
     fr_e2e_server_free(s);
 }
 
+/* One row of view v; returns fr_client_put's code. */
+static int put_one(fr_e2e_server_t *s, const char *entity, int64_t ts)
+{
+    fr_client_t *c = fr_e2e_connect(s);
+    fr_value_t vals[2] = {{.type = FR_TYPE_INT64, .u.i64 = 1}, {.type = FR_TYPE_DOUBLE, .u.f64 = 0.5}};
+    fr_put_row_t row = {.view = "v", .entity = entity, .event_ts_us = ts, .values = vals, .value_count = 2};
+    fr_put_result_t res;
+    int rc = fr_client_put(c, NULL, 0, &row, 1, &res);
+    fr_client_free(c);
+    return rc;
+}
+
+static bool log_contains(const fr_e2e_server_t *s, const char *needle)
+{
+    FILE *f = fopen(s->log_path, "r");
+    E2E_ASSERT(f, "open %s", s->log_path);
+    char line[4096];
+    bool found = false;
+    while (!found && fgets(line, sizeof line, f))
+        found = strstr(line, needle) != NULL;
+    fclose(f);
+    return found;
+}
+
+/* A commit that fails after its log record was written, when the record cannot be taken back
+ * either (freshetd armed by FRESHET_FAULT_STORE_NTH and FRESHET_FAULT_WAL_UNDO_NTH): writes get
+ * STORAGE, /metrics says freshet_wal_closed 1, the log says event=wal_closed once, and a restart
+ * brings writes back. The nth storage call is tried from 1 up, one fresh server each, until a
+ * fault lands where the log closes (earlier ones fail cleanly at start or in a write). */
+Test(http, a_log_closed_by_a_failed_commit_shows_in_metrics_and_the_log_until_a_restart,
+     .timeout = 180)
+{
+    int64_t ts = fr_e2e_now_us() - 60 * 1000000LL;
+    bool closed = false;
+    for (int nth = 1; nth <= 120 && !closed; nth++) {
+        char n[16];
+        snprintf(n, sizeof n, "%d", nth);
+        setenv("FRESHET_FAULT_STORE_NTH", n, 1);
+        setenv("FRESHET_FAULT_WAL_UNDO_NTH", "1", 1);
+        const char *args[] = {"--http", "127.0.0.1:0", NULL};
+        fr_e2e_server_t *s = fr_e2e_server_start(args);
+        unsetenv("FRESHET_FAULT_STORE_NTH");
+        unsetenv("FRESHET_FAULT_WAL_UNDO_NTH");
+        if (!s)
+            continue; /* the fault hit the server's own start */
+        if (fr_e2e_apply(s, REG, NULL) != FR_OK) {
+            fr_e2e_server_free(s);
+            continue; /* or the registry's commit */
+        }
+        int rc = put_one(s, "a", ts);
+        closed = scrape(s, "freshet_wal_closed") == 1;
+        if (!closed) {
+            fr_e2e_server_free(s);
+            continue;
+        }
+        E2E_ASSERT(rc == FR_E_STORAGE, "the write that closed the log: %s", fr_err_name(rc));
+        E2E_ASSERT(put_one(s, "b", ts) == FR_E_STORAGE, "a closed log refuses writes");
+        E2E_ASSERT(put_one(s, "c", ts) == FR_E_STORAGE, "every one");
+        E2E_ASSERT(scrape(s, "freshet_wal_closed") == 1, "still closed");
+        E2E_ASSERT(log_contains(s, "event=wal_closed"), "the log names the cause");
+        fr_e2e_server_stop(s); /* its exit status is not the point: the log is closed */
+        E2E_ASSERT(fr_e2e_server_restart(s) == 0, "restart");
+        E2E_ASSERT(scrape(s, "freshet_wal_closed") == 0, "a restart opens a new log");
+        E2E_ASSERT(put_one(s, "d", ts) == FR_OK, "writes work again");
+        E2E_ASSERT(fr_e2e_server_stop(s) == 0, "clean stop");
+        fr_e2e_server_free(s);
+    }
+    E2E_ASSERT(closed, "no storage fault within 120 calls closed the log");
+}
+
 Test(http, metrics_parse_and_count_known_requests, .timeout = 60)
 {
     fr_e2e_server_t *s = start_http(NULL);
