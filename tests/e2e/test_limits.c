@@ -123,13 +123,7 @@ Test(limits, busy_queue_is_retried_in_order_and_streams_stay_exactly_once, .time
     fr_server_status_fini(&stt);
     fr_client_free(c);
     /* the server did refuse work: the retries were real */
-    FILE *f = fopen(s->log_path, "r");
-    char line[512];
-    int busy = 0;
-    while (f && fgets(line, sizeof line, f))
-        busy += strstr(line, "event=write_queue_full") != NULL;
-    if (f)
-        fclose(f);
+    int busy = fr_e2e_lines_with(s->log_path, "event=write_queue_full");
     E2E_ASSERT(busy > 0, "the queue of 1 never overflowed: the test did not exercise BUSY");
     fprintf(stderr, "limits: %d BUSY refusals retried in order\n", busy);
     E2E_ASSERT(fr_e2e_server_stop(s) == 0, "stop");

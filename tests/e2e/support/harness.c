@@ -428,6 +428,19 @@ void fr_e2e_server_free(fr_e2e_server_t *s)
     free(s);
 }
 
+int fr_e2e_lines_with(const char *path, const char *needle)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 0;
+    char line[4096];
+    int n = 0;
+    while (fgets(line, sizeof line, f))
+        n += strstr(line, needle) != NULL;
+    fclose(f);
+    return n;
+}
+
 void fr_e2e_dump_logs(void)
 {
     for (int i = 0; i < MAX_LIVE; i++) {

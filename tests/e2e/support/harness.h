@@ -50,6 +50,8 @@ int fr_e2e_server_kill(fr_e2e_server_t *s);
 void fr_e2e_server_free(fr_e2e_server_t *s);
 /* Prints the logs of every live server to stderr (called by E2E_ASSERT on failure). */
 void fr_e2e_dump_logs(void);
+/* Lines of the file at path (a server's log) that contain needle; 0 when it cannot be read. */
+int fr_e2e_lines_with(const char *path, const char *needle);
 
 /* A client connected to s with a 20 s timeout, or NULL. */
 fr_client_t *fr_e2e_connect(const fr_e2e_server_t *s);

@@ -178,6 +178,24 @@ static void write_batches(st_env_t *e, model_t *m, uint64_t *seed, int batches, 
     fr_registry_release(reg);
 }
 
+/* Entity u<id>'s newest x in r's snapshot: false when it has no version. */
+static bool newest_x(fr_rtxn_t *r, const fr_view_def_t *v, int id, int64_t *x)
+{
+    char ent[16];
+    snprintf(ent, sizeof ent, "u%d", id);
+    fr_asof_t a;
+    cr_assert_eq(fr_asof_get(r, v, (const uint8_t *)ent, strlen(ent), INT64_MAX / 2, 0, &a), FR_OK);
+    if (a.status == FR_STATUS_NOT_FOUND)
+        return false;
+    fr_mp_row_t row;
+    fr_mp_item_t it;
+    cr_assert_eq(fr_mp_row_open(&row, a.values, a.values_len), 0, "%s", ent);
+    cr_assert_eq(fr_mp_row_next(&row, &it), 0, "%s", ent);
+    cr_assert_eq(it.kind, FR_MP_INT, "%s", ent);
+    *x = it.v.i;
+    return true;
+}
+
 /* The store holds exactly the model: every entity's newest x, the version count, the offset. */
 static void check_model(st_env_t *e, const model_t *m)
 {
@@ -187,23 +205,14 @@ static void check_model(st_env_t *e, const model_t *m)
     cr_assert_eq(fr_rtxn_new(e->store, &r), FR_OK);
     cr_assert_eq(fr_rtxn_begin(r), FR_OK);
     for (int i = 0; i < ENTITIES; i++) {
-        char ent[16];
-        snprintf(ent, sizeof ent, "u%d", i);
-        fr_asof_t a;
-        cr_assert_eq(fr_asof_get(r, v, (const uint8_t *)ent, strlen(ent), INT64_MAX / 2, 0, &a),
-                     FR_OK);
+        int64_t x;
+        bool found = newest_x(r, v, i, &x);
         if (m->x[i] == INT64_MIN) {
-            cr_assert_eq(a.status, FR_STATUS_NOT_FOUND, "%s should not exist", ent);
+            cr_assert(!found, "u%d should not exist", i);
             continue;
         }
-        cr_assert_neq(a.status, FR_STATUS_NOT_FOUND, "%s lost", ent);
-        fr_mp_row_t row;
-        fr_mp_item_t it;
-        cr_assert_eq(fr_mp_row_open(&row, a.values, a.values_len), 0);
-        cr_assert_eq(fr_mp_row_next(&row, &it), 0);
-        cr_assert_eq(it.kind, FR_MP_INT);
-        cr_assert_eq(it.v.i, m->x[i], "%s: x %lld, expected %lld", ent, (long long)it.v.i,
-                     (long long)m->x[i]);
+        cr_assert(found, "u%d lost", i);
+        cr_assert_eq(x, m->x[i], "u%d: x %lld, expected %lld", i, (long long)x, (long long)m->x[i]);
     }
     fr_view_stat_t st;
     cr_assert_eq(fr_store_view_stat(r, v->id, &st), FR_OK);
@@ -415,23 +424,17 @@ static int write_one(st_env_t *e, model_t *m, int id, int64_t x)
     return rc;
 }
 
+/* Entity u<id>'s newest x in a fresh snapshot; INT64_MIN when it has no version. */
 static int64_t read_x(st_env_t *e, int id)
 {
     fr_registry_t *reg;
     const fr_view_def_t *v = st_view(e, &reg, "v");
-    char ent[16];
-    snprintf(ent, sizeof ent, "u%d", id);
     fr_rtxn_t *r;
     cr_assert_eq(fr_rtxn_new(e->store, &r), FR_OK);
     cr_assert_eq(fr_rtxn_begin(r), FR_OK);
-    fr_asof_t a;
-    cr_assert_eq(fr_asof_get(r, v, (const uint8_t *)ent, strlen(ent), INT64_MAX / 2, 0, &a), FR_OK);
-    int64_t x = INT64_MIN;
-    fr_mp_row_t row;
-    fr_mp_item_t it;
-    if (a.status != FR_STATUS_NOT_FOUND && fr_mp_row_open(&row, a.values, a.values_len) == 0 &&
-        fr_mp_row_next(&row, &it) == 0 && it.kind == FR_MP_INT)
-        x = it.v.i;
+    int64_t x;
+    if (!newest_x(r, v, id, &x))
+        x = INT64_MIN;
     fr_rtxn_reset(r);
     fr_rtxn_free(r);
     fr_registry_release(reg);
