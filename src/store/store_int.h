@@ -54,6 +54,7 @@ struct fr_wtxn {
     fr_store_t *store;
     MDB_txn *txn;
     uint64_t write_seq_at_begin;
+    uint64_t stamp_txnid; /* the id announced in the stamp ring (fr_store_write_begin) */
     int64_t now_us;
     fr_registry_t *new_registry; /* set by fr_store_write_registry; published at commit */
     uint64_t pages_bound;        /* upper bound of the pages this group allocated (write.c) */

@@ -142,6 +142,7 @@ int fr_store_write_begin(fr_store_t *s, fr_wtxn_t **out)
     __typeof__(s->stamps[0]) *slot = &s->stamps[id % FR_STAMP_RING];
     atomic_store(&slot->written_at, 0);
     atomic_store(&slot->txnid, id);
+    w->stamp_txnid = id;
     w->now_us = fr_clock_now(s->clock);
     atomic_store(&slot->written_at, w->now_us);
     *out = w;
@@ -454,6 +455,16 @@ static void wtxn_free(fr_wtxn_t *w)
     free(w);
 }
 
+/* Takes back the announcement of a transaction that will not commit. Left in the ring, its stamp
+ * would cap every later read's "now" (fr_store_read_now) until the id comes round again: a store
+ * whose sweeper aborts an empty tick would answer ttl checks at that tick's time forever. */
+static void stamp_retract(fr_wtxn_t *w)
+{
+    __typeof__(w->store->stamps[0]) *slot = &w->store->stamps[w->stamp_txnid % FR_STAMP_RING];
+    uint64_t id = w->stamp_txnid;
+    atomic_compare_exchange_strong(&slot->txnid, &id, 0);
+}
+
 int fr_store_write_commit(fr_wtxn_t *w)
 {
     fr_store_t *s = w->store;
@@ -475,6 +486,7 @@ int fr_store_write_commit(fr_wtxn_t *w)
     int mrc = FR_MDB_COMMIT(w->txn);
     rc = fr_store_mdb_err(mrc);
     if (rc != FR_OK) {
+        stamp_retract(w);
         if (logged)
             fr_wal_undo(s, undo);
         __atomic_store_n(&s->write_seq, w->write_seq_at_begin, __ATOMIC_RELAXED);
@@ -519,6 +531,7 @@ void fr_store_write_abort(fr_wtxn_t *w)
 {
     if (!w)
         return;
+    stamp_retract(w);
     mdb_txn_abort(w->txn);
     __atomic_store_n(&w->store->write_seq, w->write_seq_at_begin, __ATOMIC_RELAXED);
     wtxn_free(w);

@@ -4,6 +4,7 @@
 #include <criterion/criterion.h>
 #include <string.h>
 
+#include "common/fault.h"
 #include "store_test_util.h"
 
 static const char *REG =
@@ -151,4 +152,62 @@ Test(ttl, status_function_boundaries)
     cr_assert_eq(fr_asof_status(111, 100, 10), FR_STATUS_EXPIRED);
     cr_assert_eq(fr_asof_status(100, 100, 10), FR_STATUS_PRESENT);
     cr_assert_eq(fr_asof_status(INT64_MAX, 0, 0), FR_STATUS_PRESENT);
+}
+
+/* Regression: a write transaction that ends without committing (the sweeper's tick that deletes
+ * nothing aborts; a commit can fail) used to leave its stamp in the ring, and every later read's
+ * "now" stayed capped below it, so on an idle store a value past its ttl read PRESENT. */
+static void expect_clock_not_held_back(ttl_fx_t *f, const char *how)
+{
+    f->e.clock.fixed_us = ST_NOW_US + 3600 * ST_SEC; /* an hour later, nothing written since */
+    fr_rtxn_reset(f->r);
+    cr_assert_eq(fr_rtxn_begin(f->r), FR_OK);
+    int64_t now = fr_store_read_now(f->r);
+    cr_assert_eq(now, f->e.clock.fixed_us - 1, "%s: read now is %lld us behind the clock", how,
+                 (long long)(f->e.clock.fixed_us - 1 - now));
+    fr_asof_t g;
+    const fr_view_def_t *v = fr_registry_view(f->reg, "fresh10s");
+    cr_assert_eq(fr_asof_get(f->r, v, (const uint8_t *)"c1", 2, now, FR_ASOF_SERVED, &g), FR_OK);
+    cr_assert_eq(g.status, FR_STATUS_EXPIRED, "%s: a value 10 s fresh read %d an hour later", how,
+                 g.status);
+}
+
+Test(ttl, an_aborted_write_does_not_hold_back_the_read_clock)
+{
+    ttl_fx_t f;
+    fx_open(&f);
+    put(&f, fr_registry_view(f.reg, "fresh10s"), ST_NOW_US, 9); /* fresh at ST_NOW_US */
+    f.e.clock.fixed_us = ST_NOW_US + ST_SEC;
+    fr_wtxn_t *w;
+    cr_assert_eq(fr_store_write_begin(f.e.store, &w), FR_OK);
+    fr_store_write_abort(w);
+    expect_clock_not_held_back(&f, "abort");
+    fx_close(&f);
+}
+
+Test(ttl, a_failed_commit_does_not_hold_back_the_read_clock)
+{
+    ttl_fx_t f;
+    fx_open(&f);
+    const fr_view_def_t *v = fr_registry_view(f.reg, "fresh10s");
+    put(&f, v, ST_NOW_US, 9);
+    f.e.clock.fixed_us = ST_NOW_US + ST_SEC;
+    st_row_t rw;
+    st_row_init(&rw, 1);
+    msgpack_pack_int64(&rw.pk, 10);
+    fr_write_row_t row = {.view = v, .entity = (const uint8_t *)"c2", .entity_len = 2,
+                          .event_ts_us = ST_NOW_US + ST_SEC,
+                          .values = (const uint8_t *)rw.sb.data, .values_len = (uint32_t)rw.sb.size};
+    fr_write_batch_t b = {.rows = &row, .row_count = 1};
+    fr_write_result_t res;
+    fr_wtxn_t *w;
+    cr_assert_eq(fr_store_write_begin(f.e.store, &w), FR_OK);
+    cr_assert_eq(fr_store_write_apply(w, &b, &res), FR_OK);
+    fr_fault_arm(FR_FAULT_STORE, 1, 0); /* the commit is the next storage call */
+    int rc = fr_store_write_commit(w);
+    fr_fault_arm(FR_FAULT_STORE, 0, 0);
+    cr_assert_neq(rc, FR_OK, "the armed commit must fail");
+    st_row_fini(&rw);
+    expect_clock_not_held_back(&f, "failed commit");
+    fx_close(&f);
 }
