@@ -36,6 +36,10 @@ int fr_writer_submit(fr_server_t *s, fr_job_t *job)
     return FR_OK;
 }
 
+/* A group's log record holds its rows about as compactly as the requests did; a quarter of the
+ * record limit (FR_WAL_REC_MAX, 1 GiB) leaves room for any encoding overhead. */
+#define GROUP_BODY_BYTES (256u << 20)
+
 static void set_why(fr_job_t *job, const char *why)
 {
     if (!why) {
@@ -90,8 +94,12 @@ static void run_group(fr_server_t *s, fr_job_t *group)
                                  "restarted\"");
             s->writer.wal_closed_logged = true;
         }
-        for (fr_job_t *j = group; j; j = j->next)
+        for (fr_job_t *j = group; j; j = j->next) {
             j->rc = rc;
+            set_why(j, rc == FR_E_TOO_LARGE ? "the request is larger than one write-ahead log "
+                                              "record may be (1 GiB): split it"
+                                            : NULL);
+        }
     }
     int64_t t1 = fr_mono_us(), dt = t1 - t0;
     fr_hist_observe(&s->stats.commit_latency, (uint64_t)dt);
@@ -167,13 +175,16 @@ static void *writer_main(void *arg)
             ts.tv_nsec = (long)(wake_ns % 1000000000);
             pthread_cond_timedwait(&wr->cond, &wr->lock, &ts);
         }
-        /* take up to max_group_rows rows' worth of jobs */
+        /* take up to max_group_rows rows' worth of jobs, and at most GROUP_BODY_BYTES of request
+         * bodies: the group is one write-ahead log record, which has a size limit */
         fr_job_t *group = wr->head, *last = NULL;
-        size_t rows = 0;
+        size_t rows = 0, bytes = 0;
         for (fr_job_t *j = wr->head; j; j = j->next) {
-            if (last && rows + j->row_count > (size_t)s->cfg.max_group_rows)
+            if (last && (rows + j->row_count > (size_t)s->cfg.max_group_rows ||
+                         bytes + j->body_len > GROUP_BODY_BYTES))
                 break;
             rows += j->row_count;
+            bytes += j->body_len;
             last = j;
             wr->depth--;
         }

@@ -52,6 +52,7 @@ typedef struct {
     bool read_only;            /* open an existing store for reading only (replicas, tools) */
     bool wal;                  /* write-ahead log (wal.h) for sync and async; not with nosync */
     uint64_t wal_checkpoint_bytes; /* checkpoint after this much log (0: 16 MiB) */
+    uint64_t wal_record_max;       /* largest group log record (0: FR_WAL_REC_MAX); tests lower it */
 } fr_store_opts_t;
 
 typedef struct fr_store fr_store_t;
@@ -164,7 +165,8 @@ int fr_store_write_apply(fr_wtxn_t *w, const fr_write_batch_t *batch, fr_write_r
  * error there, or the map come near full, the pass is abandoned, rolled back, and apply runs a
  * second time with every batch isolated as fr_store_write_apply describes; apply must therefore
  * (re)write every request's outcome on each call. Returns the commit's result (FR_OK, or the
- * error every request of the group shares: FR_E_STORAGE, FR_E_STORAGE_FULL, FR_E_NOMEM). */
+ * error every request of the group shares: FR_E_STORAGE, FR_E_STORAGE_FULL, FR_E_NOMEM, and
+ * FR_E_TOO_LARGE when the group's write-ahead log record would exceed its limit). */
 int fr_store_write_group(fr_store_t *store, void (*apply)(fr_wtxn_t *w, void *arg), void *arg);
 
 /* Applies a registry document (the `freshet apply` file) inside the group. dry_run validates and
@@ -173,7 +175,8 @@ int fr_store_write_group(fr_store_t *store, void (*apply)(fr_wtxn_t *w, void *ar
 int fr_store_write_registry(fr_wtxn_t *w, const char *json, size_t len, bool dry_run,
                             fr_registry_diff_t *diff, const char **why);
 
-/* Commits (fsync in sync mode) and frees w. On failure nothing of the group is stored. */
+/* Commits (fsync in sync mode) and frees w. On failure nothing of the group is stored
+ * (FR_E_TOO_LARGE: the group's log record would exceed the log's record limit). */
 int fr_store_write_commit(fr_wtxn_t *w);
 void fr_store_write_abort(fr_wtxn_t *w);
 

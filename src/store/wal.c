@@ -492,6 +492,13 @@ int fr_wal_append(fr_store_t *s, uint64_t txnid, const fr_wal_buf_t *b, uint64_t
     fr_wal_t *wl = &s->wal;
     if (wl->seg_fd < 0)
         return FR_E_STORAGE; /* a failed undo closed the log: restart to recover */
+    /* Replay refuses a record declaring more than FR_WAL_REC_MAX (and would take it for a torn
+     * tail), so a larger group must not be acknowledged: refused before anything is written. */
+    uint64_t rec_max = s->opts.wal_record_max && s->opts.wal_record_max < FR_WAL_REC_MAX
+                           ? s->opts.wal_record_max
+                           : FR_WAL_REC_MAX;
+    if (b->len > rec_max)
+        return FR_E_TOO_LARGE;
     uint8_t hdr[FR_WAL_REC_HDR];
     fr_wal_rec_header(hdr, txnid, b->p, b->len);
     *undo = wl->seg_len;

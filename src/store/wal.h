@@ -145,7 +145,8 @@ int fr_wal_start(struct fr_store *s, const char **why);
 void fr_wal_close(struct fr_store *s);
 
 /* Appends one transaction's record (fsynced in sync mode). *undo gets the segment's length before
- * it, for fr_wal_undo. FR_E_STORAGE (the record is not in the log). Writer thread. */
+ * it, for fr_wal_undo. FR_E_STORAGE (the record is not in the log), FR_E_TOO_LARGE (the record
+ * would exceed opts.wal_record_max / FR_WAL_REC_MAX; nothing written). Writer thread. */
 int fr_wal_append(struct fr_store *s, uint64_t txnid, const fr_wal_buf_t *b, uint64_t *undo);
 /* Takes back the last record (its LMDB commit failed). */
 void fr_wal_undo(struct fr_store *s, uint64_t undo);

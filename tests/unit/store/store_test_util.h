@@ -29,6 +29,7 @@ typedef struct {
     uint64_t map_size;
     bool wal;                /* open with the write-ahead log (test_wal.c) */
     uint64_t wal_ckpt_bytes; /* its checkpoint size (0: the default) */
+    uint64_t wal_record_max; /* its record limit (0: the default) */
 } st_env_t;
 
 static inline void st_open_again(st_env_t *e)
@@ -40,6 +41,7 @@ static inline void st_open_again(st_env_t *e)
     o.durability = FR_DURABILITY_ASYNC; /* tests do not need fsync per commit */
     o.wal = e->wal;
     o.wal_checkpoint_bytes = e->wal_ckpt_bytes;
+    o.wal_record_max = e->wal_record_max;
     const char *why = NULL;
     int rc = fr_store_open(&o, &e->store, &why);
     cr_assert_eq(rc, FR_OK, "fr_store_open(%s): %s (%s)", e->dir, fr_err_name(rc), why ? why : "");
