@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <sys/types.h>
 
 typedef struct {
     const char *server; /* HOST:PORT */
@@ -58,6 +59,16 @@ int fr_cli_put_decode(const char *view, const char *join_key, size_t nfeat,
                       char *header, char *line, char *why, size_t why_len);
 /* Removes trailing newline characters. */
 void fr_cli_chomp(char *s);
+/* Reads one CSV record with getline's buffer contract: a line, joined with the lines after it
+ * while a quoted field is still open (RFC 4180 lets a quoted field hold line breaks, and the
+ * CLI's own CSV output writes them), up to FR_CLI_CSV_RECORD_MAX bytes. Returns the record's
+ * length (its line breaks kept) or -1 at end of input; *lines counts the lines read. */
+#define FR_CLI_CSV_RECORD_MAX (64u << 20)
+ssize_t fr_cli_csv_record(char **buf, size_t *cap, FILE *in, size_t *lines);
+/* True when s has a quoted field that does not close (an odd number of '"'). */
+bool fr_cli_csv_open_quote(const char *s);
+/* Skips a UTF-8 byte order mark at the start of a header line (spreadsheets write one). */
+char *fr_cli_skip_bom(char *s);
 
 int fr_cli_export(fr_cli_ctx_t *ctx);
 /* score.c: `freshet score` against freshet-infer (--server is the infer address). */

@@ -245,6 +245,47 @@ int fr_cli_csv_split(char *line, char **fields, int max)
     }
 }
 
+bool fr_cli_csv_open_quote(const char *s)
+{
+    bool open = false;
+    for (; *s; s++)
+        open ^= *s == '"';
+    return open;
+}
+
+ssize_t fr_cli_csv_record(char **buf, size_t *cap, FILE *in, size_t *lines)
+{
+    ssize_t len = getline(buf, cap, in);
+    if (len < 0)
+        return -1;
+    ++*lines;
+    char *more = NULL;
+    size_t more_cap = 0;
+    while (fr_cli_csv_open_quote(*buf) && (size_t)len < FR_CLI_CSV_RECORD_MAX) {
+        ssize_t n = getline(&more, &more_cap, in);
+        if (n < 0)
+            break; /* the caller's split reports the unclosed quote */
+        ++*lines;
+        if ((size_t)len + (size_t)n + 1 > *cap) {
+            size_t want = ((size_t)len + (size_t)n + 1) * 2;
+            char *p = realloc(*buf, want);
+            if (!p)
+                break;
+            *buf = p;
+            *cap = want;
+        }
+        memcpy(*buf + len, more, (size_t)n + 1);
+        len += n;
+    }
+    free(more);
+    return len;
+}
+
+char *fr_cli_skip_bom(char *s)
+{
+    return strncmp(s, "\xef\xbb\xbf", 3) == 0 ? s + 3 : s;
+}
+
 void fr_cli_chomp(char *s)
 {
     size_t n = strlen(s);

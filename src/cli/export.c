@@ -16,6 +16,7 @@
 
 #include "cli.h"
 #include "common/clock.h"
+#include "common/numfmt.h"
 #include "common/timefmt.h"
 #include "freshet/client.h"
 #include "proto/mp.h"
@@ -39,7 +40,10 @@ typedef struct {
     FILE *in;
     bool jsonl;
     size_t in_size, in_read, lineno;
+    size_t rec_line;     /* first line of the label record being read (error messages) */
     char *header_line;
+    char *first_row;     /* JSONL: line 1, read for its keys, is also the first label row */
+    ssize_t first_row_len;
     char *cols[MAX_LABEL_COLS]; /* CSV header names, or the first JSON line's keys */
     size_t ncols;
     int ts_col;                 /* CSV: index of event_timestamp */
@@ -69,6 +73,7 @@ typedef struct {
     char ***fields;     /* CSV: per row field pointers */
     json_t **objs;      /* JSONL: per row object */
     const char ***ids;  /* per key: per row id */
+    char (*id_digits)[24]; /* JSONL: integer ids in decimal, [row * nkeys + key] */
     int64_t *times;
     uint32_t id;
     fr_entity_col_t ecols[16];
@@ -183,6 +188,7 @@ static void mp_str(msgpack_packer *pk, const char *s)
     msgpack_pack_str_body(pk, s, n);
 }
 
+/* A JSONL label's pass-through value as msgpack: the same value, not its text. */
 static void mp_json(msgpack_packer *pk, json_t *j)
 {
     if (json_is_string(j)) {
@@ -194,10 +200,64 @@ static void mp_json(msgpack_packer *pk, json_t *j)
         msgpack_pack_double(pk, json_real_value(j));
     } else if (json_is_boolean(j)) {
         json_is_true(j) ? msgpack_pack_true(pk) : msgpack_pack_false(pk);
+    } else if (json_is_array(j)) {
+        msgpack_pack_array(pk, json_array_size(j));
+        for (size_t i = 0; i < json_array_size(j); i++)
+            mp_json(pk, json_array_get(j, i));
+    } else if (json_is_object(j)) {
+        msgpack_pack_map(pk, json_object_size(j));
+        const char *k;
+        json_t *v;
+        json_object_foreach(j, k, v)
+        {
+            mp_str(pk, k);
+            mp_json(pk, v);
+        }
     } else {
-        char *s = json_dumps(j, JSON_ENCODE_ANY | JSON_COMPACT);
-        mp_str(pk, s ? s : "null");
-        free(s);
+        msgpack_pack_nil(pk);
+    }
+}
+
+/* A JSONL label's pass-through value as JSON text, numbers spelled as the features are (the
+ * shortest text that reads back as the same double: 0.1, not jansson's 0.10000000000000001); a
+ * real keeps a '.' or an exponent so it reads back as a real. */
+static void json_any(FILE *out, json_t *j)
+{
+    char num[48];
+    if (json_is_string(j)) {
+        fr_cli_json_str(out, json_string_value(j), json_string_length(j));
+    } else if (json_is_integer(j)) {
+        fprintf(out, "%lld", (long long)json_integer_value(j));
+    } else if (json_is_real(j)) {
+        fr_fmt_double(num, sizeof num, json_real_value(j));
+        fputs(num, out);
+        if (!strpbrk(num, ".eEn")) /* "n": null for a non-finite value, which JSON cannot spell */
+            fputs(".0", out);
+    } else if (json_is_boolean(j)) {
+        fputs(json_is_true(j) ? "true" : "false", out);
+    } else if (json_is_array(j)) {
+        fputc('[', out);
+        for (size_t i = 0; i < json_array_size(j); i++) {
+            fputs(i ? "," : "", out);
+            json_any(out, json_array_get(j, i));
+        }
+        fputc(']', out);
+    } else if (json_is_object(j)) {
+        fputc('{', out);
+        const char *k;
+        json_t *v;
+        bool first = true;
+        json_object_foreach(j, k, v)
+        {
+            fputs(first ? "" : ",", out);
+            first = false;
+            fr_cli_json_str(out, k, strlen(k));
+            fputc(':', out);
+            json_any(out, v);
+        }
+        fputc('}', out);
+    } else {
+        fputs("null", out);
     }
 }
 
@@ -243,8 +303,14 @@ static void write_row(exp_t *x, const fr_result_t *r, size_t e, char **fields, j
                 if (json_is_string(v))
                     csv_field(x->out, json_string_value(v), json_string_length(v));
                 else if (v && !json_is_null(v)) {
-                    char *s = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
-                    csv_field(x->out, s, strlen(s));
+                    char *s = NULL;
+                    size_t n = 0;
+                    FILE *m = open_memstream(&s, &n);
+                    if (m) {
+                        json_any(m, v);
+                        fclose(m);
+                    }
+                    csv_field(x->out, s ? s : "", s ? n : 0);
                     free(s);
                 }
             }
@@ -268,11 +334,10 @@ static void write_row(exp_t *x, const fr_result_t *r, size_t e, char **fields, j
             json_t *v;
             json_object_foreach(obj, k, v)
             {
-                char *s = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
-                fprintf(x->out, "%s", any ? ", " : "");
+                fputs(any ? ", " : "", x->out);
                 fr_cli_json_str(x->out, k, strlen(k));
-                fprintf(x->out, ": %s", s ? s : "null");
-                free(s);
+                fputs(": ", x->out);
+                json_any(x->out, v);
                 any = true;
             }
         }
@@ -345,7 +410,7 @@ static int fail_line(exp_t *x, int code, const char *fmt, const char *a, const c
 {
     char msg[512];
     snprintf(msg, sizeof msg, fmt, a, b);
-    return fr_cli_fail(code, "labels line %zu: %s", x->lineno, msg);
+    return fr_cli_fail(code, "labels line %zu: %s", x->rec_line, msg);
 }
 
 /* Reads the header (CSV) or peeks the first object's keys (JSONL). */
@@ -358,12 +423,13 @@ static int read_label_header(exp_t *x)
         free(line);
         return fr_cli_fail(FR_E_BAD_ARG, "labels: empty file");
     }
-    x->lineno = 1;
-    size_t skip = strspn(line, " \t");
-    x->jsonl = line[skip] == '{';
+    x->lineno = x->rec_line = 1;
+    char *text = fr_cli_skip_bom(line);
+    size_t skip = strspn(text, " \t");
+    x->jsonl = text[skip] == '{';
     if (x->jsonl) {
         json_error_t err;
-        json_t *o = json_loads(line, 0, &err);
+        json_t *o = json_loads(text, 0, &err);
         if (!json_is_object(o)) {
             json_decref(o);
             free(line);
@@ -377,14 +443,15 @@ static int read_label_header(exp_t *x)
                 x->cols[x->ncols++] = strdup(k);
         }
         json_decref(o);
-        rewind(x->in); /* the first line is also a label row */
+        /* kept for fill_chunk rather than read again: a pipe cannot be rewound */
+        x->first_row = line;
+        x->first_row_len = n;
         x->lineno = 0;
-        free(line);
     } else {
         x->in_read += (size_t)n;
         fr_cli_chomp(line);
         char *fields[MAX_LABEL_COLS];
-        int nf = fr_cli_csv_split(line, fields, MAX_LABEL_COLS);
+        int nf = fr_cli_csv_split(text, fields, MAX_LABEL_COLS);
         if (nf <= 0) {
             free(line);
             return fr_cli_fail(FR_E_BAD_ARG, "labels line 1: malformed CSV header");
@@ -431,6 +498,7 @@ static void chunk_free(exp_t *x, chunk_t *ch)
     for (size_t k = 0; ch->ids && k < x->nkeys; k++)
         free(ch->ids[k]);
     free(ch->ids);
+    free(ch->id_digits);
     free(ch->times);
 }
 
@@ -443,7 +511,8 @@ static int chunk_alloc(exp_t *x, chunk_t *ch, size_t cap)
     ch->objs = calloc(cap, sizeof *ch->objs);
     ch->times = calloc(cap, sizeof *ch->times);
     ch->ids = calloc(x->nkeys ? x->nkeys : 1, sizeof *ch->ids);
-    if (!ch->lines || !ch->fields || !ch->objs || !ch->times || !ch->ids)
+    ch->id_digits = calloc(cap * (x->nkeys ? x->nkeys : 1), sizeof *ch->id_digits);
+    if (!ch->lines || !ch->fields || !ch->objs || !ch->times || !ch->ids || !ch->id_digits)
         return -1;
     for (size_t k = 0; k < x->nkeys; k++)
         if (!(ch->ids[k] = calloc(cap, sizeof **ch->ids)))
@@ -458,10 +527,23 @@ static ssize_t fill_chunk(exp_t *x, chunk_t *ch)
     size_t cap = 0;
     chunk_clear(x, ch);
     while (ch->n < ch->cap) {
-        ssize_t len = getline(&line, &cap, x->in);
+        ssize_t len;
+        x->rec_line = x->lineno + 1;
+        if (x->first_row) {
+            free(line);
+            line = x->first_row;
+            len = x->first_row_len;
+            cap = (size_t)len + 1;
+            x->first_row = NULL;
+            x->lineno++;
+        } else if (x->jsonl) {
+            if ((len = getline(&line, &cap, x->in)) >= 0)
+                x->lineno++;
+        } else {
+            len = fr_cli_csv_record(&line, &cap, x->in, &x->lineno);
+        }
         if (len < 0)
             break;
-        x->lineno++;
         x->in_read += (size_t)len;
         if (strspn(line, " \t\r\n") == (size_t)len)
             continue;
@@ -471,7 +553,7 @@ static ssize_t fill_chunk(exp_t *x, chunk_t *ch)
         char ts_buf[48];
         if (x->jsonl) {
             json_error_t err;
-            json_t *o = json_loads(line, 0, &err);
+            json_t *o = json_loads(x->rec_line == 1 ? fr_cli_skip_bom(line) : line, 0, &err);
             if (!json_is_object(o)) {
                 json_decref(o);
                 free(line);
@@ -481,12 +563,18 @@ static ssize_t fill_chunk(exp_t *x, chunk_t *ch)
             ch->n++;
             for (size_t k = 0; k < x->nkeys; k++) {
                 json_t *v = json_object_get(o, x->keys[k]);
-                if (!json_is_string(v)) {
+                if (json_is_integer(v)) { /* as `put` takes it: the id is its decimal text */
+                    char *d = ch->id_digits[i * x->nkeys + k];
+                    snprintf(d, sizeof *ch->id_digits, "%lld", (long long)json_integer_value(v));
+                    ch->ids[k][i] = d;
+                } else if (json_is_string(v)) {
+                    ch->ids[k][i] = json_string_value(v);
+                } else {
                     free(line);
-                    return fail_line(x, FR_E_BAD_ARG, "column \"%s\": missing or not a string%s",
+                    return fail_line(x, FR_E_BAD_ARG,
+                                     "column \"%s\": missing or not a string or integer%s",
                                      x->keys[k], ""), -1;
                 }
-                ch->ids[k][i] = json_string_value(v);
             }
             json_t *t = json_object_get(o, "event_timestamp");
             if (json_is_integer(t)) {
@@ -508,9 +596,12 @@ static ssize_t fill_chunk(exp_t *x, chunk_t *ch)
             }
             int nf = fr_cli_csv_split(copy, fields, (int)x->ncols);
             if (nf != (int)x->ncols) {
+                bool open = fr_cli_csv_open_quote(line);
                 free(copy);
                 free(fields);
                 free(line);
+                if (open)
+                    return fail_line(x, FR_E_BAD_ARG, "a quoted field is not closed%s%s", "", ""), -1;
                 char want[32];
                 snprintf(want, sizeof want, "%zu", x->ncols);
                 return fail_line(x, FR_E_BAD_ARG, "expected %s CSV fields%s", want, ""), -1;
@@ -523,6 +614,12 @@ static ssize_t fill_chunk(exp_t *x, chunk_t *ch)
             ts_text = fields[x->ts_col];
             ts_len = strlen(ts_text);
         }
+        for (size_t k = 0; k < x->nkeys; k++)
+            if (!ch->ids[k][i][0]) {
+                free(line);
+                return fail_line(x, FR_E_BAD_ARG, "column \"%s\": empty entity id%s", x->keys[k], ""),
+                       -1;
+            }
         if (!ts_text || fr_time_parse(ts_text, ts_len, &ch->times[i]) != FR_OK) {
             free(line);
             return fail_line(x, FR_E_BAD_ARG,
@@ -1133,6 +1230,7 @@ int fr_cli_export(fr_cli_ctx_t *ctx)
         for (size_t i = 0; i < x.ncols; i++)
             free(x.cols[i]);
     free(x.header_line);
+    free(x.first_row);
     if (x.owned_features) {
         for (size_t j = 0; j < x.nfeatures; j++)
             free((char *)x.owned_features[j]);

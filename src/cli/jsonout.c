@@ -4,6 +4,7 @@
 
 #include "cli.h"
 #include "common/numfmt.h"
+#include "common/utf8.h"
 
 void fr_cli_json_str(FILE *out, const char *s, size_t n)
 {
@@ -27,10 +28,19 @@ void fr_cli_json_str(FILE *out, const char *s, size_t n)
             fputs("\\t", out);
             break;
         default:
-            if (ch < 0x20)
+            if (ch < 0x20) {
                 fprintf(out, "\\u%04x", ch);
-            else
+            } else if (ch < 0x80) {
                 fputc(ch, out);
+            } else {
+                size_t k = fr_utf8_seq((const unsigned char *)s + i, n - i);
+                if (k == 0) {
+                    fputs(FR_UTF8_REPLACEMENT_ESC, out);
+                } else {
+                    fwrite(s + i, 1, k, out);
+                    i += k - 1;
+                }
+            }
         }
     }
     fputc('"', out);

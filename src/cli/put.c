@@ -1,6 +1,9 @@
 /* `freshet put`: JSON lines or CSV rows → batched, pipelined Put requests. The whole input is
  * validated first (spooling stdin to a temporary file), so by default one bad line writes nothing. */
 #include <errno.h>
+#include <float.h>
+#include <math.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -80,6 +83,22 @@ static char *dup_arena(arena_t *a, const char *s, size_t n)
     return p;
 }
 
+/* Decimal number text only: strtod would also take hex ("0x10"), "nan" and "inf". */
+static bool decimal_text(const char *s)
+{
+    return *s && strspn(s, "0123456789+-.eE") == strlen(s);
+}
+
+/* A JSON number as float32: NULL, or why not (a value beyond float32 would become infinity). */
+static const char *float_from_json(json_t *j, float *out)
+{
+    double d = json_number_value(j);
+    if (!isfinite(d) || fabs(d) > FLT_MAX)
+        return "out of the float32 range";
+    *out = (float)d;
+    return NULL;
+}
+
 /* Converts text to a value of type t (CSV fields). Returns NULL or a reason. */
 static const char *value_from_text(arena_t *a, fr_type_t t, const char *s, fr_value_t *v)
 {
@@ -91,11 +110,15 @@ static const char *value_from_text(arena_t *a, fr_type_t t, const char *s, fr_va
         v->u.i64 = strtoll(s, &end, 10);
         return *end || errno ? "expected int64" : NULL;
     case FR_TYPE_DOUBLE:
+        if (!decimal_text(s))
+            return "expected a decimal double";
         v->u.f64 = strtod(s, &end);
-        return *end ? "expected double" : NULL;
+        return *end ? "expected double" : !isfinite(v->u.f64) ? "out of the double range" : NULL;
     case FR_TYPE_FLOAT:
+        if (!decimal_text(s))
+            return "expected a decimal float";
         v->u.f32 = strtof(s, &end);
-        return *end ? "expected float" : NULL;
+        return *end ? "expected float" : !isfinite(v->u.f32) ? "out of the float32 range" : NULL;
     case FR_TYPE_BOOL:
         if (!strcmp(s, "true") || !strcmp(s, "1"))
             v->u.b = 1;
@@ -120,11 +143,12 @@ static const char *value_from_text(arena_t *a, fr_type_t t, const char *s, fr_va
         float *fs = arena_alloc(a, (n ? n : 1) * sizeof *fs);
         for (size_t i = 0; fs && i < n; i++) {
             json_t *x = json_array_get(arr, i);
-            if (!json_is_number(x)) {
+            const char *bad = !json_is_number(x) ? "expected a JSON array of numbers"
+                                                 : float_from_json(x, &fs[i]);
+            if (bad) {
                 json_decref(arr);
-                return "expected a JSON array of numbers";
+                return bad;
             }
-            fs[i] = (float)json_number_value(x);
         }
         json_decref(arr);
         v->len = (uint32_t)n;
@@ -153,8 +177,7 @@ static const char *value_from_json(arena_t *a, fr_type_t t, json_t *j, fr_value_
     case FR_TYPE_FLOAT:
         if (!json_is_number(j))
             return "expected float";
-        v->u.f32 = (float)json_number_value(j);
-        return NULL;
+        return float_from_json(j, &v->u.f32);
     case FR_TYPE_BOOL:
         if (!json_is_boolean(j))
             return "expected bool";
@@ -174,9 +197,10 @@ static const char *value_from_json(arena_t *a, fr_type_t t, json_t *j, fr_value_
         float *fs = arena_alloc(a, (n ? n : 1) * sizeof *fs);
         for (size_t i = 0; fs && i < n; i++) {
             json_t *x = json_array_get(j, i);
-            if (!json_is_number(x))
-                return "expected an array of numbers";
-            fs[i] = (float)json_number_value(x);
+            const char *bad = !json_is_number(x) ? "expected an array of numbers"
+                                                 : float_from_json(x, &fs[i]);
+            if (bad)
+                return bad;
         }
         v->len = (uint32_t)n;
         v->u.floats = fs;
@@ -189,9 +213,24 @@ static const char *value_from_json(arena_t *a, fr_type_t t, json_t *j, fr_value_
 
 static int parse_ts_text(const char *s, size_t n, int64_t *out) { return fr_time_parse(s, n, out); }
 
+/* One input record: a JSON line, or a CSV record (which may span lines inside quotes). *lineno
+ * counts the lines read, *first is the record's first line (for messages). */
+static ssize_t read_record(bool csv, char **line, size_t *cap, FILE *in, size_t *lineno,
+                           size_t *first)
+{
+    *first = *lineno + 1;
+    if (csv)
+        return fr_cli_csv_record(line, cap, in, lineno);
+    ssize_t n = getline(line, cap, in);
+    if (n >= 0)
+        ++*lineno;
+    return n;
+}
+
 static int csv_header(schema_t *s, char *line, char *why, size_t wlen)
 {
     char *fields[4096];
+    line = fr_cli_skip_bom(line);
     fr_cli_chomp(line);
     int n = fr_cli_csv_split(line, fields, 4096);
     if (n <= 0) {
@@ -232,7 +271,13 @@ static int parse_line(const schema_t *s, char *line, arena_t *a, fr_put_row_t *r
     if (s->csv) {
         char *fields[4096];
         fr_cli_chomp(line);
+        bool open = fr_cli_csv_open_quote(line);
         int n = fr_cli_csv_split(line, fields, 4096);
+        if (n < 0)
+            return snprintf(why, wlen, open ? "a quoted field is not closed"
+                                            : "malformed CSV (a quote inside an unquoted field, text "
+                                              "after a closing quote, or more than 4096 fields)"),
+                   -1;
         if (n != (int)s->ncsv)
             return snprintf(why, wlen, "expected %zu CSV fields, found %d", s->ncsv, n), -1;
         for (int i = 0; i < n && !err; i++) {
@@ -464,13 +509,13 @@ int fr_cli_put(fr_cli_ctx_t *ctx)
     arena_t arena = {0};
     int exit_code = 0;
     bool header_done = !s.csv;
-    while (getline(&line, &cap, in) >= 0) {
-        lineno++;
+    size_t rec_line = 0;
+    while (read_record(s.csv, &line, &cap, in, &lineno, &rec_line) >= 0) {
         if (spool)
             fputs(line, spool);
         if (!header_done) {
             if (csv_header(&s, line, why, sizeof why)) {
-                exit_code = fr_cli_fail(FR_E_BAD_ARG, "line %zu: %s", lineno, why);
+                exit_code = fr_cli_fail(FR_E_BAD_ARG, "line %zu: %s", rec_line, why);
                 goto out;
             }
             header_done = true;
@@ -483,7 +528,7 @@ int fr_cli_put(fr_cli_ctx_t *ctx)
             valid++;
         } else {
             invalid++;
-            fprintf(stderr, "freshet: line %zu: %s\n", lineno, why);
+            fprintf(stderr, "freshet: line %zu: %s\n", rec_line, why);
             if (nbad == badcap) {
                 badcap = badcap ? badcap * 2 : 64;
                 bad = realloc(bad, badcap * sizeof *bad);
@@ -509,8 +554,7 @@ int fr_cli_put(fr_cli_ctx_t *ctx)
     int64_t t0 = fr_mono_us();
     lineno = 0;
     header_done = !s.csv;
-    while (rows && lines && getline(&line, &cap, src) >= 0) {
-        lineno++;
+    while (rows && lines && read_record(s.csv, &line, &cap, src, &lineno, &rec_line) >= 0) {
         if (!header_done) {
             header_done = true;
             continue;
@@ -523,7 +567,7 @@ int fr_cli_put(fr_cli_ctx_t *ctx)
         }
         if (parse_line(&s, line, &arena, &rows[n], why, sizeof why) != 0)
             continue; /* reported in pass 1 */
-        lines[n++] = lineno;
+        lines[n++] = rec_line;
         if (n == chunk) {
             if (send_chunk(c, &o, rows, n, &total, lines)) {
                 exit_code = 1;

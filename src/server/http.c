@@ -19,6 +19,7 @@
 #include "common/log.h"
 #include "common/numfmt.h"
 #include "common/timefmt.h"
+#include "common/utf8.h"
 #include "freshet/err.h"
 #include "proto/mp.h"
 #include "net/listen.h"
@@ -41,6 +42,8 @@ static void send_buf(struct evhttp_request *req, int code, const char *reason, c
     evbuffer_free(out);
 }
 
+#define HTTP_MAX_HEADERS_BYTES (64 << 10)
+
 static void json_str(fr_buf_t *b, const char *s, size_t n)
 {
     fr_buf_append(b, "\"", 1);
@@ -50,8 +53,17 @@ static void json_str(fr_buf_t *b, const char *s, size_t n)
             fr_buf_printf(b, "\\%c", c);
         else if (c < 0x20)
             fr_buf_printf(b, "\\u%04x", c);
-        else
+        else if (c < 0x80)
             fr_buf_append(b, &s[i], 1);
+        else {
+            size_t k = fr_utf8_seq((const unsigned char *)s + i, n - i);
+            if (k == 0) {
+                fr_buf_append(b, FR_UTF8_REPLACEMENT_ESC, sizeof FR_UTF8_REPLACEMENT_ESC - 1);
+            } else {
+                fr_buf_append(b, &s[i], k);
+                i += k - 1;
+            }
+        }
     }
     fr_buf_append(b, "\"", 1);
 }
@@ -1159,6 +1171,9 @@ int fr_http_start(fr_server_t *s, fr_worker_t *w, const char **why)
         return FR_E_NOMEM;
     }
     evhttp_set_max_body_size(w->http, (ev_ssize_t)s->cfg.max_frame);
+    /* libevent's default header limit is unbounded: one client could make the server buffer any
+     * amount of header text. Feast and Prometheus clients send well under 1 KiB. */
+    evhttp_set_max_headers_size(w->http, HTTP_MAX_HEADERS_BYTES);
     evhttp_set_allowed_methods(w->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD);
     evhttp_set_gencb(w->http, dispatch, w);
     if (s->tls)

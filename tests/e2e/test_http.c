@@ -658,3 +658,63 @@ Test(http, backup_under_write_load_restores_a_consistent_store, .timeout = 120)
     E2E_ASSERT(fr_e2e_server_stop(s) == 0, "stop backup server");
     fr_e2e_server_free(s);
 }
+
+/* Regression: the HTTP listener had no header size limit (libevent's default is unbounded), so
+ * one request with megabytes of headers was buffered whole and answered 200. Now headers past
+ * 64 KiB end the request without a 200, and the server goes on answering. */
+Test(http, oversized_headers_are_refused_and_the_server_goes_on, .timeout = 60)
+{
+    fr_e2e_server_t *s = start_http(NULL);
+    int fd = fr_e2e_raw_connect(s->http_addr);
+    E2E_ASSERT(fd >= 0, "connect");
+    const char *start = "GET /healthz HTTP/1.1\r\nHost: test\r\nConnection: close\r\n";
+    char pad[1024];
+    memset(pad, 'a', sizeof pad);
+    memcpy(pad, "X-Pad: ", 7);
+    memcpy(pad + sizeof pad - 2, "\r\n", 2);
+    int bad = fr_e2e_raw_write(fd, start, strlen(start));
+    for (int i = 0; i < 80 && !bad; i++) /* 80 KiB of headers */
+        bad = fr_e2e_raw_write(fd, pad, sizeof pad);
+    if (!bad)
+        bad = fr_e2e_raw_write(fd, "\r\n", 2);
+    char reply[256] = "";
+    ssize_t got = bad ? 0 : read(fd, reply, sizeof reply - 1);
+    close(fd);
+    int status = 0;
+    if (got > 0)
+        sscanf(reply, "HTTP/1.%*d %d", &status);
+    E2E_ASSERT(status != 200, "80 KiB of headers answered 200: %s", reply);
+    http_resp_t r;
+    E2E_ASSERT(http(s->http_addr, "GET", "/healthz", NULL, 0, &r) == 0 && r.status == 200,
+               "the next request is served");
+    free(r.body);
+    E2E_ASSERT(fr_e2e_server_stop(s) == 0, "stop");
+    fr_e2e_server_free(s);
+}
+
+/* JSON must be UTF-8, but a string feature may hold any bytes (the binary protocol takes them):
+ * /get-online-features wrote them raw, and JSON parsers refused the whole response. A byte that
+ * is not part of a UTF-8 sequence is now written as U+FFFD; valid sequences are kept. */
+Test(http, json_responses_are_valid_utf8_for_any_stored_bytes, .timeout = 60)
+{
+    fr_e2e_server_t *s = start_http(NULL);
+    fr_client_t *c = fr_e2e_connect(s);
+    static const char text[] = "ab\xff" "cd\xc3\xa9\xc3";
+    fr_value_t vals[3] = {{.type = FR_TYPE_INT64, .u.i64 = 1},
+                          {.type = FR_TYPE_DOUBLE, .u.f64 = 0.5},
+                          {.type = FR_TYPE_STRING, .u.str = text, .len = sizeof text - 1}};
+    fr_put_row_t row = {.view = "v", .entity = "u8", .event_ts_us = fr_e2e_now_us() - 1000000,
+                        .values = vals, .value_count = 3};
+    fr_put_result_t pr;
+    E2E_ASSERT(fr_client_put(c, NULL, 0, &row, 1, &pr) == FR_OK, "put: %s", fr_client_error(c));
+    fr_client_free(c);
+    http_resp_t r;
+    json_t *j = get_online(s, "{\"features\": [\"v:s\"], \"entities\": {\"card_id\": [\"u8\"]}}", &r);
+    json_t *col = json_array_get(json_object_get(j, "results"), 1);
+    const char *got = json_string_value(json_array_get(json_object_get(col, "values"), 0));
+    E2E_ASSERT(got && !strcmp(got, "ab\xef\xbf\xbd" "cd\xc3\xa9\xef\xbf\xbd"), "value: %s", r.body);
+    json_decref(j);
+    free(r.body);
+    E2E_ASSERT(fr_e2e_server_stop(s) == 0, "stop");
+    fr_e2e_server_free(s);
+}
