@@ -95,7 +95,8 @@ static void on_read(struct bufferevent *bev, void *arg)
             if (fr_encode_error(&w->out, f.request_id, (uint16_t)(f.op | FR_OP_RESPONSE),
                                 FR_E_TOO_LARGE, msg) == FR_OK)
                 fr_conn_send(c, &w->out);
-            if (fr_loop_conn_finish(&c->link))
+            /* Puts before this frame may still be at the writer: their replies go out first */
+            if (fr_loop_conn_finish(&c->link) && c->pending == 0)
                 conn_free(c);
             return;
         }
@@ -120,7 +121,8 @@ static void on_write(struct bufferevent *bev, void *arg)
 {
     fr_conn_t *c = arg;
     if (c->link.close_after_flush) {
-        conn_free(c);
+        if (c->pending == 0) /* else the last job's reply comes, then this again */
+            conn_free(c);
         return;
     }
     fr_loop_conn_drained(&c->link);
@@ -136,7 +138,13 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 {
     fr_conn_t *c = arg;
     (void)bev;
-    if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT)) {
+    if ((what & BEV_EVENT_EOF) && !(what & (BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT))) {
+        /* The client is done sending (it may have shut down only its half, as `nc -N` and
+         * scripts do) and may still read: the requests it sent are answered, writes still at the
+         * writer included, and the connection closes once those replies are flushed. */
+        if (c->link.close_after_flush || (fr_loop_conn_finish(&c->link) && c->pending == 0))
+            conn_free(c);
+    } else if (what & (BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT)) {
         if (what & BEV_EVENT_TIMEOUT)
             fr_log(FR_LOG_INFO, "event=%s worker=%u", c->partial ? "read_timeout" : "idle_timeout",
                    c->worker->index);
@@ -203,6 +211,11 @@ static void on_notify(evutil_socket_t fd, short what, void *arg)
         if (!c->closed) {
             fr_handle_job_reply(w, done);
             fr_conn_send(c, &w->out);
+            /* a finishing connection whose last reply this was: on_write frees it once flushed,
+             * or now if the reply is already out */
+            if (c->link.close_after_flush && c->pending == 0 &&
+                evbuffer_get_length(bufferevent_get_output(c->link.bev)) == 0)
+                conn_free(c);
         } else if (c->pending == 0) {
             conn_free(c);
         }

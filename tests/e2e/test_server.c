@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -1369,6 +1370,102 @@ static void *shut_writer(void *arg)
     pthread_cond_broadcast(&d->cond);
     pthread_mutex_unlock(&d->lock);
     return NULL;
+}
+
+/* Reads replies on fd until the server closes it; sets seen[k] for each reply id ids[k] with its
+ * op and code as wanted, fails on any other reply. Returns how many replies came. */
+static int replies_until_closed(int fd, const uint32_t *ids, const uint16_t *ops, const int *codes,
+                                int *seen, int n)
+{
+    int got = 0;
+    for (;;) {
+        uint32_t rid;
+        uint16_t rop;
+        uint8_t *body;
+        size_t len;
+        int rc = fr_e2e_raw_recv(fd, 20000, &rid, &rop, &body, &len);
+        if (rc == 1)
+            return got; /* closed cleanly */
+        E2E_ASSERT(rc == 0, "reply %d: error or timeout before the close", got);
+        int k = 0;
+        while (k < n && ids[k] != rid)
+            k++;
+        cr_assert_lt(k, n, "reply with unknown request id %u", rid);
+        cr_assert_eq(rop, (uint16_t)(ops[k] | OP_RESP), "request %u: reply op %#x", rid, rop);
+        int code;
+        char msg[256];
+        cr_assert_eq(fr_e2e_pb_code(body, len, &code, msg, sizeof msg), 0);
+        cr_assert_eq(code, codes[k], "request %u: %s (%s)", rid, fr_err_name(code), msg);
+        cr_assert_eq(seen[k]++, 0, "two replies for request %u", rid);
+        free(body);
+        got++;
+    }
+}
+
+/* Regression: a client that sends its requests and then shuts down its sending half (`nc -N`,
+ * scripts) lost the replies to Puts still at the writer: the connection was freed at EOF, though
+ * the rows were stored. Now every request sent before the EOF is answered, then the server closes. */
+Test(server, requests_sent_before_a_half_close_are_all_answered, .timeout = 60)
+{
+    fr_e2e_server_t *s = start_with(NULL);
+    int fd = fr_e2e_raw_connect(s->addr);
+    cr_assert_geq(fd, 0);
+    int64_t ts = fr_e2e_now_us() - SEC;
+    const char *ents[1] = {"hc1"};
+    fr_e2e_pb_t put1 = {0}, put2 = {0}, get = {0}, wire = {0};
+    pb_put_frame(&put1, "hc1", ts, 5);
+    pb_put_frame(&put2, "hc2", ts, 6);
+    pb_get_frame(&get, "ev:x", ents, 1);
+    const uint32_t ids[3] = {1, 2, 3};
+    const uint16_t ops[3] = {OP_PUT, OP_GET, OP_PUT};
+    const int codes[3] = {FR_OK, FR_OK, FR_OK};
+    fr_e2e_pb_t *bodies[3] = {&put1, &get, &put2};
+    for (int i = 0; i < 3; i++) {
+        uint8_t hdr[10];
+        fr_e2e_frame_header(hdr, (uint32_t)bodies[i]->len, ids[i], ops[i]);
+        fr_e2e_pb_raw(&wire, hdr, sizeof hdr);
+        fr_e2e_pb_raw(&wire, bodies[i]->data, bodies[i]->len);
+    }
+    cr_assert_eq(fr_e2e_raw_write(fd, wire.data, wire.len), 0);
+    cr_assert_eq(shutdown(fd, SHUT_WR), 0);
+    int seen[3] = {0};
+    cr_assert_eq(replies_until_closed(fd, ids, ops, codes, seen, 3), 3, "every request answered");
+    close(fd);
+    fr_e2e_pb_free(&put1);
+    fr_e2e_pb_free(&put2);
+    fr_e2e_pb_free(&get);
+    fr_e2e_pb_free(&wire);
+    cr_assert_eq(fr_e2e_server_stop(s), 0);
+    fr_e2e_server_free(s);
+}
+
+/* The same when the connection ends on a frame over max_frame: the Put sent before it is
+ * acknowledged as well as refused frame's TOO_LARGE answered, then the server closes. */
+Test(bad_input, a_put_before_an_oversize_frame_is_still_acknowledged, .timeout = 60)
+{
+    const char *args[] = {"--max-frame", "65536", NULL};
+    fr_e2e_server_t *s = start_with(args);
+    int fd = fr_e2e_raw_connect(s->addr);
+    cr_assert_geq(fd, 0);
+    fr_e2e_pb_t put = {0}, wire = {0};
+    pb_put_frame(&put, "os1", fr_e2e_now_us() - SEC, 7);
+    uint8_t hdr[10];
+    fr_e2e_frame_header(hdr, (uint32_t)put.len, 1, OP_PUT);
+    fr_e2e_pb_raw(&wire, hdr, sizeof hdr);
+    fr_e2e_pb_raw(&wire, put.data, put.len);
+    fr_e2e_frame_header(hdr, 1u << 30, 2, OP_PUT);
+    fr_e2e_pb_raw(&wire, hdr, sizeof hdr);
+    cr_assert_eq(fr_e2e_raw_write(fd, wire.data, wire.len), 0);
+    const uint32_t ids[2] = {1, 2};
+    const uint16_t ops[2] = {OP_PUT, OP_PUT};
+    const int codes[2] = {FR_OK, FR_E_TOO_LARGE};
+    int seen[2] = {0};
+    cr_assert_eq(replies_until_closed(fd, ids, ops, codes, seen, 2), 2, "both answered");
+    close(fd);
+    fr_e2e_pb_free(&put);
+    fr_e2e_pb_free(&wire);
+    cr_assert_eq(fr_e2e_server_stop(s), 0);
+    fr_e2e_server_free(s);
 }
 
 Test(server, sigterm_while_streaming_keeps_every_acknowledged_put, .timeout = 90)
