@@ -44,6 +44,24 @@ static void send_buf(struct evhttp_request *req, int code, const char *reason, c
 
 #define HTTP_MAX_HEADERS_BYTES (64 << 10)
 
+/* Whether col is the join key of a view that one of g's features ("view:feature" or "view") names. */
+static bool is_join_key(const get_req_t *g, const fr_registry_t *reg, const char *col)
+{
+    for (size_t i = 0; i < g->nfeatures; i++) {
+        const char *f = (const char *)g->features[i].ptr, *colon = memchr(f, ':', g->features[i].len);
+        size_t n = colon ? (size_t)(colon - f) : g->features[i].len;
+        char view[FR_NAME_MAX + 1];
+        if (n > FR_NAME_MAX)
+            continue;
+        memcpy(view, f, n);
+        view[n] = 0;
+        const fr_view_def_t *v = fr_registry_view(reg, view);
+        if (v && !strcmp(v->join_key, col))
+            return true;
+    }
+    return false;
+}
+
 static void json_str(fr_buf_t *b, const char *s, size_t n)
 {
     fr_buf_append(b, "\"", 1);
@@ -783,10 +801,12 @@ static void h_export(fr_worker_t *w, struct evhttp_request *req)
             goto fail;
         }
     }
-    /* every label column is offered as a join key; the plan picks the ones its views need */
+    /* the join keys of the requested views are the entity columns; every other column only
+     * passes through (offering them all used to fill the MAX_ECOLS slots before the key) */
     json_object_foreach(labels, col, vals)
     {
-        if (!strcmp(col, "event_timestamp") || g->ncols == MAX_ECOLS)
+        if (!strcmp(col, "event_timestamp") || g->ncols == MAX_ECOLS ||
+            !is_join_key(g, reg, col))
             continue;
         ecol_t *ec = &g->cols[g->ncols];
         snprintf(ec->join_key, sizeof ec->join_key, "%s", col);

@@ -536,6 +536,29 @@ Test(http, export_endpoint_streams_the_pit_join, .timeout = 60)
     fr_e2e_server_free(s);
 }
 
+/* Regression: every label column was offered as a join key until 8 were taken, in JSON key
+ * order, so a join key after 8 other columns was missed ("no values for join key"). */
+Test(http, export_finds_the_join_key_after_many_other_columns, .timeout = 60)
+{
+    fr_e2e_server_t *s = start_http(NULL);
+    put_rows(s, 1, 1700000000000000LL);
+    const char *req = "{\"features\": [\"v:x\"], \"labels\": {\"a1\": [\"x\"], \"a2\": [\"x\"],"
+                      " \"a3\": [\"x\"], \"a4\": [\"x\"], \"a5\": [\"x\"], \"a6\": [\"x\"],"
+                      " \"a7\": [\"x\"], \"a8\": [\"x\"], \"a9\": [\"x\"], \"card_id\": [\"c0\"],"
+                      " \"event_timestamp\": [1700000000000000]}}";
+    http_resp_t r;
+    E2E_ASSERT(http(s->http_addr, "POST", "/v1/export", req, strlen(req), &r) == 0 && r.status == 200,
+               "export %d: %s", r.status, r.body);
+    json_t *j = json_loads(r.body, JSON_DISABLE_EOF_CHECK, NULL);
+    E2E_ASSERT(j, "not JSON: %s", r.body);
+    E2E_ASSERT(json_integer_value(json_object_get(j, "v:x")) == 10, "v:x: %s", r.body);
+    E2E_ASSERT(!strcmp(json_string_value(json_object_get(j, "a9")), "x"), "a9 passes through: %s", r.body);
+    json_decref(j);
+    free(r.body);
+    E2E_ASSERT(fr_e2e_server_stop(s) == 0, "stop");
+    fr_e2e_server_free(s);
+}
+
 Test(http, full_map_refuses_writes_keeps_reads_and_resumes_after_raising_it, .timeout = 120)
 {
     const char *more[] = {"--map-size-mb", "1", NULL};
