@@ -278,17 +278,21 @@ static long list_segments(const fr_store_t *s, uint64_t **out)
     return n;
 }
 
-static void unlink_segments_below(fr_store_t *s, uint64_t below)
+/* Removes the segments numbered below `below`; 0, or -1 when one could not be listed or removed
+ * (a checkpoint's cleanup may leave one for the next; retiring the log may not). */
+static int unlink_segments_below(fr_store_t *s, uint64_t below)
 {
     uint64_t *segs;
     long n = list_segments(s, &segs);
     char p[4200];
+    int bad = n < 0;
     for (long i = 0; i < n; i++)
         if (segs[i] < below) {
             seg_path(s, p, sizeof p, segs[i]);
-            unlink(p);
+            bad |= unlink(p) != 0 && errno != ENOENT;
         }
     free(segs);
+    return bad ? -1 : 0;
 }
 
 static int write_all_at(int fd, const uint8_t *p, size_t n, off_t off)
@@ -800,14 +804,30 @@ int fr_wal_start(fr_store_t *s, const char **why)
             return rc;
     }
     if (!s->opts.wal) {
-        /* Going on without the log: the replayed state is made durable, then the checkpoint is
-         * removed before any write can reuse the pages it protects. */
+        /* Going on without the log. Every step leaves a directory the next open recovers from,
+         * whenever a crash stops it: the replayed state is made durable and becomes the
+         * checkpoint (its first segment past every existing one, so none is replayed again),
+         * then the segments go, then the checkpoint, before any write can reuse the pages it
+         * protects. (Removing the old checkpoint first left segments no open would accept;
+         * removing the segments first, an old checkpoint that would roll the replay back.) */
+        fr_wal_ckpt_t c;
+        MDB_txn *snap = NULL;
         char p[4200];
         path_of(s, p, sizeof p, "freshet.ckpt");
-        if (mdb_env_sync(s->env, 1) != MDB_SUCCESS || unlink(p) != 0 || fsync(wl->dir_fd) != 0)
-            return *why = whyf("cannot retire the write-ahead log of %s", s->opts.path),
+        int bad = ckpt_capture(s, &c, &snap) != 0;
+        if (snap)
+            mdb_txn_abort(snap); /* nothing writes until this open returns */
+        if (!bad) {
+            c.first_seg = max_seq + 1;
+            bad = mdb_env_sync(s->env, 1) != MDB_SUCCESS || ckpt_write(s, &c) != 0 ||
+                  fr_fault_hit(FR_FAULT_STORE) || unlink_segments_below(s, UINT64_MAX) != 0 ||
+                  fsync(wl->dir_fd) != 0 || fr_fault_hit(FR_FAULT_STORE) ||
+                  unlink(p) != 0 || fsync(wl->dir_fd) != 0;
+        }
+        if (bad)
+            return *why = whyf("cannot retire the write-ahead log of %s: %s", s->opts.path,
+                               strerror(errno)),
                    FR_E_STORAGE;
-        unlink_segments_below(s, UINT64_MAX);
         mdb_txn_abort(wl->pin);
         wl->pin = NULL;
         return FR_OK;
