@@ -732,6 +732,31 @@ static int replay_segment(fr_store_t *s, const uint8_t *p, size_t n, uint64_t se
     return FR_OK;
 }
 
+/* Whether segment seq starts with a well-formed record of a transaction after last_txnid. */
+static bool segment_has_later_record(fr_store_t *s, uint64_t seq, uint64_t last_txnid)
+{
+    char p[4200];
+    seg_path(s, p, sizeof p, seq);
+    int fd = open(p, O_RDONLY | O_CLOEXEC);
+    struct stat st;
+    bool later = false;
+    if (fd >= 0 && fstat(fd, &st) == 0 && st.st_size > 0) {
+        void *m = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+        if (m != MAP_FAILED) {
+            uint64_t txnid;
+            const uint8_t *payload;
+            size_t plen, rlen;
+            later = fr_wal_rec_parse(m, (size_t)st.st_size, &txnid, &payload, &plen, &rlen) ==
+                        FR_WAL_REC_OK &&
+                    txnid > last_txnid;
+            munmap(m, (size_t)st.st_size);
+        }
+    }
+    if (fd >= 0)
+        close(fd);
+    return later;
+}
+
 static int replay(fr_store_t *s, uint64_t *max_seq, const char **why)
 {
     uint64_t *segs;
@@ -749,7 +774,9 @@ static int replay(fr_store_t *s, uint64_t *max_seq, const char **why)
     size_t ops = 0;
     uint64_t last_txnid = 0;
     bool end = false;
+    long end_at = -1;
     for (long i = 0; i < nseg && rc == FR_OK && !end; i++) {
+        end_at = i;
         if (segs[i] < s->wal.ckpt.first_seg)
             continue; /* left over from before the checkpoint */
         char p[4200];
@@ -777,6 +804,19 @@ static int replay(fr_store_t *s, uint64_t *max_seq, const char **why)
         }
         close(fd);
     }
+    /* A torn tail can only end the log: every segment but the newest was made durable before
+     * the next one got a record. A bad record with well-formed records after it in a later
+     * segment is damage to acknowledged writes, and replaying around it would apply the later
+     * ones to a state without it: refuse, and say what the operator can choose. */
+    for (long j = end_at + 1; end && rc == FR_OK && j < nseg; j++)
+        if (segment_has_later_record(s, segs[j], last_txnid)) {
+            rc = FR_E_STORAGE;
+            *why = whyf("wal.%016" PRIx64 " is damaged after transaction %" PRIu64
+                        ", and wal.%016" PRIx64 " holds later transactions: not a torn tail. "
+                        "Restore a backup, or accept losing every write after the damage by "
+                        "moving wal.%016" PRIx64 " and the segments after it out of %s",
+                        segs[end_at], last_txnid, segs[j], segs[end_at + 1], s->opts.path);
+        }
     free(segs);
     if (rc == FR_OK && txn) {
         mrc = mdb_txn_commit(txn);

@@ -594,6 +594,71 @@ Test(wal, a_torn_tail_ends_the_log_and_the_rest_is_replayed, .timeout = 120)
     st_close(&d);
 }
 
+/* A crash during a checkpoint leaves two segments to replay: the one the previous checkpoint
+ * starts at, and the one the new checkpoint opened. d gets such a directory: data.mdb, the old
+ * checkpoint and the first segment as they were before the checkpoint, the second segment with
+ * the writes after it. `damage` (with one %s for the first segment's path, or NULL) runs on it. */
+static void two_segment_copy(st_env_t *d, model_t *m, const char *damage)
+{
+    model_init(m);
+    uint64_t seed = 21;
+    st_env_t e;
+    wal_open(&e, 1u << 30);
+    cr_assert_eq(st_apply_registry(&e, REG, NULL), FR_OK);
+    write_batches(&e, m, &seed, 5, 100);
+    *d = e;
+    snprintf(d->dir, sizeof d->dir, "/tmp/fr_wal_copy_XXXXXX");
+    cr_assert_not_null(mkdtemp(d->dir));
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "cp %s/data.mdb %s/freshet.ckpt %s/wal.* %s/", e.dir, e.dir, e.dir, d->dir);
+    cr_assert_eq(system(cmd), 0, "%s", cmd);
+    cr_assert_eq(fr_wal_checkpoint(e.store), FR_OK);
+    write_batches(&e, m, &seed, 5, 100);
+    snprintf(cmd, sizeof cmd, "cp $(ls %s/wal.* | tail -n 1) %s/", e.dir, d->dir);
+    cr_assert_eq(system(cmd), 0, "%s", cmd);
+    snprintf(cmd, sizeof cmd, "test $(ls %s | grep -c '^wal\\.') -eq 2", d->dir);
+    cr_assert_eq(system(cmd), 0, "two segments in the copy");
+    if (damage) {
+        char first[300];
+        snprintf(first, sizeof first, "$(ls %s/wal.* | head -n 1)", d->dir);
+        snprintf(cmd, sizeof cmd, damage, first);
+        cr_assert_eq(system(cmd), 0, "%s", cmd);
+    }
+    plant_inode(d->dir);
+    st_close(&e);
+}
+
+/* Regression: a record that failed its checksum always ended the log, as a torn tail does, so
+ * damage inside an older segment silently dropped it and every acknowledged write after it.
+ * Now the open refuses when later segments hold records, naming the damage and the choices. */
+Test(wal, damage_before_later_segments_is_refused_not_taken_for_a_torn_tail, .timeout = 120)
+{
+    static model_t m;
+    st_env_t d;
+    two_segment_copy(&d, &m, NULL); /* undamaged: both segments replay */
+    st_open_again(&d);
+    check_model(&d, &m);
+    st_close(&d);
+    /* one byte flipped 100 bytes into the first segment (inside its first record) */
+    two_segment_copy(&d, &m, "printf '\\377' | dd of=%s bs=1 seek=100 conv=notrunc status=none");
+    fr_store_opts_t o = {.path = d.dir, .map_size = d.map_size, .clock = &d.clock,
+                         .durability = FR_DURABILITY_ASYNC, .wal = true};
+    const char *why = NULL;
+    fr_store_t *st = NULL;
+    int rc = fr_store_open(&o, &st, &why);
+    cr_assert_eq(rc, FR_E_STORAGE, "open: %s", fr_err_name(rc));
+    cr_assert(why && strstr(why, "not a torn tail") && strstr(why, "Restore a backup"), "why: %s",
+              why ? why : "");
+    d.store = NULL;
+    /* the operator accepts the loss: the later segment moved out, the store opens */
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "rm $(ls %s/wal.* | tail -n 1)", d.dir);
+    cr_assert_eq(system(cmd), 0);
+    rc = fr_store_open(&o, &d.store, &why);
+    cr_assert_eq(rc, FR_OK, "open after moving the later segment out: %s", why ? why : "");
+    st_close(&d);
+}
+
 Test(wal, a_checkpoint_of_another_data_file_is_refused_and_nothing_changes, .timeout = 60)
 {
     st_env_t a, b;
