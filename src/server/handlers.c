@@ -49,7 +49,8 @@ static handler_fn lookup(uint16_t op, fr_role_t *role, const char **name)
 }
 
 static uint16_t resp_op(const fr_frame_t *f) { return (uint16_t)(f->op | FR_OP_RESPONSE); }
-unsigned fr_op_slot(uint16_t op) { return (op & 0x7fff) < FR_OP_COUNT ? (op & 0x7fff) : 0; }
+/* A response op (0x8000 set) sent as a request is no request op: slot 0 ("none"). */
+unsigned fr_op_slot(uint16_t op) { return op < FR_OP_COUNT ? op : 0; }
 
 int fr_encode_error(fr_buf_t *out, uint32_t request_id, uint16_t op, int code, const char *msg)
 {
@@ -410,6 +411,23 @@ static bool put_row_cb(pb_istream_t *stream, const pb_field_t *field, void **arg
     return true;
 }
 
+/* The rows a PutRequest carries, counted without decoding them (as far as its framing parses):
+ * a refused request's rows all count as rejected, wherever the bad one was. */
+static size_t count_put_rows(const uint8_t *body, size_t len)
+{
+    pb_istream_t is = fr_pb_istream(body, len);
+    pb_wire_type_t wt;
+    uint32_t tag;
+    bool eof;
+    size_t n = 0;
+    while (pb_decode_tag(&is, &wt, &tag, &eof)) {
+        n += tag == freshet_PutRequest_rows_tag;
+        if (!pb_skip_field(&is, wt))
+            break;
+    }
+    return n;
+}
+
 static void h_put(fr_worker_t *w, fr_conn_t *c, const fr_frame_t *f, const uint8_t *body)
 {
     fr_job_t *job = job_new(c, f, body);
@@ -444,7 +462,7 @@ static void h_put(fr_worker_t *w, fr_conn_t *c, const fr_frame_t *f, const uint8
     is = fr_pb_istream(job->body, job->body_len);
     if (!pb_decode(&is, freshet_PutRequest_fields, &req2) || ctx.rc != FR_OK) {
         int rc = ctx.rc != FR_OK ? ctx.rc : FR_E_BAD_REQUEST;
-        atomic_fetch_add(&w->server->stats.rows_rejected, job->row_count + 1);
+        atomic_fetch_add(&w->server->stats.rows_rejected, count_put_rows(job->body, job->body_len));
         fr_log(FR_LOG_INFO, "event=put_rejected code=%s reason=\"%s\"", fr_err_name(rc),
                ctx.why ? ctx.why : PB_GET_ERROR(&is));
         fr_buf_reset(&w->out);

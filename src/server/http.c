@@ -586,9 +586,14 @@ static const char *pack_json(msgpack_packer *pk, fr_type_t t, json_t *v)
 
 static void h_push(fr_worker_t *w, struct evhttp_request *req)
 {
+    /* a push is a Put: counted with the binary protocol's (requests_total, errors, rows) */
+    atomic_fetch_add(&w->server->stats.requests[freshet_Op_OP_PUT], 1);
+    size_t nrows = 0; /* the df's rows, once known: all rejected with the request */
     json_t *body = read_json(w, req);
-    if (!body)
+    if (!body) {
+        atomic_fetch_add(&w->server->stats.errors[freshet_Op_OP_PUT], 1);
         return;
+    }
     char why[256] = "";
     int code = FR_E_BAD_REQUEST;
     fr_job_t *job = calloc(1, sizeof *job);
@@ -627,6 +632,7 @@ static void h_push(fr_worker_t *w, struct evhttp_request *req)
         goto fail;
     }
     size_t n = json_array_size(keys);
+    nrows = n;
     const char *col;
     json_t *vals;
     json_object_foreach(df, col, vals)
@@ -721,6 +727,8 @@ static void h_push(fr_worker_t *w, struct evhttp_request *req)
     json_decref(body);
     return; /* answered by fr_http_job_done */
 fail:
+    atomic_fetch_add(&w->server->stats.errors[freshet_Op_OP_PUT], 1);
+    atomic_fetch_add(&w->server->stats.rows_rejected, nrows);
     send_error(w, req, http_status_of(code), code, why[0] ? why : fr_err_str(code));
     fr_job_free(job);
     msgpack_sbuffer_destroy(&sb);
@@ -734,6 +742,7 @@ void fr_http_job_done(fr_worker_t *w, fr_job_t *job)
     fr_hist_observe(&w->server->stats.latency[fr_op_slot(job->op)][job->rc != FR_OK],
                     (uint64_t)(fr_mono_us() - job->received_us));
     if (job->rc != FR_OK) {
+        atomic_fetch_add(&w->server->stats.errors[fr_op_slot(job->op)], 1);
         send_error(w, job->http, http_status_of(job->rc), job->rc, job->why ? job->why : fr_err_str(job->rc));
     } else {
         fr_buf_t b;
@@ -931,7 +940,7 @@ static void h_metrics(fr_worker_t *w, struct evhttp_request *req)
 #define GAUGE(name, help, value)                                                                   \
     fr_buf_printf(&b, "# HELP " name " " help "\n# TYPE " name " gauge\n" name " %llu\n",           \
                   (unsigned long long)(value))
-    fr_buf_printf(&b, "# HELP freshet_requests_total Binary-protocol requests by operation.\n"
+    fr_buf_printf(&b, "# HELP freshet_requests_total Requests by operation (binary protocol; HTTP /push as put).\n"
                       "# TYPE freshet_requests_total counter\n");
     for (unsigned i = 1; i < FR_OP_COUNT; i++)
         if (op_names[i])

@@ -272,6 +272,56 @@ Test(http, metrics_parse_and_count_known_requests, .timeout = 60)
     fr_e2e_server_free(s);
 }
 
+/* One 5-row Put whose row `bad` names an unknown view; returns fr_client_put's code. */
+static int put_with_bad_row(fr_e2e_server_t *s, int bad)
+{
+    fr_client_t *c = fr_e2e_connect(s);
+    fr_value_t vals[2] = {{.type = FR_TYPE_INT64, .u.i64 = 1}, {.type = FR_TYPE_DOUBLE, .u.f64 = 0.5}};
+    fr_put_row_t rows[5];
+    for (int i = 0; i < 5; i++)
+        rows[i] = (fr_put_row_t){.view = i == bad ? "nope" : "v", .entity = "r", .event_ts_us =
+                                 fr_e2e_now_us() - 1000000, .values = vals, .value_count = 2};
+    fr_put_result_t res;
+    int rc = fr_client_put(c, NULL, 0, rows, 5, &res);
+    fr_client_free(c);
+    return rc;
+}
+
+/* Regression: rows_rejected_total counted the rows decoded up to the bad one (1 for a bad first
+ * row, 5 for a bad last row of the same request), HTTP pushes were timed as Puts but not counted
+ * in requests_total or request_errors_total and their rejected rows not at all, and a frame with
+ * a response op was counted as a request of that op. */
+Test(http, rejected_writes_count_every_row_on_both_front_doors, .timeout = 60)
+{
+    fr_e2e_server_t *s = start_http(NULL);
+    E2E_ASSERT(put_with_bad_row(s, 0) == FR_E_UNKNOWN_VIEW, "bad first row refused");
+    E2E_ASSERT(scrape(s, "freshet_rows_rejected_total") == 5, "a bad first row: all 5 rows");
+    E2E_ASSERT(put_with_bad_row(s, 4) == FR_E_UNKNOWN_VIEW, "bad last row refused");
+    E2E_ASSERT(scrape(s, "freshet_rows_rejected_total") == 10, "a bad last row: all 5 rows");
+    const char *push = "{\"push_source_name\": \"v\", \"df\": {\"card_id\": [\"a\", \"b\", \"c\"],"
+                       " \"event_timestamp\": [1, 2, \"never\"], \"x\": [1, 2, 3]}}";
+    http_resp_t r;
+    E2E_ASSERT(http(s->http_addr, "POST", "/push", push, strlen(push), &r) == 0 && r.status == 400,
+               "bad push: %d", r.status);
+    free(r.body);
+    E2E_ASSERT(scrape(s, "freshet_rows_rejected_total") == 13, "the push's 3 rows");
+    E2E_ASSERT(scrape(s, "freshet_requests_total{op=\"put\"}") == 3, "2 binary Puts + 1 push");
+    E2E_ASSERT(scrape(s, "freshet_request_errors_total{op=\"put\"}") == 3, "all three refused");
+    int fd = fr_e2e_raw_connect(s->addr);
+    E2E_ASSERT(fd >= 0, "connect");
+    E2E_ASSERT(fr_e2e_raw_send(fd, 9, 0x8004, "", 0) == 0, "send a response op");
+    uint32_t rid;
+    uint16_t rop;
+    uint8_t *body;
+    size_t len;
+    E2E_ASSERT(fr_e2e_raw_recv(fd, 20000, &rid, &rop, &body, &len) == 0, "answered");
+    free(body);
+    close(fd);
+    E2E_ASSERT(scrape(s, "freshet_requests_total{op=\"get\"}") == 0, "not counted as a Get");
+    E2E_ASSERT(fr_e2e_server_stop(s) == 0, "stop");
+    fr_e2e_server_free(s);
+}
+
 /* POST /get-online-features: asserts a 200 whose body parses as JSON; the caller frees both. */
 static json_t *get_online(fr_e2e_server_t *s, const char *req, http_resp_t *r)
 {
