@@ -212,7 +212,7 @@ static void handle_score(fr_iworker_t *w, const fr_frame_t *f, const uint8_t *bo
     pb_istream_t is = fr_pb_istream(body, f->body_len);
     if (!pb_decode(&is, freshet_ScoreRequest_fields, &req) || in->rc != FR_OK) {
         encode_error(w, f, in->rc != FR_OK ? in->rc : FR_E_BAD_REQUEST,
-                     in->why[0] ? in->why : PB_GET_ERROR(&is));
+                     in->why[0] ? in->why : fr_pb_why(&is));
         return;
     }
     in->has_as_of = req.has_as_of_us;

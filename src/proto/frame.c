@@ -41,6 +41,11 @@ bool fr_pb_take_bytes(pb_istream_t *stream, const uint8_t **ptr, size_t *len)
     return pb_read(stream, NULL, stream->bytes_left);
 }
 
+const char *fr_pb_why(const pb_istream_t *stream)
+{
+    return stream->errmsg ? stream->errmsg : "malformed protobuf: a field with the wrong wire type";
+}
+
 bool fr_pb_encode_bytes(pb_ostream_t *stream, const pb_field_t *field, void *const *arg)
 {
     const fr_pb_bytes_t *b = *arg;

@@ -35,6 +35,9 @@ pb_istream_t fr_pb_istream(const uint8_t *buf, size_t len);
  * Fails (decode error) when the field arrived with another wire type: nanopb then copies the
  * scalar to its own stack and hands the callback a stream over that copy, which must not escape. */
 bool fr_pb_take_bytes(pb_istream_t *stream, const uint8_t **ptr, size_t *len);
+/* The decoder's reason a stream failed. nanopb drops the reason of a callback that fails on a
+ * scalar (a varint where bytes belong): then this names that case instead of "(none)". */
+const char *fr_pb_why(const pb_istream_t *stream);
 
 /* Encode callbacks; arg points to a fr_pb_bytes_t. */
 typedef struct {

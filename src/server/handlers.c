@@ -164,7 +164,7 @@ static void h_hello(fr_worker_t *w, fr_conn_t *c, const fr_frame_t *f, const uin
     freshet_HelloRequest req = freshet_HelloRequest_init_zero;
     pb_istream_t is = fr_pb_istream(body, f->body_len);
     if (!pb_decode(&is, freshet_HelloRequest_fields, &req)) {
-        fr_reply_error(w, c, f, FR_E_BAD_REQUEST, PB_GET_ERROR(&is));
+        fr_reply_error(w, c, f, FR_E_BAD_REQUEST, fr_pb_why(&is));
         return;
     }
     unsigned gen = atomic_load(&w->server->auth_gen); /* before the table: see server_int.h */
@@ -315,8 +315,9 @@ static void h_apply(fr_worker_t *w, fr_conn_t *c, const fr_frame_t *f, const uin
     req.registry_json.funcs.decode = fr_take_bytes_cb;
     req.registry_json.arg = &json;
     pb_istream_t is = fr_pb_istream(job->body, job->body_len);
-    if (!pb_decode(&is, freshet_ApplyRequest_fields, &req) || !json.ptr) {
-        fr_reply_error(w, c, f, FR_E_BAD_REQUEST, json.ptr ? PB_GET_ERROR(&is) : "registry_json: missing");
+    bool decoded = pb_decode(&is, freshet_ApplyRequest_fields, &req);
+    if (!decoded || !json.ptr) {
+        fr_reply_error(w, c, f, FR_E_BAD_REQUEST, !decoded ? fr_pb_why(&is) : "registry_json: missing");
         fr_job_free(job);
         return;
     }
@@ -354,8 +355,11 @@ static bool put_row_cb(pb_istream_t *stream, const pb_field_t *field, void **arg
     }
     freshet_Row row;
     fr_pb_bytes_t entity, values;
-    if (!fr_pb_decode_row(stream, &row, &entity, &values))
+    if (!fr_pb_decode_row(stream, &row, &entity, &values)) {
+        snprintf(ctx->why_buf, sizeof ctx->why_buf, "rows[%u]: %s", ctx->index, fr_pb_why(stream));
+        ctx->why = ctx->why_buf;
         return false;
+    }
     fr_write_row_t wr = {0};
     const char *why = NULL;
     int rc = FR_OK;
@@ -440,7 +444,7 @@ static void h_put(fr_worker_t *w, fr_conn_t *c, const fr_frame_t *f, const uint8
     freshet_PutRequest req = freshet_PutRequest_init_zero;
     pb_istream_t is = fr_pb_istream(job->body, job->body_len);
     if (!pb_decode(&is, freshet_PutRequest_fields, &req)) {
-        fr_reply_error(w, c, f, FR_E_BAD_REQUEST, PB_GET_ERROR(&is));
+        fr_reply_error(w, c, f, FR_E_BAD_REQUEST, fr_pb_why(&is));
         fr_job_free(job);
         return;
     }
@@ -464,13 +468,13 @@ static void h_put(fr_worker_t *w, fr_conn_t *c, const fr_frame_t *f, const uint8
         int rc = ctx.rc != FR_OK ? ctx.rc : FR_E_BAD_REQUEST;
         atomic_fetch_add(&w->server->stats.rows_rejected, count_put_rows(job->body, job->body_len));
         fr_log(FR_LOG_INFO, "event=put_rejected code=%s reason=\"%s\"", fr_err_name(rc),
-               ctx.why ? ctx.why : PB_GET_ERROR(&is));
+               ctx.why ? ctx.why : fr_pb_why(&is));
         fr_buf_reset(&w->out);
         freshet_PutResponse r = freshet_PutResponse_init_zero;
         r.has_code = r.has_message = r.has_row_index = true;
         r.code = rc;
         r.row_index = ctx.index;
-        snprintf(r.message, sizeof r.message, "%s", ctx.why ? ctx.why : PB_GET_ERROR(&is));
+        snprintf(r.message, sizeof r.message, "%s", ctx.why ? ctx.why : fr_pb_why(&is));
         atomic_fetch_add(&w->server->stats.errors[fr_op_slot(f->op)], 1);
         fr_stats_reject(&w->server->stats, rc);
         w->last_rc = rc;
@@ -696,7 +700,7 @@ static void h_backup(fr_worker_t *w, fr_conn_t *c, const fr_frame_t *f, const ui
     freshet_BackupRequest req = freshet_BackupRequest_init_zero;
     pb_istream_t is = fr_pb_istream(body, f->body_len);
     if (!pb_decode(&is, freshet_BackupRequest_fields, &req)) {
-        fr_reply_error(w, c, f, FR_E_BAD_REQUEST, PB_GET_ERROR(&is));
+        fr_reply_error(w, c, f, FR_E_BAD_REQUEST, fr_pb_why(&is));
         return;
     }
     if (!req.has_dest || !req.dest[0]) {

@@ -195,7 +195,7 @@ int fr_ingest_decode_row(const fr_registry_t *reg, const uint8_t *data, size_t l
     view_name[0] = 0;
     pb_istream_t is = fr_pb_istream(data, len);
     if (!fr_pb_decode_row(&is, &row, &ent, &vals)) {
-        *why = PB_GET_ERROR(&is);
+        *why = fr_pb_why(&is);
         return FR_E_BAD_REQUEST;
     }
     snprintf(view_name, FR_INGEST_VIEW_MAX, "%s", row.view);

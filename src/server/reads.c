@@ -468,7 +468,7 @@ static bool decode_read_request(fr_worker_t *w, fr_conn_t *c, const fr_frame_t *
     if (pb_decode(&is, fields, msg) && g->rc == FR_OK)
         return true;
     fr_reply_error(w, c, f, g->rc != FR_OK ? g->rc : FR_E_BAD_REQUEST,
-                   g->why[0] ? g->why : PB_GET_ERROR(&is));
+                   g->why[0] ? g->why : fr_pb_why(&is));
     return false;
 }
 

@@ -1095,6 +1095,34 @@ Test(bad_input, garbage_body_gets_bad_request_and_connection_survives, .timeout 
     bad_end(&b, true);
 }
 
+/* Regression: some malformed bodies were answered with a reason that did not say what was wrong:
+ * "(none)" for a varint where a Get's feature (bytes) belongs, "registry_json: missing" for an
+ * Apply body that is not protobuf at all, "callback failed" for a malformed row of a Put. */
+Test(bad_input, malformed_bodies_get_a_reason_that_names_the_problem, .timeout = 60)
+{
+    bad_ctx_t b = bad_begin(NULL);
+    int fd = fr_e2e_raw_connect(b.srv->addr);
+    cr_assert_geq(fd, 0);
+    char msg[256];
+    cr_assert_eq(fr_e2e_raw_send(fd, 1, OP_GET, "\x08\x01", 2), 0);
+    expect_reply(fd, 1, OP_GET, FR_E_BAD_REQUEST, msg, sizeof msg);
+    cr_assert(strstr(msg, "wrong wire type"), "Get: %s", msg);
+    cr_assert_eq(fr_e2e_raw_send(fd, 2, 2 /* Apply */, "\xff\xff\xff", 3), 0);
+    expect_reply(fd, 2, 2, FR_E_BAD_REQUEST, msg, sizeof msg);
+    cr_assert(!strstr(msg, "registry_json"), "Apply: %s", msg);
+    fr_e2e_pb_t row = {0}, put = {0};
+    fr_e2e_pb_bytes(&row, 1, "ev", 2);
+    fr_e2e_pb_uint(&row, 2, 1); /* the entity as a varint */
+    fr_e2e_pb_bytes(&put, 1, row.data, row.len);
+    cr_assert_eq(fr_e2e_raw_send(fd, 3, OP_PUT, put.data, put.len), 0);
+    expect_reply(fd, 3, OP_PUT, FR_E_BAD_REQUEST, msg, sizeof msg);
+    cr_assert(strstr(msg, "rows[0]: ") && strstr(msg, "wire type"), "Put: %s", msg);
+    fr_e2e_pb_free(&row);
+    fr_e2e_pb_free(&put);
+    close(fd);
+    bad_end(&b, true);
+}
+
 Test(bad_input, unknown_op_gets_bad_op, .timeout = 60)
 {
     bad_ctx_t b = bad_begin(NULL);
