@@ -561,17 +561,23 @@ Test(cli, export_to_a_fifo_writes_through_it_and_leaves_it_a_fifo, .timeout = 60
  * decimal text, as `put` does. */
 Test(cli, export_reads_jsonl_labels_from_a_pipe_starting_at_the_first_row, .timeout = 60)
 {
-    char labels[256];
+    char labels[256], in[512];
     fr_e2e_server_t *s = start_with_labels("", labels);
+    /* recent times: a row from 1970 is past the view's retention, and the sweeper may take it */
+    long long now = (long long)fr_e2e_now_us();
+    snprintf(in, sizeof in,
+             "{\"card_id\":\"c1\",\"event_timestamp\":%lld,\"txn_count_1h\":4}\n"
+             "{\"card_id\":123,\"event_timestamp\":%lld,\"txn_count_1h\":9}\n",
+             now - 5 * SEC, now - 5 * SEC);
     fr_e2e_cli_t r;
-    CLI(&r, s, "{\"card_id\":123,\"event_timestamp\":1000,\"txn_count_1h\":9}\n", "put", "--view",
-        "card_stats");
+    CLI(&r, s, in, "put", "--view", "card_stats");
     expect_ok(&r, "put an integer id");
     fr_e2e_cli_fini(&r);
-    CLI(&r, s,
-        "{\"card_id\":\"c1\",\"event_timestamp\":2000,\"n\":1}\n"
-        "{\"card_id\":123,\"event_timestamp\":2000,\"n\":2}\n",
-        "export", "pit", "--labels", "/dev/stdin", "--features", "card_stats:txn_count_1h",
+    snprintf(in, sizeof in,
+             "{\"card_id\":\"c1\",\"event_timestamp\":%lld,\"n\":1}\n"
+             "{\"card_id\":123,\"event_timestamp\":%lld,\"n\":2}\n",
+             now, now);
+    CLI(&r, s, in, "export", "pit", "--labels", "/dev/stdin", "--features", "card_stats:txn_count_1h",
         "--format", "jsonl");
     expect_ok(&r, "export pit from a pipe");
     json_error_t err;
@@ -653,17 +659,26 @@ Test(cli, export_passes_jsonl_label_values_through_unchanged, .timeout = 60)
  * column (it was exported as NOT_FOUND). */
 Test(cli, export_csv_labels_take_a_bom_and_line_breaks_in_quotes, .timeout = 60)
 {
-    char labels[256];
-    fr_e2e_server_t *s = start_with_labels("\xef\xbb\xbf" "card_id,event_timestamp,note\n"
-                                           "c1,2000,\"two\nlines, one field\"\n"
-                                           "c1,3000,plain\n",
-                                           labels);
+    char labels[256], in[512], want[256];
+    long long now = (long long)fr_e2e_now_us();
+    snprintf(in, sizeof in,
+             "\xef\xbb\xbf" "card_id,event_timestamp,note\nc1,%lld,\"two\nlines, one field\"\n"
+             "c1,%lld,plain\n",
+             now, now);
+    fr_e2e_server_t *s = start_with_labels(in, labels);
     fr_e2e_cli_t r;
+    snprintf(in, sizeof in, "{\"card_id\":\"c1\",\"event_timestamp\":%lld,\"txn_count_1h\":4}\n",
+             now - 5 * SEC); /* recent: a 1970 row is past retention, and the sweeper may take it */
+    CLI(&r, s, in, "put", "--view", "card_stats");
+    expect_ok(&r, "put");
+    fr_e2e_cli_fini(&r);
     CLI(&r, s, NULL, "export", "pit", "--labels", labels, "--features", "card_stats:txn_count_1h");
     expect_ok(&r, "export with a BOM and a multi-line field");
     expect_contains(r.out, "card_id,event_timestamp,note,card_stats:txn_count_1h\n", "header");
-    expect_contains(r.out, "c1,2000,\"two\nlines, one field\",4\n", "the multi-line field, quoted");
-    expect_contains(r.out, "c1,3000,plain,4\n", "the row after it");
+    snprintf(want, sizeof want, "c1,%lld,\"two\nlines, one field\",4\n", now);
+    expect_contains(r.out, want, "the multi-line field, quoted");
+    snprintf(want, sizeof want, "c1,%lld,plain,4\n", now);
+    expect_contains(r.out, want, "the row after it");
     fr_e2e_cli_fini(&r);
     CLI(&r, s, "card_id,event_timestamp\nc1,2000\n,2000\n", "export", "pit", "--labels",
         "/dev/stdin", "--features", "card_stats:txn_count_1h");
