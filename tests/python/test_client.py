@@ -1,6 +1,8 @@
 """Python client basics: every type round-trips, statuses, timestamps in every accepted form,
 idempotent and exactly-once writes, errors with their code names."""
 import datetime as dt
+import json
+import threading
 import unittest
 
 import numpy as np
@@ -327,6 +329,60 @@ class BusyRetries(ServerTest):
         got = c.get([f"b{p}-{k}" for p in range(3) for k in (0, 499)], ["all_types:i"])
         self.assertEqual(got["all_types:i"].tolist(), [n - 500, n - 1] * 3)
         print(f"    busy retries: {[results[p]['busy_retries'] for p in range(3)]}")
+
+
+class ClientRegressions(ServerTest):
+    """Bugs found by an audit of the client, each fixed with this test."""
+
+    def setUp(self):
+        super().setUp()
+        self.client.apply(REGISTRY)
+        self.now = self.client.status()["server_time_us"]
+
+    def test_a_refused_put_larger_than_the_send_window_raises_instead_of_spinning(self):
+        # the server refuses row 0 (an hour in the future) while rows past the first
+        # PUT_WINDOW x batch_rows are still unsent: put used to loop forever at 100% CPU
+        rows = [{"user_id": f"w{i}", "event_timestamp": self.now - SEC, "i": i} for i in range(60)]
+        rows[0]["event_timestamp"] = self.now + HOUR
+        outcome = []
+
+        def put():
+            try:
+                self.client.put("all_types", rows, batch_rows=1)
+                outcome.append("returned")
+            except freshet.FreshetError as e:
+                outcome.append(e.code_name)
+
+        th = threading.Thread(target=put, daemon=True)  # daemon: a spinning put must not hang us
+        th.start()
+        th.join(60)
+        self.assertFalse(th.is_alive(), "put still running after 60 s (spinning)")
+        self.assertEqual(outcome, ["FUTURE_EVENT"])
+
+    def test_apply_returns_the_registry_and_put_sees_a_feature_added_since(self):
+        self.client.put("all_types", [{"user_id": "a", "event_timestamp": self.now - SEC, "i": 1}])
+        grown = json.loads(json.dumps(REGISTRY))
+        grown["views"][0]["features"].append({"name": "extra", "type": "int64"})
+        r = self.client.apply(grown)
+        self.assertEqual(r["features_added"], 1)
+        self.assertIsNotNone(r["registry"], "apply returns the registry it left")
+        names = [f["name"] for f in r["registry"]["views"][0]["features"]]
+        self.assertIn("extra", names)
+        res = self.client.put("all_types", [{"user_id": "a", "event_timestamp": self.now,
+                                             "extra": 7}])
+        self.assertEqual(res["rows_written"], 1)
+        # and a feature another client added: put refreshes its cache once before refusing
+        other = self.server.client()
+        try:
+            grown["views"][0]["features"].append({"name": "later", "type": "int64"})
+            other.apply(grown)
+        finally:
+            other.close()
+        res = self.client.put("all_types", [{"user_id": "a", "event_timestamp": self.now,
+                                             "later": 8}])
+        self.assertEqual(res["rows_written"], 1)
+        df = self.client.get(["a"], ["all_types:extra", "all_types:later"])
+        self.assertEqual(df.iloc[0]["all_types:later"], 8)
 
 
 if __name__ == "__main__":

@@ -812,11 +812,17 @@ class Client:
             text = registry
         r = self._c().call(pb.OP_APPLY, pb.ApplyRequest(registry_json=text, dry_run=dry_run),
                            pb.ApplyResponse)
-        if not dry_run:
+        registry = json.loads(r.registry_json) if r.registry_json else None
+        if not dry_run and registry is None:
+            # the reply carries no registry: read it back, which also refreshes the cache that
+            # put() checks columns against
+            self.status()
+            registry = self._registry
+        elif registry is not None and not dry_run:
             self._set_registry(r.registry_json)
         return {"views_added": r.views_added, "features_added": r.features_added,
                 "entities_added": r.entities_added, "views_changed": r.views_changed,
-                "registry": json.loads(r.registry_json) if r.registry_json else None}
+                "registry": registry}
 
     def status(self):
         """Server state: version, durability, map use, views, registry, server time."""
@@ -860,6 +866,11 @@ class Client:
                         names.append(k)
             cols = {k: [r.get(k) for r in rows] for k in names}
         known = {key, "event_timestamp", "offset"} | {f for f, _ in feats}
+        if any(k not in known for k in cols):
+            self.status()  # maybe added since the cache was filled (by us or another client)
+            vd = self._view(view)
+            key, feats = vd["join_key"], vd["features"]
+            known = {key, "event_timestamp", "offset"} | {f for f, _ in feats}
         for k in cols:
             if k not in known:
                 raise FreshetError("UNKNOWN_FEATURE", f"column {k!r}: view {view} has no such "
@@ -940,7 +951,8 @@ class Client:
         resume = False
         tries = 0  # BUSY rounds in a row without progress
         sent = 0
-        while sent < n or inflight or busy_from is not None:
+        # after an error nothing more is sent: wait for what is in flight, then raise it
+        while (first_err is None and (sent < n or busy_from is not None)) or inflight:
             if busy_from is not None and not inflight:
                 res["busy_retries"] += 1
                 tries += 1
