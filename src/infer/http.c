@@ -1,8 +1,10 @@
 /* The HTTP front end of freshet-infer: `POST /v1/score` (JSON in, JSON out, jansson) and
  * `GET /healthz`, served by every worker's evhttp from one shared listening socket. Bodies are
  * bounded by max_body (evhttp answers 413); malformed JSON is a 400 naming line and column. */
+#include <fcntl.h>
 #include <math.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <jansson.h>
 
@@ -290,7 +292,15 @@ int fr_infer_http_attach(fr_iworker_t *w, int fd)
     evhttp_set_cb(w->http, "/v1/score", on_score, w);
     evhttp_set_cb(w->http, "/healthz", on_health, w);
     evhttp_set_gencb(w->http, on_other, w);
-    if (evhttp_accept_socket(w->http, fd) != 0)
+    /* libevent closes the socket it was given when this worker's evhttp is freed: each worker
+     * gets its own descriptor of the shared listening socket, so no worker closes another's
+     * (or, once closed, a number the kernel has handed out again); the caller keeps fd */
+    int own = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    if (own < 0)
         return FR_E_IO;
+    if (evhttp_accept_socket(w->http, own) != 0) {
+        close(own);
+        return FR_E_IO;
+    }
     return FR_OK;
 }

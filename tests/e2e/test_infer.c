@@ -4,10 +4,16 @@
  * missing; --max-missing rejects rows alone; POST /v1/score returns the same numbers; malformed
  * JSON is a 400; SIGTERM exits 0. The model is tests/e2e/fixtures/infer_model.json (examples/fraud/
  * train.py --rows 3000 --trees 8 --depth 3), compiled in the test's temporary directory. */
+#define _GNU_SOURCE 1 /* RTLD_NEXT */
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
 #include <poll.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdint.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +29,7 @@
 #include "e2e/support/harness.h"
 #include "freshet/infer.h"
 #include "freshet/model.h"
+#include "infer/infer.h"
 
 #define SEC 1000000LL
 #define MAX_MISSING "4"
@@ -742,4 +749,73 @@ Test(infer, reaches_an_auth_enabled_freshetd_with_freshet_token, .timeout = 120)
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     cr_assert_eq(system(cmd), 0);
+}
+
+/* ---- descriptors on shutdown ---- */
+
+/* close() interposed for this test binary (libevent's calls resolve here too): counts calls that
+ * find no such descriptor while `closes_counted` is set. A descriptor closed twice is a bug even
+ * when it shows as EBADF: had another thread opened a file in between, the second close would
+ * have taken that file instead. */
+static _Atomic int closes_counted, closes_ebadf;
+int close(int fd)
+{
+    static int (*real_close)(int);
+    if (!real_close)
+        real_close = (int (*)(int))dlsym(RTLD_NEXT, "close");
+    int rc = real_close(fd);
+    if (rc != 0 && errno == EBADF && atomic_load(&closes_counted))
+        atomic_fetch_add(&closes_ebadf, 1);
+    return rc;
+}
+
+static void *run_infer(void *arg)
+{
+    return (void *)(intptr_t)fr_infer_run(arg);
+}
+
+/* Regression: every worker handed the one shared HTTP socket to libevent, which closes what it
+ * was given when the worker's evhttp is freed, and fr_infer_free closed it again: N + 1 closes of
+ * one descriptor with N workers. */
+Test(infer, shutdown_closes_each_descriptor_once, .timeout = 120)
+{
+    env_t e;
+    env_start(&e);
+    char frm[256], why[512] = "";
+    snprintf(frm, sizeof frm, "%s/model.frm", e.fd->dir);
+    char *argv[] = {"freshet-infer", "--model", frm, "--server", e.fd->addr, "--listen",
+                    "127.0.0.1:0", "--http", "127.0.0.1:0", "--threads", "3", "--log-level",
+                    "error", NULL};
+    fr_infer_config_t cfg;
+    cr_assert_eq(fr_infer_config_parse(&cfg, 13, argv, stdout, why, sizeof why), FR_OK, "%s", why);
+    fr_infer_t *inf;
+    cr_assert_eq(fr_infer_new(&cfg, &inf, why, sizeof why), FR_OK, "%s", why);
+    pthread_t th;
+    cr_assert_eq(pthread_create(&th, NULL, run_infer, inf), 0);
+    /* every worker serves HTTP once it runs: three answered /healthz requests on fresh
+     * connections mean the loops are up (the acceptor spreads connections over them) */
+    for (int i = 0; i < 3; i++) {
+        int fd = -1;
+        for (int k = 0; k < 200 && fd < 0; k++) {
+            fd = fr_e2e_raw_connect(fr_infer_http_addr(inf));
+            if (fd < 0)
+                sched_yield();
+        }
+        cr_assert_geq(fd, 0, "connect to the in-process freshet-infer");
+        const char *req = "GET /healthz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
+        cr_assert_eq(fr_e2e_raw_write(fd, req, strlen(req)), 0);
+        char buf[64] = "";
+        cr_assert_gt(read(fd, buf, sizeof buf - 1), 0, "healthz answered");
+        close(fd);
+    }
+    atomic_store(&closes_counted, 1);
+    kill(getpid(), SIGTERM); /* fr_infer_run's own handler: stop, drain, return */
+    void *rc;
+    pthread_join(th, &rc);
+    fr_infer_free(inf);
+    atomic_store(&closes_counted, 0);
+    cr_assert_eq((int)(intptr_t)rc, FR_OK);
+    cr_assert_eq(atomic_load(&closes_ebadf), 0, "%d closes of a descriptor already closed",
+                 atomic_load(&closes_ebadf));
+    env_stop(&e);
 }
