@@ -73,13 +73,16 @@ int fr_publisher_new(const fr_publisher_opts_t *opts, fr_publisher_t **out, char
 /* Publishes rows (fr_put_row_t as for fr_client_put; offset is ignored: the stream sequence
  * becomes the offset) and waits until all are acknowledged. Counts are added to *out (may be
  * NULL). FR_E_BAD_ARG (a view name unusable in a subject, values that cannot be packed),
- * FR_E_IO (rows still unacknowledged after max_retries: some may be stored, publishing them again
- * is safe within the duplicate window), FR_E_NOMEM. */
+ * FR_E_IO (rows still unacknowledged after max_retries: some may be stored; calling again with
+ * the same rows makes the same message ids, so it is safe within the duplicate window),
+ * FR_E_NOMEM. */
 int fr_publisher_put(fr_publisher_t *p, const fr_put_row_t *rows, size_t count,
                      fr_publish_result_t *out);
 
-/* Writes the message id fr_publisher_put uses for a row whose packed values are values[0..len)
- * into buf (size n). Exposed for other producers and tests. */
+/* Writes the content part of the message id fr_publisher_put uses for a row whose packed values
+ * are values[0..len) into buf (size n). fr_publisher_put appends "/<hex>", the FNV-1a 64 hash of
+ * the same key's previous content id, when it published that key in the last 4 minutes (README,
+ * "Producers"), so a repeated update is not taken for a duplicate. Exposed for other producers. */
 void fr_publisher_msg_id(const char *view, const void *entity, size_t entity_len,
                          int64_t event_ts_us, const void *values, size_t values_len, char *buf,
                          size_t n);

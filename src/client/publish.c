@@ -34,6 +34,13 @@ struct fr_publisher {
     /* keys of the rows in the current window (open addressing; 0 = empty) */
     uint64_t *keys;
     size_t key_cap, key_count;
+    /* per key, the content id of its last row published (chain_*); and this call's changes to
+     * it, undone when the call fails so that a retry of the call makes the same ids */
+    struct chain_ent {
+        uint64_t key, prev;
+        int64_t used_s;
+    } *chain, *undo;
+    size_t chain_cap, chain_count, undo_count, undo_cap;
     msgpack_sbuffer sb;
     uint8_t *pbuf;
     size_t pbuf_cap;
@@ -235,6 +242,8 @@ void fr_publisher_free(fr_publisher_t *p)
         natsMsg_Destroy(p->retry[i]);
     free(p->retry);
     free(p->keys);
+    free(p->chain);
+    free(p->undo);
     free(p->pbuf);
     msgpack_sbuffer_destroy(&p->sb);
     pthread_mutex_destroy(&p->lock);
@@ -244,6 +253,102 @@ void fr_publisher_free(fr_publisher_t *p)
 const char *fr_publisher_error(const fr_publisher_t *p)
 {
     return p->err;
+}
+
+/* ---- message-id chains ----
+ *
+ * A row's Nats-Msg-Id is its content (view, entity, event time, values), so the same rows
+ * published again (a re-run of a file, a retry of a failed call) are stored once. Content alone
+ * would also drop a later update that repeats an earlier one within JetStream's duplicate window
+ * (A, B, A for one key and event time stored B): so the id also names the content of the key's
+ * previous row from this publisher. The same sequence gives the same ids; A, B, A gives three.
+ * Entries unused for two duplicate windows are dropped: by then JetStream has forgotten the ids. */
+
+#define CHAIN_FORGET_S (2 * DUPLICATE_WINDOW_NS / 1000000000LL)
+
+static int64_t mono_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec;
+}
+
+static size_t chain_slot(const struct chain_ent *t, size_t cap, uint64_t key)
+{
+    size_t j = (size_t)(key * 0x9E3779B97F4A7C15ull) & (cap - 1);
+    while (t[j].key && t[j].key != key)
+        j = (j + 1) & (cap - 1);
+    return j;
+}
+
+static bool chain_live(const struct chain_ent *e, int64_t now)
+{
+    return e->key && e->used_s != INT64_MIN && now - e->used_s < CHAIN_FORGET_S;
+}
+
+/* Rebuilds the table at a size for its live entries, dropping forgotten ones. 0 or -1. */
+static int chain_rebuild(fr_publisher_t *p, int64_t now)
+{
+    size_t live = 0;
+    for (size_t i = 0; i < p->chain_cap; i++)
+        live += chain_live(&p->chain[i], now);
+    size_t cap = 16384;
+    while ((live + 1) * 2 > cap)
+        cap *= 2;
+    struct chain_ent *t = calloc(cap, sizeof *t);
+    if (!t)
+        return -1;
+    for (size_t i = 0; i < p->chain_cap; i++)
+        if (chain_live(&p->chain[i], now))
+            t[chain_slot(t, cap, p->chain[i].key)] = p->chain[i];
+    free(p->chain);
+    p->chain = t;
+    p->chain_cap = cap;
+    p->chain_count = live;
+    return 0;
+}
+
+/* The content id hash of key's previous row (0: none remembered). */
+static uint64_t chain_prev(const fr_publisher_t *p, uint64_t key, int64_t now)
+{
+    if (!p->chain_cap)
+        return 0;
+    const struct chain_ent *e = &p->chain[chain_slot(p->chain, p->chain_cap, key | 1)];
+    return chain_live(e, now) ? e->prev : 0;
+}
+
+/* Remembers content as key's last row, logging the old entry for chain_undo. 0 or -1. */
+static int chain_set(fr_publisher_t *p, uint64_t key, uint64_t content, int64_t now)
+{
+    key |= 1; /* never 0 */
+    if ((p->chain_count + 1) * 2 > p->chain_cap && chain_rebuild(p, now) != 0)
+        return -1;
+    if (p->undo_count == p->undo_cap) {
+        size_t cap = p->undo_cap ? p->undo_cap * 2 : 1024;
+        struct chain_ent *u = realloc(p->undo, cap * sizeof *u);
+        if (!u)
+            return -1;
+        p->undo = u;
+        p->undo_cap = cap;
+    }
+    struct chain_ent *e = &p->chain[chain_slot(p->chain, p->chain_cap, key)];
+    p->undo[p->undo_count++] = e->key ? *e : (struct chain_ent){key, 0, INT64_MIN};
+    if (!e->key)
+        p->chain_count++;
+    *e = (struct chain_ent){key, content, now};
+    return 0;
+}
+
+/* Puts back what this call changed, newest first (a key may have changed more than once). */
+static void chain_undo(fr_publisher_t *p)
+{
+    while (p->undo_count) {
+        struct chain_ent old = p->undo[--p->undo_count];
+        struct chain_ent *e = &p->chain[chain_slot(p->chain, p->chain_cap, old.key)];
+        if (!e->key) /* dropped by a rebuild since: back in (the table is at most half full) */
+            p->chain_count++;
+        *e = old; /* a key new in this call stays, marked forgotten (used_s INT64_MIN) */
+    }
 }
 
 /* ---- the window's key set ---- */
@@ -389,7 +494,8 @@ static bool subject_safe(const char *view)
     return true;
 }
 
-static int publish_one(fr_publisher_t *p, const fr_put_row_t *r, size_t idx)
+static int publish_one(fr_publisher_t *p, const fr_put_row_t *r, size_t idx, uint64_t prev,
+                       uint64_t *content)
 {
     if (!r->view || !subject_safe(r->view))
         return failf(p, FR_E_BAD_ARG, "row %zu: view \"%.64s\" cannot be a subject token", idx,
@@ -407,11 +513,15 @@ static int publish_one(fr_publisher_t *p, const fr_put_row_t *r, size_t idx)
     int rc = encode_row(p, r, elen, p->sb.data, p->sb.size, &len);
     if (rc != FR_OK)
         return failf(p, rc, "row %zu: cannot encode", idx);
-    char subject[128], id[160];
+    char subject[128], id[192];
     snprintf(subject, sizeof subject, "freshet.%s.%u", r->view,
              fr_partition_of(r->entity, elen, p->pcount));
     fr_publisher_msg_id(r->view, r->entity, elen, r->event_ts_us, p->sb.data, p->sb.size, id,
                         sizeof id);
+    size_t used = strlen(id);
+    *content = fnv64(FNV64_INIT, id, used);
+    if (prev)
+        snprintf(id + used, sizeof id - used, "/%016llx", (unsigned long long)prev);
     natsMsg *msg = NULL;
     natsStatus st = natsMsg_Create(&msg, subject, NULL, (const char *)p->pbuf, (int)len);
     if (st == NATS_OK)
@@ -456,11 +566,18 @@ int fr_publisher_put(fr_publisher_t *p, const fr_put_row_t *rows, size_t count,
             if (rc != FR_OK)
                 break;
         }
-        rc = publish_one(p, r, i);
+        int64_t now = mono_s();
+        uint64_t content = 0;
+        rc = publish_one(p, r, i, chain_prev(p, key, now), &content);
+        if (rc == FR_OK && chain_set(p, key, content, now) != 0)
+            rc = failf(p, FR_E_NOMEM, "no memory");
     }
     int rc2 = complete_window(p, &res);
     if (rc == FR_OK)
         rc = rc2;
+    if (rc != FR_OK)
+        chain_undo(p); /* a retry of this call makes the same ids */
+    p->undo_count = 0;
     pthread_mutex_lock(&p->lock);
     res.published = p->published - pub0;
     res.duplicates = p->duplicates - dup0;
