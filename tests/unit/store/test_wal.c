@@ -284,6 +284,16 @@ static void model_init(model_t *m)
     m->ts = ST_NOW_US - 3600 * ST_SEC;
 }
 
+/* A logged store with the registry and `batches` acknowledged batches of 100 rows in the model
+ * (reset first); checkpoints every ckpt_bytes of log (0: the default). */
+static void logged_store(st_env_t *e, model_t *m, uint64_t *seed, uint64_t ckpt_bytes, int batches)
+{
+    model_init(m);
+    wal_open(e, ckpt_bytes);
+    cr_assert_eq(st_apply_registry(e, REG, NULL), FR_OK);
+    write_batches(e, m, seed, batches, 100);
+}
+
 /* Crashes after a checkpoint and more acknowledged writes, with data.mdb as `mode` picks it:
  * 0 the file at the crash (a process crash: the page cache survived), 1 only what the checkpoint
  * synced (nothing later reached the disk), 2 each page from either at random (a power loss). */
@@ -461,12 +471,9 @@ static int64_t read_x(st_env_t *e, int id)
 Test(wal, a_record_that_cannot_be_taken_back_closes_the_log_until_a_reopen, .timeout = 120)
 {
     static model_t m;
-    model_init(&m);
     uint64_t seed = 11;
     st_env_t e;
-    wal_open(&e, 0);
-    cr_assert_eq(st_apply_registry(&e, REG, NULL), FR_OK);
-    write_batches(&e, &m, &seed, 5, 100);
+    logged_store(&e, &m, &seed, 0, 5);
     /* Fail the nth storage call of a one-row write, and the undo, for n = 1, 2, ... until a
      * failure lands at or after the log append (earlier ones fail cleanly and undo nothing). */
     const int64_t lost_x = 424242;
@@ -511,12 +518,9 @@ Test(wal, a_record_that_cannot_be_taken_back_closes_the_log_until_a_reopen, .tim
 Test(wal, a_group_too_large_for_one_log_record_is_refused_and_changes_nothing, .timeout = 120)
 {
     static model_t m;
-    model_init(&m);
     uint64_t seed = 5;
     st_env_t e;
-    wal_open(&e, 0);
-    cr_assert_eq(st_apply_registry(&e, REG, NULL), FR_OK);
-    write_batches(&e, &m, &seed, 3, 100);
+    logged_store(&e, &m, &seed, 0, 3);
     fr_store_close(e.store);
     e.wal_record_max = 16; /* below any one-row record */
     st_open_again(&e);
@@ -560,26 +564,38 @@ Test(wal, the_store_keeps_its_own_copy_of_the_directory_path, .timeout = 120)
 /* A store of 10 logged batches after its first checkpoint, "crashed": d gets a copy of its
  * directory as a kill -9 leaves it (data.mdb whole, the log), then `damage` (a shell command with
  * one %s for d's directory, or NULL) is run on the copy. e is closed; the model holds the rows. */
-static void crashed_copy(st_env_t *d, model_t *m, uint64_t seed, const char *damage)
+/* d becomes a copy of e's settings with a new directory holding e's data.mdb, checkpoint and
+ * log as they are now (what a kill -9 leaves). */
+static void copy_store(st_env_t *d, const st_env_t *e)
 {
-    model_init(m);
-    st_env_t e;
-    wal_open(&e, 1u << 30);
-    cr_assert_eq(st_apply_registry(&e, REG, NULL), FR_OK);
-    write_batches(&e, m, &seed, 10, 100);
-    *d = e;
+    *d = *e;
     snprintf(d->dir, sizeof d->dir, "/tmp/fr_wal_copy_XXXXXX");
     cr_assert_not_null(mkdtemp(d->dir));
     char cmd[1024];
-    snprintf(cmd, sizeof cmd, "cp %s/data.mdb %s/freshet.ckpt %s/wal.* %s/", e.dir, e.dir, e.dir,
+    snprintf(cmd, sizeof cmd, "cp %s/data.mdb %s/freshet.ckpt %s/wal.* %s/", e->dir, e->dir, e->dir,
              d->dir);
     cr_assert_eq(system(cmd), 0, "%s", cmd);
+}
+
+/* Runs `damage` (a shell command with one %s, given arg; or NULL) on the copy d, makes its
+ * checkpoint name d's data.mdb, and closes and removes the original e. */
+static void finish_copy(st_env_t *d, st_env_t *e, const char *damage, const char *arg)
+{
     if (damage) {
-        snprintf(cmd, sizeof cmd, damage, d->dir);
+        char cmd[1024];
+        snprintf(cmd, sizeof cmd, damage, arg);
         cr_assert_eq(system(cmd), 0, "%s", cmd);
     }
     plant_inode(d->dir);
-    st_close(&e);
+    st_close(e);
+}
+
+static void crashed_copy(st_env_t *d, model_t *m, uint64_t seed, const char *damage)
+{
+    st_env_t e;
+    logged_store(&e, m, &seed, 1u << 30, 10);
+    copy_store(d, &e);
+    finish_copy(d, &e, damage, d->dir);
 }
 
 Test(wal, a_torn_tail_ends_the_log_and_the_rest_is_replayed, .timeout = 120)
@@ -600,32 +616,20 @@ Test(wal, a_torn_tail_ends_the_log_and_the_rest_is_replayed, .timeout = 120)
  * the writes after it. `damage` (with one %s for the first segment's path, or NULL) runs on it. */
 static void two_segment_copy(st_env_t *d, model_t *m, const char *damage)
 {
-    model_init(m);
     uint64_t seed = 21;
     st_env_t e;
-    wal_open(&e, 1u << 30);
-    cr_assert_eq(st_apply_registry(&e, REG, NULL), FR_OK);
-    write_batches(&e, m, &seed, 5, 100);
-    *d = e;
-    snprintf(d->dir, sizeof d->dir, "/tmp/fr_wal_copy_XXXXXX");
-    cr_assert_not_null(mkdtemp(d->dir));
+    logged_store(&e, m, &seed, 1u << 30, 5);
+    copy_store(d, &e);
     char cmd[1024];
-    snprintf(cmd, sizeof cmd, "cp %s/data.mdb %s/freshet.ckpt %s/wal.* %s/", e.dir, e.dir, e.dir, d->dir);
-    cr_assert_eq(system(cmd), 0, "%s", cmd);
     cr_assert_eq(fr_wal_checkpoint(e.store), FR_OK);
     write_batches(&e, m, &seed, 5, 100);
     snprintf(cmd, sizeof cmd, "cp $(ls %s/wal.* | tail -n 1) %s/", e.dir, d->dir);
     cr_assert_eq(system(cmd), 0, "%s", cmd);
     snprintf(cmd, sizeof cmd, "test $(ls %s | grep -c '^wal\\.') -eq 2", d->dir);
     cr_assert_eq(system(cmd), 0, "two segments in the copy");
-    if (damage) {
-        char first[300];
-        snprintf(first, sizeof first, "$(ls %s/wal.* | head -n 1)", d->dir);
-        snprintf(cmd, sizeof cmd, damage, first);
-        cr_assert_eq(system(cmd), 0, "%s", cmd);
-    }
-    plant_inode(d->dir);
-    st_close(&e);
+    char first[300];
+    snprintf(first, sizeof first, "$(ls %s/wal.* | head -n 1)", d->dir);
+    finish_copy(d, &e, damage, first);
 }
 
 /* Regression: a record that failed its checksum always ended the log, as a torn tail does, so
