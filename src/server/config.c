@@ -221,13 +221,26 @@ int fr_config_load_file(fr_config_t *c, const char *path, char *why, size_t why_
 
 int fr_config_parse_args(fr_config_t *c, int argc, char **argv, char *why, size_t why_len)
 {
-    /* First pass: --config, so the command line can override the file. */
+    /* First pass: --config FILE or --config=FILE (read the same way as every flag: a flag's value
+     * is never taken for a flag), so the command line can override the file. */
     for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
-            int rc = fr_config_load_file(c, argv[i + 1], why, why_len);
-            if (rc != FR_OK)
-                return rc;
+        const char *a = argv[i];
+        if (strncmp(a, "--", 2) != 0 || !strcmp(a, "--help"))
+            continue;
+        const char *eq = strchr(a, '=');
+        size_t nlen = eq ? (size_t)(eq - a - 2) : strlen(a + 2);
+        if (nlen != 6 || strncmp(a + 2, "config", 6) != 0) {
+            i += eq ? 0 : 1; /* skip the flag's value */
+            continue;
         }
+        const char *path = eq ? eq + 1 : i + 1 < argc ? argv[++i] : NULL;
+        if (!path || !*path) {
+            snprintf(why, why_len, "--config: missing value (a config file path)");
+            return FR_E_BAD_ARG;
+        }
+        int rc = fr_config_load_file(c, path, why, why_len);
+        if (rc != FR_OK)
+            return rc;
     }
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
