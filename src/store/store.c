@@ -1,9 +1,9 @@
 /* Opening and closing the LMDB environment, the published registry, info and sync. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <fcntl.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -432,6 +432,9 @@ static void backup_cleanup(const char *dest)
     }
 }
 
+static int backup_into(fr_store_t *s, const char *dest, bool compact, uint64_t *bytes,
+                       const char **why);
+
 int fr_store_backup(fr_store_t *s, const char *dest, bool compact, uint64_t *bytes, const char **why)
 {
     if (mkdir(dest, 0750) != 0 && errno != EEXIST) {
@@ -439,6 +442,37 @@ int fr_store_backup(fr_store_t *s, const char *dest, bool compact, uint64_t *byt
         *why = why_buf;
         return FR_E_IO;
     }
+    /* Two backups into one directory would both find it empty, write the same data.mdb, and the
+     * loser's cleanup would delete the winner's copy: the directory is claimed first. */
+    char lock[4200];
+    snprintf(lock, sizeof lock, "%s/backup.lock", dest);
+    int lfd;
+    for (;;) {
+        lfd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
+        if (lfd < 0 || flock(lfd, LOCK_EX | LOCK_NB) != 0) {
+            snprintf(why_buf, sizeof why_buf, "dest: %s: %s", dest,
+                     lfd < 0 ? strerror(errno) : "another backup into it is running");
+            *why = why_buf;
+            if (lfd >= 0)
+                close(lfd);
+            return FR_E_IO;
+        }
+        /* the lock is the file still at that path, not one a finishing backup just removed */
+        struct stat held, now;
+        if (fstat(lfd, &held) == 0 && stat(lock, &now) == 0 && held.st_ino == now.st_ino &&
+            held.st_dev == now.st_dev)
+            break;
+        close(lfd);
+    }
+    int rc = backup_into(s, dest, compact, bytes, why);
+    unlink(lock);
+    close(lfd);
+    return rc;
+}
+
+static int backup_into(fr_store_t *s, const char *dest, bool compact, uint64_t *bytes,
+                       const char **why)
+{
     char path[4200];
     snprintf(path, sizeof path, "%s/data.mdb", dest);
     struct stat st;
@@ -465,7 +499,13 @@ int fr_store_backup(fr_store_t *s, const char *dest, bool compact, uint64_t *byt
                                                                                   : FR_E_STORAGE;
         }
     }
-    *bytes = stat(path, &st) == 0 ? (uint64_t)st.st_size : 0;
+    if (stat(path, &st) != 0) {
+        snprintf(why_buf, sizeof why_buf, "dest: the copy %.200s is missing after the backup: %s", path,
+                 strerror(errno));
+        *why = why_buf;
+        return FR_E_IO;
+    }
+    *bytes = (uint64_t)st.st_size;
     return FR_OK;
 }
 

@@ -5,7 +5,10 @@
 #include <lmdb.h>
 #include <stdio.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "store/key.h"
 #include "store_test_util.h"
@@ -249,5 +252,38 @@ Test(backup, compacting_copy_packs_rows_written_before_format_2)
     cr_assert_eq(fr_mp_row_next(&b, &y), 1);
     cr_assert_eq(only_row(e.dir, got, sizeof got), sizeof old, "the store itself is untouched");
     rm_copy(packed);
+    st_close(&e);
+}
+
+/* Regression: two backups into one new directory both found it empty, wrote the same data.mdb,
+ * and the loser's cleanup deleted the winner's copy, which still reported success (0 bytes). A
+ * backup now claims the directory with a lock (DEST/backup.lock): one already running there
+ * (held here by the test) makes the other fail cleanly, writing nothing; the lock file goes when
+ * the backup ends. */
+Test(backup, a_second_backup_into_the_same_directory_is_refused_while_one_runs)
+{
+    st_env_t e;
+    st_open(&e, ST_NOW_US, 0);
+    cr_assert_eq(st_apply_registry(&e, REG, NULL), FR_OK);
+    fill(&e, 100);
+    char dest[96], lock[128], data[128];
+    snprintf(dest, sizeof dest, "%s.copy", e.dir);
+    snprintf(lock, sizeof lock, "%s/backup.lock", dest);
+    snprintf(data, sizeof data, "%s/data.mdb", dest);
+    cr_assert_eq(mkdir(dest, 0750), 0);
+    int held = open(lock, O_RDWR | O_CREAT, 0640);
+    cr_assert_geq(held, 0);
+    cr_assert_eq(flock(held, LOCK_EX), 0, "the running backup's claim");
+    uint64_t bytes = 0;
+    const char *why = NULL;
+    cr_assert_eq(fr_store_backup(e.store, dest, true, &bytes, &why), FR_E_IO);
+    cr_assert(why && strstr(why, "another backup"), "%s", why ? why : "");
+    struct stat st;
+    cr_assert_neq(stat(data, &st), 0, "the refused backup wrote nothing");
+    close(held); /* the other backup ended */
+    cr_assert_eq(fr_store_backup(e.store, dest, true, &bytes, &why), FR_OK, "%s", why);
+    cr_assert_eq((long long)bytes, file_size(dest));
+    cr_assert_neq(stat(lock, &st), 0, "the lock file is removed when the backup ends");
+    rm_copy(dest);
     st_close(&e);
 }
