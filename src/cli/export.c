@@ -857,7 +857,8 @@ static int run_pit(fr_cli_ctx_t *ctx, fr_client_t *c, exp_t *x, const exp_opts_t
                                    .entity_col_count = x->nkeys,
                                    .as_of_us = ch->times,
                                    .row_count = ch->n,
-                                   .served = o->served};
+                                   .served = o->served,
+                                   .include_expired = o->include_expired};
             fr_client_t *cc = cs[(head + inflight) % ncs];
             int rc = fr_client_export_send(cc, &req, &ch->id);
             if (rc != FR_OK)
@@ -1073,9 +1074,9 @@ int fr_cli_export(fr_cli_ctx_t *ctx)
 {
     if (ctx->argc < 1 || (strcmp(ctx->argv[0], "pit") && strcmp(ctx->argv[0], "snapshot")))
         return fr_cli_fail(2, "usage: freshet export pit --labels FILE --features v:f,... [--mode event|served] "
-                              "[--format csv|jsonl|msgpack] [--with-status] [-o OUT]\n"
+                              "[--format csv|jsonl|msgpack] [--with-status] [--include-expired] [-o OUT]\n"
                               "       freshet export snapshot (--view V | --features v:f,...) [--as-of T] "
-                              "[--format ...] [--with-status] [-o OUT]");
+                              "[--format ...] [--with-status] [--include-expired] [-o OUT]");
     bool pit = !strcmp(ctx->argv[0], "pit");
     exp_opts_t o = {.fmt = FMT_CSV, .chunk = pit ? 10000 : 5000, .connections = 2};
     for (int i = 1; i < ctx->argc; i++) {

@@ -745,3 +745,33 @@ Test(cli, get_json_output_is_valid_utf8_for_any_stored_bytes, .timeout = 60)
     json_decref(g);
     finish(s);
 }
+
+/* Regression: `export pit --include-expired` was accepted and then not sent, so expired cells
+ * stayed empty (the snapshot export and the Python client did send it). */
+Test(cli, export_pit_include_expired_writes_expired_values, .timeout = 60)
+{
+    char labels[256], in[256];
+    long long now = (long long)fr_e2e_now_us();
+    snprintf(in, sizeof in, "card_id,event_timestamp\nc9,%lld\n", now);
+    fr_e2e_server_t *s = start_with_labels(in, labels);
+    fr_e2e_cli_t r;
+    snprintf(in, sizeof in, "{\"card_id\":\"c9\",\"event_timestamp\":%lld,\"txn_count_1h\":6}\n",
+             now - 20 * 60 * SEC); /* past card_stats' 10 min ttl at the label time */
+    CLI(&r, s, in, "put", "--view", "card_stats");
+    expect_ok(&r, "put");
+    fr_e2e_cli_fini(&r);
+    char want[128];
+    CLI(&r, s, NULL, "export", "pit", "--labels", labels, "--features", "card_stats:txn_count_1h",
+        "--with-status");
+    expect_ok(&r, "export without --include-expired");
+    snprintf(want, sizeof want, "c9,%lld,,EXPIRED\n", now);
+    expect_contains(r.out, want, "an expired cell is empty");
+    fr_e2e_cli_fini(&r);
+    CLI(&r, s, NULL, "export", "pit", "--labels", labels, "--features", "card_stats:txn_count_1h",
+        "--with-status", "--include-expired");
+    expect_ok(&r, "export with --include-expired");
+    snprintf(want, sizeof want, "c9,%lld,6,EXPIRED\n", now);
+    expect_contains(r.out, want, "the expired value, still EXPIRED");
+    fr_e2e_cli_fini(&r);
+    finish(s);
+}
