@@ -999,6 +999,8 @@ static void h_metrics(fr_worker_t *w, struct evhttp_request *req)
         GAUGE("freshet_lmdb_map_size_bytes", "LMDB map size.", info.map_size);
         GAUGE("freshet_lmdb_map_used_bytes", "LMDB pages in use.", info.map_used);
         GAUGE("freshet_lmdb_readers_used", "LMDB reader slots in use.", info.readers_used);
+        GAUGE("freshet_lmdb_readers_high_water", "Most LMDB reader slots in use at once since start.",
+              info.readers_high_water);
         GAUGE("freshet_lmdb_readers_max", "LMDB reader slots.", info.max_readers);
         GAUGE("freshet_write_seq", "Last write sequence number.", info.write_seq);
         GAUGE("freshet_wal_enabled", "1 when commits go through the write-ahead log.", info.wal);

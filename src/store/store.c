@@ -301,6 +301,15 @@ int fr_store_sync(fr_store_t *s)
 
 int fr_store_checkpoint(fr_store_t *s) { return fr_wal_checkpoint(s); }
 
+/* mdb_reader_list's callback: one call per line, a header first, then a line per live reader
+ * slot ("(no active readers)" alone when there are none). */
+static int count_reader_line(const char *msg, void *ctx)
+{
+    if (!strstr(msg, "(no active readers)"))
+        ++*(unsigned *)ctx;
+    return 0;
+}
+
 int fr_store_info(fr_store_t *s, fr_store_info_t *out)
 {
     MDB_envinfo ei;
@@ -315,7 +324,11 @@ int fr_store_info(fr_store_t *s, fr_store_info_t *out)
     out->map_used = (uint64_t)(ei.me_last_pgno + 1) * st.ms_psize;
     out->last_txn = ei.me_last_txnid;
     out->max_readers = ei.me_maxreaders;
-    out->readers_used = ei.me_numreaders;
+    /* me_numreaders is the most slots ever used (LMDB never lowers it): count the live ones */
+    unsigned lines = 0;
+    if (mdb_reader_list(s->env, count_reader_line, &lines) >= 0)
+        out->readers_used = lines > 0 ? lines - 1 : 0; /* the first line is a header */
+    out->readers_high_water = ei.me_numreaders;
     out->write_seq = __atomic_load_n(&s->write_seq, __ATOMIC_RELAXED);
     out->wal = s->wal.on;
     out->wal_bytes = s->wal.since_ckpt;

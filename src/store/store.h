@@ -94,7 +94,8 @@ int fr_store_reader_check(fr_store_t *store, int *cleared);
 
 typedef struct {
     uint64_t map_size, map_used, last_txn, page_size;
-    unsigned max_readers, readers_used;
+    unsigned max_readers, readers_used; /* reader slots: capacity, live now */
+    unsigned readers_high_water;        /* the most slots live at once since the environment opened */
     uint64_t write_seq;
     bool wal;                        /* the write-ahead log is on */
     uint64_t wal_bytes;              /* logged since the last checkpoint began */

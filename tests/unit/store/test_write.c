@@ -896,3 +896,33 @@ Test(write, second_writer_on_a_directory_is_refused_until_the_first_closes)
     cr_assert_eq(rc, FR_OK, "reopen after close: %s (%s)", fr_err_name(rc), why);
     st_close(&e);
 }
+
+/* Regression: fr_store_info().readers_used (the /metrics gauge freshet_lmdb_readers_used) was
+ * LMDB's me_numreaders, the most slots ever used, so released snapshots looked like a leak. It
+ * now counts the live slots; the high-water mark is reported on its own. */
+Test(write, readers_used_counts_live_reader_slots_and_falls_when_they_are_freed)
+{
+    st_env_t e;
+    st_open(&e, ST_NOW_US, 0);
+    fr_store_info_t info;
+    cr_assert_eq(fr_store_info(e.store, &info), FR_OK);
+    unsigned base = info.readers_used;
+    fr_rtxn_t *r[3];
+    for (int i = 0; i < 3; i++) {
+        cr_assert_eq(fr_rtxn_new(e.store, &r[i]), FR_OK);
+        cr_assert_eq(fr_rtxn_begin(r[i]), FR_OK);
+    }
+    cr_assert_eq(fr_store_info(e.store, &info), FR_OK);
+    cr_assert_eq(info.readers_used, base + 3, "three snapshots open: %u, base %u", info.readers_used,
+                 base);
+    cr_assert_geq(info.readers_high_water, base + 3);
+    for (int i = 0; i < 3; i++) {
+        fr_rtxn_reset(r[i]);
+        fr_rtxn_free(r[i]);
+    }
+    cr_assert_eq(fr_store_info(e.store, &info), FR_OK);
+    cr_assert_eq(info.readers_used, base, "freed snapshots give their slots back: %u",
+                 info.readers_used);
+    cr_assert_geq(info.readers_high_water, base + 3, "the high-water mark stays");
+    st_close(&e);
+}
