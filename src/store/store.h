@@ -188,10 +188,21 @@ typedef struct {
     size_t resume_len;
     uint64_t deleted_total;
     uint64_t passes; /* completed scans of the whole rows database */
+    /* the (view, entity) being walked when a tick stopped inside it, and what its newer versions
+     * decided (fr_store_sweep): so the next tick goes on with the same rule */
+    uint8_t ent_prefix[4 + 2 + 256];
+    size_t ent_prefix_len;
+    bool ent_forget;      /* its newest version was older than retention: all of it goes */
+    int64_t ent_cover_wa; /* least written_at of its versions at or before the cutoff so far */
 } fr_sweep_state_t;
 
-/* Deletes versions whose event_ts is older than now - retention of their view, visiting at most
- * max_keys keys (the time budget of one tick) from where the previous tick stopped; wraps around.
+/* Retention (DESIGN.md, Semantics 8, with the rule below): visits at most max_keys keys (the time
+ * budget of one tick) from where the previous tick stopped; wraps around. With cutoff = now -
+ * the view's retention, a version older than the cutoff is deleted when
+ *  - a newer version of the same (view, entity) at or before the cutoff shadows it for every read
+ *    at or after the cutoff, in both modes (its written_at is at most max(cutoff, the version's
+ *    written_at)), so as-of reads inside the retention window answer as before; or
+ *  - the entity's newest version is older than the cutoff: the entity is forgotten, all of it.
  * *deleted gets this tick's count. FR_E_STORAGE. */
 int fr_store_sweep(fr_wtxn_t *w, fr_sweep_state_t *state, size_t max_keys, uint64_t *deleted);
 

@@ -1,6 +1,9 @@
-/* Retention sweeper (DESIGN.md, Semantics 8): deletes versions older than their view's retention,
- * a bounded number of keys per tick, resuming where the last tick stopped. Correctness never
- * depends on it: TTL is applied at read time. */
+/* Retention sweeper (DESIGN.md, Semantics 8; the rule is in store.h): deletes versions older than
+ * their view's retention that no read inside the retention window can need, a bounded number of
+ * keys per tick, resuming where the last tick stopped. TTL is applied at read time.
+ *
+ * Keys list each (view, entity)'s versions newest first (key.h), so one forward walk sees every
+ * version after all the ones that could shadow it. */
 #include <errno.h>
 #include <string.h>
 
@@ -24,6 +27,10 @@ int fr_store_sweep(fr_wtxn_t *w, fr_sweep_state_t *st, size_t max_keys, uint64_t
     mrc = st->resume_len ? mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE)
                          : mdb_cursor_get(cur, &k, &v, MDB_FIRST);
     const fr_view_def_t *view = NULL;
+    /* the entity being walked is st->ent_*: kept when this tick resumes inside it, reset when a
+     * pass starts over */
+    if (!st->resume_len)
+        st->ent_prefix_len = 0;
     struct {
         uint32_t view_id;
         uint64_t deleted;
@@ -38,16 +45,36 @@ int fr_store_sweep(fr_wtxn_t *w, fr_sweep_state_t *st, size_t max_keys, uint64_t
         }
         if (!view || view->id != dk.view_id)
             view = fr_registry_view_by_id(reg, dk.view_id);
-        if (view && view->retention_us > 0 && dk.event_ts_us < w->now_us - view->retention_us) {
-            size_t i = 0;
+        int64_t cutoff = view && view->retention_us > 0 ? w->now_us - view->retention_us : INT64_MIN;
+        size_t plen = 4 + 2 + (size_t)dk.entity_len; /* <= sizeof st->ent_prefix (key.h) */
+        if (plen != st->ent_prefix_len || memcmp(k.mv_data, st->ent_prefix, plen) != 0) {
+            /* the entity's first version: its newest */
+            memcpy(st->ent_prefix, k.mv_data, plen);
+            st->ent_prefix_len = plen;
+            st->ent_forget = dk.event_ts_us < cutoff;
+            st->ent_cover_wa = INT64_MAX;
+        }
+        int64_t written_at = INT64_MAX;
+        if (v.mv_size >= 8)
+            memcpy(&written_at, v.mv_data, 8);
+        /* shadowed: a newer version at or before the cutoff that every read from the cutoff on
+         * (event mode; served mode once this one is written) would take instead of this one */
+        bool shadowed = st->ent_cover_wa <= (written_at > cutoff ? written_at : cutoff);
+        bool drop = dk.event_ts_us < cutoff && (st->ent_forget || shadowed);
+        size_t i = 0;
+        if (drop) {
             while (i < nviews && per_view[i].view_id != dk.view_id)
                 i++;
             if (i == nviews) {
                 if (nviews == sizeof per_view / sizeof per_view[0])
-                    break; /* counters full: resume at this key next tick */
+                    break; /* counters full: resume at this key next tick (state untouched) */
                 per_view[nviews].view_id = dk.view_id;
                 per_view[nviews++].deleted = 0;
             }
+        }
+        if (dk.event_ts_us <= cutoff && written_at < st->ent_cover_wa)
+            st->ent_cover_wa = written_at; /* shadows the older versions that follow */
+        if (drop) {
             fr_wtxn_log(w, FR_WAL_DB_ROWS, &k, NULL);
             mrc = FR_MDB(mdb_cursor_del(cur, 0));
             if (mrc != MDB_SUCCESS)

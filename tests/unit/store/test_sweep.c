@@ -1,6 +1,7 @@
-/* Retention sweeper (DESIGN.md, Semantics 8): versions older than their view's retention go away
- * over several bounded ticks that resume where the last one stopped; the newest version stays until
- * it is too old as well; retention 0 keeps everything; per-view counters follow. */
+/* Retention sweeper (DESIGN.md, Semantics 8, with store.h's rule): versions older than their
+ * view's retention go away over several bounded ticks that resume where the last one stopped,
+ * except the one that still answers reads inside the retention window; an entity whose newest
+ * version is too old goes entirely; retention 0 keeps everything; per-view counters follow. */
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <string.h>
@@ -74,7 +75,7 @@ static int64_t status_at(st_env_t *e, const fr_view_def_t *v, const char *entity
     return got.status;
 }
 
-Test(sweep, old_versions_go_over_several_ticks_and_the_newest_stays_until_it_is_old)
+Test(sweep, old_versions_go_over_several_ticks_and_what_reads_in_the_window_need_stays)
 {
     st_env_t e;
     st_open(&e, T0, 0);
@@ -103,17 +104,22 @@ Test(sweep, old_versions_go_over_several_ticks_and_the_newest_stays_until_it_is_
     int ticks = full_pass(&e, &st, 3, &deleted);
     deleted += first;
     cr_assert_geq(ticks, 5, "32 keys at 3 per tick need several ticks (got %d)", ticks);
-    cr_assert_eq(deleted, 3 * 4 + 1, "four old versions per entity plus the edge's older one");
+    /* per entity the 5 h, 4 h and 3 h versions go; the 2 h one stays: it answers reads from the
+     * cutoff (1 h ago) until the 30 min one */
+    cr_assert_eq(deleted, 3 * 3 + 1, "three old versions per entity plus the edge's older one");
     cr_assert_eq(st.deleted_total, deleted);
-    cr_assert_eq(st_view_stat(&e, sv->id).versions, 4);
+    cr_assert_eq(st_view_stat(&e, sv->id).versions, 7);
     cr_assert_eq(st_view_stat(&e, kv->id).versions, 15, "retention 0 keeps everything");
 
     int64_t ts;
     for (int i = 0; i < 3; i++) {
         cr_assert_eq(status_at(&e, sv, ents[i], T0, &ts), FR_STATUS_PRESENT);
         cr_assert_eq(ts, T0 - 30 * MIN, "the newest version stays");
-        cr_assert_eq(status_at(&e, sv, ents[i], T0 - 31 * MIN, &ts), FR_STATUS_NOT_FOUND,
-                     "older versions are gone");
+        cr_assert_eq(status_at(&e, sv, ents[i], T0 - 31 * MIN, &ts), FR_STATUS_PRESENT,
+                     "a read inside the window answers as before the sweep");
+        cr_assert_eq(ts, T0 - 2 * HOUR);
+        cr_assert_eq(status_at(&e, sv, ents[i], T0 - 2 * HOUR - 1, &ts), FR_STATUS_NOT_FOUND,
+                     "what only reads before the window needed is gone");
         cr_assert_eq(status_at(&e, kv, ents[i], T0 - 5 * HOUR - 10 * 24 * HOUR, &ts),
                      FR_STATUS_PRESENT);
     }
@@ -128,18 +134,80 @@ Test(sweep, old_versions_go_over_several_ticks_and_the_newest_stays_until_it_is_
     /* 29 minutes later the newest is 59 min old: still kept */
     e.clock.fixed_us = T0 + 29 * MIN;
     full_pass(&e, &st, 3, &deleted);
-    cr_assert_eq(deleted, 1, "only the edge's version (now 1 h 29 min old) goes");
+    cr_assert_eq(deleted, 1, "only the edge's version (now 1 h 29 min old, its newest) goes");
     cr_assert_eq(status_at(&e, sv, "e1", T0, &ts), FR_STATUS_PRESENT);
+    cr_assert_eq(status_at(&e, sv, "e1", T0 - 31 * MIN, &ts), FR_STATUS_PRESENT);
 
-    /* 31 minutes later it is 61 min old: it goes too */
+    /* 31 minutes later the newest is 61 min old: the entity goes, both versions */
     e.clock.fixed_us = T0 + 31 * MIN;
     full_pass(&e, &st, 3, &deleted);
-    cr_assert_eq(deleted, 3);
+    cr_assert_eq(deleted, 6);
     for (int i = 0; i < 3; i++)
         cr_assert_eq(status_at(&e, sv, ents[i], T0 + 31 * MIN, &ts), FR_STATUS_NOT_FOUND);
     cr_assert_eq(st_view_stat(&e, sv->id).versions, 0);
     cr_assert_eq(st_view_stat(&e, kv->id).versions, 15);
     cr_assert_eq(st.deleted_total, 3 * 5 + 2);
+    fr_registry_release(reg);
+    st_close(&e);
+}
+
+/* Regression: every version older than the cutoff went, including the one that answered reads
+ * inside the retention window, so a PIT export or an as-of read at a time the window covers
+ * returned NOT_FOUND where serving at that time had returned the value. Served mode counts too: a
+ * late-written version does not shadow an older one for times before it was written. */
+Test(sweep, reads_inside_the_retention_window_answer_as_before_in_both_modes)
+{
+    st_env_t e;
+    st_open(&e, T0 - 3 * HOUR, 0);
+    cr_assert_eq(st_apply_registry(&e, REG, NULL), FR_OK);
+    fr_registry_t *reg = fr_store_registry(e.store);
+    const fr_view_def_t *sv = fr_registry_view(reg, "short");
+    put(&e, sv, "k", T0 - 3 * HOUR, 1); /* A: written on time, 3 h ago */
+    e.clock.fixed_us = T0;
+    put(&e, sv, "k", T0 - 2 * HOUR, 2);  /* B: an event of 2 h ago arriving late, now */
+    put(&e, sv, "k", T0 - 10 * MIN, 3); /* C: the newest */
+    put(&e, sv, "k2", T0 - 2 * HOUR, 4); /* an entity whose newest version is past the cutoff */
+    int64_t before_ev, before_sv, ts;
+    int sev = (int)status_at(&e, sv, "k", T0 - 30 * MIN, &before_ev);
+    fr_rtxn_t *r;
+    fr_asof_t got;
+    cr_assert_eq(fr_rtxn_new(e.store, &r), FR_OK);
+    cr_assert_eq(fr_rtxn_begin(r), FR_OK);
+    cr_assert_eq(fr_asof_get(r, sv, (const uint8_t *)"k", 1, T0 - 30 * MIN, FR_ASOF_SERVED, &got),
+                 FR_OK);
+    before_sv = got.event_ts_us;
+    fr_rtxn_reset(r);
+    cr_assert_eq(sev, FR_STATUS_PRESENT);
+    cr_assert_eq(before_ev, T0 - 2 * HOUR, "event mode takes B");
+    cr_assert_eq(got.status, FR_STATUS_PRESENT);
+    cr_assert_eq(before_sv, T0 - 3 * HOUR, "served mode: B was not written yet, A answers");
+
+    fr_sweep_state_t st;
+    memset(&st, 0, sizeof st);
+    uint64_t deleted;
+    full_pass(&e, &st, 100, &deleted);
+    cr_assert_eq(deleted, 1, "only k2 goes (its newest version is past the cutoff)");
+    cr_assert_eq(status_at(&e, sv, "k", T0 - 30 * MIN, &ts), FR_STATUS_PRESENT);
+    cr_assert_eq(ts, before_ev);
+    cr_assert_eq(fr_rtxn_begin(r), FR_OK);
+    cr_assert_eq(fr_asof_get(r, sv, (const uint8_t *)"k", 1, T0 - 30 * MIN, FR_ASOF_SERVED, &got),
+                 FR_OK);
+    cr_assert_eq(got.status, FR_STATUS_PRESENT);
+    cr_assert_eq(got.event_ts_us, before_sv, "served mode still sees A");
+    fr_rtxn_reset(r);
+    fr_rtxn_free(r);
+    cr_assert_eq(status_at(&e, sv, "k2", T0, &ts), FR_STATUS_NOT_FOUND);
+
+    /* 45 min on (cutoff 15 min before B was written): served reads from the cutoff until B's
+     * write still take A, so A stays */
+    e.clock.fixed_us = T0 + 45 * MIN;
+    full_pass(&e, &st, 100, &deleted);
+    cr_assert_eq(deleted, 0, "A is still some read's answer");
+    /* 2 h on, the newest (C) is past the cutoff too: the entity goes, all three versions */
+    e.clock.fixed_us = T0 + 2 * HOUR;
+    full_pass(&e, &st, 100, &deleted);
+    cr_assert_eq(deleted, 3);
+    cr_assert_eq(status_at(&e, sv, "k", T0 + 2 * HOUR, &ts), FR_STATUS_NOT_FOUND);
     fr_registry_release(reg);
     st_close(&e);
 }
