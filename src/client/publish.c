@@ -543,6 +543,7 @@ int fr_publisher_put(fr_publisher_t *p, const fr_put_row_t *rows, size_t count,
     p->ack_err[0] = 0;
     pthread_mutex_unlock(&p->lock);
     fr_publish_result_t res = {0, 0, 0, 0};
+    int64_t now = mono_s(); /* a call's rows share one age: entries live 4 minutes */
     int rc = FR_OK;
     for (size_t i = 0; i < count && rc == FR_OK; i++) {
         const fr_put_row_t *r = &rows[i];
@@ -566,7 +567,6 @@ int fr_publisher_put(fr_publisher_t *p, const fr_put_row_t *rows, size_t count,
             if (rc != FR_OK)
                 break;
         }
-        int64_t now = mono_s();
         uint64_t content = 0;
         rc = publish_one(p, r, i, chain_prev(p, key, now), &content);
         if (rc == FR_OK && chain_set(p, key, content, now) != 0)

@@ -20,6 +20,7 @@
 
 #include "common/clock.h"
 #include "registry/registry.h"
+#include "store/key.h" /* FR_KEY_PREFIX_MAX */
 
 /* 2: payloads stored with float runs packed (proto/mp.h). A version-1 directory holds a subset of
  * version 2 and is upgraded (its meta entry rewritten) when opened for writing; a build that only
@@ -190,7 +191,7 @@ typedef struct {
     uint64_t passes; /* completed scans of the whole rows database */
     /* the (view, entity) being walked when a tick stopped inside it, and what its newer versions
      * decided (fr_store_sweep): so the next tick goes on with the same rule */
-    uint8_t ent_prefix[4 + 2 + 256];
+    uint8_t ent_prefix[FR_KEY_PREFIX_MAX];
     size_t ent_prefix_len;
     bool ent_forget;      /* its newest version was older than retention: all of it goes */
     int64_t ent_cover_wa; /* least written_at of its versions at or before the cutoff so far */
