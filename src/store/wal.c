@@ -75,7 +75,8 @@ uint32_t fr_wal_crc32c(uint32_t crc, const void *data, size_t n)
 
 /* ---- record codec ---- */
 
-#define REC_MAGIC 0x4c575246u /* "FRWL" */
+#define REC_MAGIC 0x4c575246u      /* "FRWL": appended without an fsync of its own (async) */
+#define REC_MAGIC_SYNC 0x53575246u /* "FRWS": fsynced before anything was logged after it */
 #define OP_HDR 8
 
 void fr_wal_buf_op(fr_wal_buf_t *b, unsigned op, unsigned db, const void *key, size_t klen,
@@ -142,10 +143,10 @@ int fr_wal_op_next(const uint8_t *payload, size_t len, size_t *pos, fr_wal_op_t 
     return 0;
 }
 
-void fr_wal_rec_header(uint8_t hdr[FR_WAL_REC_HDR], uint64_t txnid, const uint8_t *payload,
-                       size_t plen)
+void fr_wal_rec_header(uint8_t hdr[FR_WAL_REC_HDR], uint64_t txnid, bool synced,
+                       const uint8_t *payload, size_t plen)
 {
-    fr_put_le32(hdr, REC_MAGIC);
+    fr_put_le32(hdr, synced ? REC_MAGIC_SYNC : REC_MAGIC);
     fr_put_le32(hdr + 4, (uint32_t)plen);
     fr_put_le64(hdr + 8, txnid);
     uint32_t crc = fr_wal_crc32c(0, hdr + 4, 12);
@@ -157,7 +158,8 @@ int fr_wal_rec_parse(const uint8_t *p, size_t n, uint64_t *txnid, const uint8_t 
 {
     if (n < FR_WAL_REC_HDR)
         return FR_WAL_REC_SHORT;
-    if (fr_get_le32(p) != REC_MAGIC)
+    uint32_t magic = fr_get_le32(p);
+    if (magic != REC_MAGIC && magic != REC_MAGIC_SYNC)
         return FR_WAL_REC_BAD;
     uint32_t len = fr_get_le32(p + 4);
     if (len > FR_WAL_REC_MAX)
@@ -172,6 +174,11 @@ int fr_wal_rec_parse(const uint8_t *p, size_t n, uint64_t *txnid, const uint8_t 
     *plen = len;
     *rec_len = FR_WAL_REC_HDR + (size_t)len;
     return FR_WAL_REC_OK;
+}
+
+bool fr_wal_rec_synced(const uint8_t *p)
+{
+    return fr_get_le32(p) == REC_MAGIC_SYNC;
 }
 
 /* ---- checkpoint codec ---- */
@@ -504,7 +511,7 @@ int fr_wal_append(fr_store_t *s, uint64_t txnid, const fr_wal_buf_t *b, uint64_t
     if (b->len > rec_max)
         return FR_E_TOO_LARGE;
     uint8_t hdr[FR_WAL_REC_HDR];
-    fr_wal_rec_header(hdr, txnid, b->p, b->len);
+    fr_wal_rec_header(hdr, txnid, wl->fsync_each, b->p, b->len);
     *undo = wl->seg_len;
     struct iovec iov[2] = {{hdr, sizeof hdr}, {b->p, b->len}};
     size_t total = sizeof hdr + b->len, done = 0;
@@ -683,6 +690,27 @@ int fr_wal_pin_open(fr_store_t *s, const char **why)
 
 #define REPLAY_OPS_PER_TXN 100000
 
+/* The offset of a well-formed record written `synced` with a transaction after last_txnid that
+ * starts past `bad` in the segment p[0..n), or 0. A sync record is logged only after the one
+ * before it was fsynced, so one after a bad record proves the bad one was durable: damage, not a
+ * write a power loss cut short. (Async records after a hole prove nothing: the page cache may
+ * write a later page before an earlier one.) A damaged header hides where the next record
+ * starts, so every offset is tried; this runs only on the error path. */
+static size_t synced_record_after(const uint8_t *p, size_t n, size_t bad, uint64_t last_txnid)
+{
+    for (size_t q = bad + 1; q + FR_WAL_REC_HDR <= n; q++) {
+        if (p[q] != (REC_MAGIC_SYNC & 0xff) || !fr_wal_rec_synced(p + q))
+            continue;
+        uint64_t txnid;
+        const uint8_t *payload;
+        size_t plen, rlen;
+        if (fr_wal_rec_parse(p + q, n - q, &txnid, &payload, &plen, &rlen) == FR_WAL_REC_OK &&
+            txnid > last_txnid)
+            return q;
+    }
+    return 0;
+}
+
 /* Applies the records of one mapped segment with txnid > the checkpoint's. *end_of_log is set at
  * the first record that is torn or fails its checksum. */
 static int replay_segment(fr_store_t *s, const uint8_t *p, size_t n, uint64_t seq, MDB_txn **txn,
@@ -694,8 +722,17 @@ static int replay_segment(fr_store_t *s, const uint8_t *p, size_t n, uint64_t se
         uint64_t txnid;
         const uint8_t *payload;
         size_t plen, rlen;
-        if (fr_wal_rec_parse(p + off, n - off, &txnid, &payload, &plen, &rlen) != FR_WAL_REC_OK ||
-            txnid <= *last_txnid) {
+        int pr = fr_wal_rec_parse(p + off, n - off, &txnid, &payload, &plen, &rlen);
+        if (pr != FR_WAL_REC_OK || txnid <= *last_txnid) {
+            size_t later = pr != FR_WAL_REC_OK ? synced_record_after(p, n, off, *last_txnid) : 0;
+            if (later)
+                return *why = whyf("wal.%016" PRIx64 " is damaged at byte %zu, after transaction "
+                                   "%" PRIu64 ", and holds a later transaction fsynced after it "
+                                   "(at byte %zu): not a torn tail. Restore a backup, or accept "
+                                   "losing every write after the damage by truncating wal.%016" PRIx64
+                                   " to %zu bytes and moving any later segments out of %s",
+                                   seq, off, *last_txnid, later, seq, off, s->opts.path),
+                       FR_E_STORAGE;
             *end_of_log = true;
             s->wal.torn_bytes += n - off;
             return FR_OK;

@@ -73,9 +73,11 @@ typedef struct {
 int fr_wal_op_next(const uint8_t *payload, size_t len, size_t *pos, fr_wal_op_t *op,
                    const char **why);
 
-/* The 20-byte header of a record holding payload. */
-void fr_wal_rec_header(uint8_t hdr[FR_WAL_REC_HDR], uint64_t txnid, const uint8_t *payload,
-                       size_t plen);
+/* The 20-byte header of a record holding payload. `synced`: the record is fsynced before
+ * anything is logged after it (sync durability), which recovery needs to tell damage inside the
+ * newest segment from a torn tail; it is carried by the magic, so older logs read as async. */
+void fr_wal_rec_header(uint8_t hdr[FR_WAL_REC_HDR], uint64_t txnid, bool synced,
+                       const uint8_t *payload, size_t plen);
 
 enum { FR_WAL_REC_OK = 0, FR_WAL_REC_SHORT = 1, FR_WAL_REC_BAD = 2 };
 /* Parses the record at p (n bytes available): FR_WAL_REC_OK with *txnid, *payload, *plen and
@@ -83,6 +85,8 @@ enum { FR_WAL_REC_OK = 0, FR_WAL_REC_SHORT = 1, FR_WAL_REC_BAD = 2 };
  * magic, an oversize length or a checksum mismatch. */
 int fr_wal_rec_parse(const uint8_t *p, size_t n, uint64_t *txnid, const uint8_t **payload,
                      size_t *plen, size_t *rec_len);
+/* Whether the record at p (parsed FR_WAL_REC_OK) was written `synced`. */
+bool fr_wal_rec_synced(const uint8_t *p);
 
 /* freshet.ckpt: the snapshot the log starts after. */
 typedef struct {

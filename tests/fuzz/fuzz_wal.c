@@ -49,7 +49,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             CHECK(again.len == plen);
             CHECK(plen == 0 || memcmp(again.p, payload, plen) == 0);
             uint8_t hdr[FR_WAL_REC_HDR];
-            fr_wal_rec_header(hdr, txnid, payload, plen);
+            fr_wal_rec_header(hdr, txnid, fr_wal_rec_synced(data + off), payload, plen);
             CHECK(memcmp(hdr, data + off, FR_WAL_REC_HDR) == 0);
         }
         fr_wal_buf_free(&again);

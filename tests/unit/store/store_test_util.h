@@ -30,6 +30,7 @@ typedef struct {
     bool wal;                /* open with the write-ahead log (test_wal.c) */
     uint64_t wal_ckpt_bytes; /* its checkpoint size (0: the default) */
     uint64_t wal_record_max; /* its record limit (0: the default) */
+    bool sync;               /* sync durability (an fsync per commit); async otherwise */
 } st_env_t;
 
 static inline void st_open_again(st_env_t *e)
@@ -38,7 +39,7 @@ static inline void st_open_again(st_env_t *e)
     o.path = e->dir;
     o.map_size = e->map_size ? e->map_size : (64u << 20);
     o.clock = &e->clock;
-    o.durability = FR_DURABILITY_ASYNC; /* tests do not need fsync per commit */
+    o.durability = e->sync ? FR_DURABILITY_SYNC : FR_DURABILITY_ASYNC; /* most need no fsync */
     o.wal = e->wal;
     o.wal_checkpoint_bytes = e->wal_ckpt_bytes;
     o.wal_record_max = e->wal_record_max;
