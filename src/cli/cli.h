@@ -47,6 +47,10 @@ void fr_cli_json_value(FILE *out, const fr_value_t *v);
 /* Writes an int64, double, float or bool value the way both CSV and JSON spell it; false (and
  * nothing written) for the other types, whose spelling differs between the two. */
 bool fr_cli_scalar_value(FILE *out, const fr_value_t *v);
+/* "nan", "inf" or "-inf" for a non-finite double or float, else NULL. CSV and tables spell them
+ * so (pandas.read_csv and strtod read them back), so a training export keeps the infinity an
+ * online read returns; JSON has neither and writes null. */
+const char *fr_cli_nonfinite_text(const fr_value_t *v);
 
 /* Splits one CSV line (RFC 4180 quoting) into at most max fields, in place. Returns the count, or
  * -1 on a malformed line or too many fields. */

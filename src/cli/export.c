@@ -107,6 +107,11 @@ static void csv_field(FILE *out, const char *s, size_t n)
 
 static void csv_value(FILE *out, const fr_value_t *v)
 {
+    const char *nonfinite = fr_cli_nonfinite_text(v);
+    if (nonfinite) {
+        fputs(nonfinite, out);
+        return;
+    }
     if (fr_cli_scalar_value(out, v))
         return;
     if (v->type == FR_TYPE_STRING || v->type == FR_TYPE_BYTES) {

@@ -21,6 +21,11 @@ static size_t split_list(char *s, const char **out, size_t max)
 
 static void value_text(const fr_value_t *v, char *out, size_t n)
 {
+    const char *nonfinite = fr_cli_nonfinite_text(v);
+    if (nonfinite) {
+        snprintf(out, n, "%s", nonfinite);
+        return;
+    }
     switch (v->type) {
     case FR_TYPE_NONE:
         snprintf(out, n, "-");

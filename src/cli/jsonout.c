@@ -1,5 +1,6 @@
 /* Streaming JSON text for CLI output: escaped strings and values (numbers via common/numfmt),
  * written straight to a FILE so large exports never build a document in memory. */
+#include <math.h>
 #include <string.h>
 
 #include "cli.h"
@@ -44,6 +45,14 @@ void fr_cli_json_str(FILE *out, const char *s, size_t n)
         }
     }
     fputc('"', out);
+}
+
+const char *fr_cli_nonfinite_text(const fr_value_t *v)
+{
+    double x = v->type == FR_TYPE_DOUBLE ? v->u.f64 : v->type == FR_TYPE_FLOAT ? v->u.f32 : 0;
+    if (isfinite(x))
+        return NULL;
+    return isnan(x) ? "nan" : x > 0 ? "inf" : "-inf";
 }
 
 bool fr_cli_scalar_value(FILE *out, const fr_value_t *v)

@@ -1,6 +1,7 @@
 /* End-to-end tests of the `freshet` CLI against a real freshetd: apply, put (JSON lines and CSV,
  * validation that writes nothing, --skip-invalid, exactly-once sources), get --format json,
  * status, sources, and error reporting. Each test starts its own server. */
+#include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -773,5 +774,44 @@ Test(cli, export_pit_include_expired_writes_expired_values, .timeout = 60)
     snprintf(want, sizeof want, "c9,%lld,6,EXPIRED\n", now);
     expect_contains(r.out, want, "the expired value, still EXPIRED");
     fr_e2e_cli_fini(&r);
+    finish(s);
+}
+
+/* Regression: CSV exports and `get` tables printed a stored infinity as `null`, which
+ * pandas.read_csv turns into NaN: training saw NaN where an online read returns inf. CSV and
+ * tables now write nan/inf/-inf; JSON, which has neither, keeps null. */
+Test(cli, csv_and_table_output_keep_stored_infinities, .timeout = 60)
+{
+    char labels[256], in[256];
+    long long now = (long long)fr_e2e_now_us();
+    snprintf(in, sizeof in, "card_id,event_timestamp\ncinf,%lld\n", now);
+    fr_e2e_server_t *s = start_with_labels(in, labels);
+    fr_client_t *c = NULL;
+    cr_assert_eq(fr_client_connect(s->addr, 5000, &c), FR_OK);
+    fr_value_t v[3] = {{.type = FR_TYPE_INT64, .u.i64 = 1},
+                       {.type = FR_TYPE_DOUBLE, .u.f64 = INFINITY},
+                       {.type = FR_TYPE_FLOAT, .u.f32 = -INFINITY}};
+    fr_put_row_t row = {.view = "card_stats", .entity = "cinf", .event_ts_us = now - SEC,
+                        .values = v, .value_count = 3};
+    fr_put_result_t pr;
+    cr_assert_eq(fr_client_put(c, NULL, 0, &row, 1, &pr), FR_OK, "%s", fr_client_error(c));
+    fr_client_free(c);
+    fr_e2e_cli_t r;
+    CLI(&r, s, NULL, "export", "pit", "--labels", labels, "--features",
+        "card_stats:amount_avg_1h,card_stats:amount_max_1h");
+    expect_ok(&r, "export");
+    char want[128];
+    snprintf(want, sizeof want, "cinf,%lld,inf,-inf\n", now);
+    expect_contains(r.out, want, "CSV keeps the infinities");
+    fr_e2e_cli_fini(&r);
+    CLI(&r, s, NULL, "get", "--view", "card_stats", "--entities", "cinf");
+    expect_ok(&r, "get table");
+    expect_contains(r.out, " inf\n", "the table shows inf");
+    expect_contains(r.out, " -inf\n", "the table shows -inf");
+    fr_e2e_cli_fini(&r);
+    json_t *g = get_json(s, "cinf", "card_stats", 1);
+    cr_assert(json_is_null(json_object_get(cell(g, "cinf", "card_stats:amount_avg_1h"), "value")),
+              "JSON has no infinity: null");
+    json_decref(g);
     finish(s);
 }
