@@ -800,6 +800,18 @@ static void h_export(fr_worker_t *w, struct evhttp_request *req)
         goto fail;
     }
     size_t n = json_array_size(ts);
+    /* The join runs on the worker loop and its reply is built before the loop sends any of it,
+     * so a request is bounded like a read; the binary export streams any number of rows. */
+    if (n > (size_t)w->server->cfg.max_entities) {
+        snprintf(whybuf, sizeof whybuf,
+                 "labels: %zu rows, more than max_entities (%lld) per request: send them in "
+                 "requests of at most that many, or use the streamed binary export "
+                 "(freshet export pit)",
+                 n, (long long)w->server->cfg.max_entities);
+        why = whybuf;
+        code = FR_E_TOO_LARGE;
+        goto fail;
+    }
     const char *col;
     json_t *vals;
     json_object_foreach(labels, col, vals)

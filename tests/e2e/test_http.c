@@ -609,6 +609,36 @@ Test(http, export_finds_the_join_key_after_many_other_columns, .timeout = 60)
     fr_e2e_server_free(s);
 }
 
+/* Regression: /v1/export took any number of label rows in one request (only the body size
+ * bounded it) and joined them all on the worker loop before sending a byte; now it is bounded by
+ * max_entities like a read, with a clear TOO_LARGE, and a request at the limit still works. */
+Test(http, export_refuses_more_label_rows_than_max_entities, .timeout = 60)
+{
+    const char *more[] = {"--max-entities", "3", NULL};
+    fr_e2e_server_t *s = start_http(more);
+    put_rows(s, 1, 1700000000000000LL);
+    const char *at_limit = "{\"features\": [\"v:x\"], \"labels\": {\"card_id\": [\"c0\", \"c0\", \"c0\"],"
+                           " \"event_timestamp\": [1700000000000000, 1700000000000000, 1700000000000000]}}";
+    const char *over = "{\"features\": [\"v:x\"], \"labels\": {\"card_id\": [\"c0\", \"c0\", \"c0\", \"c0\"],"
+                       " \"event_timestamp\": [1700000000000000, 1700000000000000, 1700000000000000,"
+                       " 1700000000000000]}}";
+    http_resp_t r;
+    E2E_ASSERT(http(s->http_addr, "POST", "/v1/export", at_limit, strlen(at_limit), &r) == 0 &&
+                   r.status == 200,
+               "export at the limit %d: %s", r.status, r.body);
+    int lines = 0;
+    for (const char *q = r.body; (q = strchr(q, '\n')); q++)
+        lines++;
+    E2E_ASSERT(lines == 3, "3 rows at the limit, got %d: %s", lines, r.body);
+    free(r.body);
+    E2E_ASSERT(http(s->http_addr, "POST", "/v1/export", over, strlen(over), &r) == 0 && r.status == 413,
+               "export over the limit %d: %s", r.status, r.body);
+    E2E_ASSERT(strstr(r.body, "TOO_LARGE") && strstr(r.body, "max_entities"), "%s", r.body);
+    free(r.body);
+    E2E_ASSERT(fr_e2e_server_stop(s) == 0, "stop");
+    fr_e2e_server_free(s);
+}
+
 Test(http, full_map_refuses_writes_keeps_reads_and_resumes_after_raising_it, .timeout = 120)
 {
     const char *more[] = {"--map-size-mb", "1", NULL};
