@@ -60,7 +60,9 @@ typedef struct {
 /* nanopb encode callback for a repeated EntityColumn field; arg points to a fr_entity_cols_t. */
 bool fr_client_enc_entity_cols(pb_ostream_t *stream, const pb_field_t *field, void *const *arg);
 /* rw.c: a result whose entity i is row row_of[i] of parts[part_of[i]] (same columns in every
- * part). Takes the parts (freed with the result, or now on failure). FR_E_NOMEM, FR_E_BAD_ARG. */
+ * part). Takes the parts (freed with the result, or now on failure). FR_E_NOMEM, FR_E_BAD_ARG,
+ * FR_E_INTERNAL when the parts' columns differ (nodes answering from different registries) or a
+ * row is out of range. */
 int fr_result_gather(fr_result_t **parts, size_t nparts, const uint32_t *part_of,
                      const uint32_t *row_of, size_t n, fr_result_t **out);
 

@@ -386,6 +386,10 @@ int fr_cluster_get(fr_cluster_t *cl, const fr_get_req_t *req, fr_result_t **out)
     memset(parts, 0, cap_parts * sizeof *parts); /* taken by gather */
     if (rc == FR_OK)
         cl->err[0] = 0;
+    else if (rc == FR_E_INTERNAL)
+        snprintf(cl->err, sizeof cl->err,
+                 "the nodes answered with different columns for the same features: their "
+                 "registries differ (apply the same registry to every node)");
 out:
     for (size_t i = 0; parts && i < cap_parts; i++)
         fr_result_free(parts[i]);

@@ -1022,27 +1022,38 @@ int fr_result_gather(fr_result_t **parts, size_t nparts, const uint32_t *part_of
     r->col_index = malloc((nc ? nc : 1) * sizeof *r->col_index);
     r->rows = calloc((n * nv) > 0 ? n * nv : 1, sizeof *r->rows);
     if (!r->col_names || !r->col_types || !r->col_view || !r->col_index || !r->rows)
-        goto fail_owned;
+        goto fail_nomem;
     for (size_t j = 0; j < nc; j++) {
         r->col_names[j] = first->col_names[j];
         r->col_types[j] = first->col_types[j];
         r->col_view[j] = first->col_view[j];
         r->col_index[j] = first->col_index[j];
     }
-    for (size_t i = 0; i < n; i++) {
-        const fr_result_t *src = part_of[i] < nparts ? parts[part_of[i]] : NULL;
-        if (!src || src->col_count != nc || src->view_count != nv || row_of[i] >= src->entity_count)
+    int rc = FR_E_INTERNAL; /* from here on only a disagreement between the parts fails */
+    for (size_t k = 0; k < nparts; k++) {
+        const fr_result_t *src = parts[k];
+        if (!src)
+            continue;
+        if (src->col_count != nc || src->view_count != nv)
             goto fail_owned;
         for (size_t j = 0; j < nc; j++)
-            if (src->col_view[j] != r->col_view[j] || src->col_index[j] != r->col_index[j])
+            if (src->col_view[j] != r->col_view[j] || src->col_index[j] != r->col_index[j] ||
+                src->col_types[j] != r->col_types[j] || strcmp(src->col_names[j], r->col_names[j]))
                 goto fail_owned;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const fr_result_t *src = part_of[i] < nparts ? parts[part_of[i]] : NULL;
+        if (!src || row_of[i] >= src->entity_count)
+            goto fail_owned;
         memcpy(&r->rows[i * nv], &src->rows[row_of[i] * nv], nv * sizeof *r->rows);
     }
     *out = r;
     return FR_OK;
+fail_nomem:
+    rc = FR_E_NOMEM;
 fail_owned:
     fr_result_free(r); /* frees the parts too */
-    return FR_E_NOMEM;
+    return rc;
 fail:
     if (r)
         free(r->owned);
