@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "common/fault.h"
@@ -344,6 +345,16 @@ int fr_store_info(fr_store_t *s, fr_store_info_t *out)
     return FR_OK;
 }
 
+/* The text of a failure writing a backup into dest. LMDB turns a short write (a full disk) into
+ * EIO; a destination with no room left is named as such, not as an I/O fault. */
+static const char *dest_strerror(const char *dest, int mrc)
+{
+    struct statvfs vfs;
+    if (mrc == EIO && statvfs(dest, &vfs) == 0 && (uint64_t)vfs.f_bavail * vfs.f_frsize < (1u << 20))
+        mrc = ENOSPC;
+    return mdb_strerror(mrc);
+}
+
 /* The compacting backup: every database copied in key order into a new environment with
  * MDB_APPEND, which fills each leaf page before starting the next. LMDB's own compacting copy
  * (MDB_CP_COMPACT) drops free pages but keeps every page as it is, and leaves built by random
@@ -371,10 +382,15 @@ static int repack_copy(fr_store_t *s, const char *dest, const char **why)
     if (mrc == MDB_SUCCESS)
         mrc = mdb_env_set_mapsize(dst, ei.me_mapsize);
     if (mrc == MDB_SUCCESS)
-        mrc = mdb_env_open(dst, dest, MDB_NOSYNC, 0640); /* synced once at the end */
+        /* synced once at the end. No lock file: the copy is private to this thread, and LMDB
+         * writes into a lock file's map, where a full disk is a SIGBUS that kills the server
+         * instead of an error (the data pages go through pwrite, which returns ENOSPC). */
+        mrc = mdb_env_open(dst, dest, MDB_NOSYNC | MDB_NOLOCK, 0640);
+    bool from_store = false; /* the failure was reading the store, not writing the copy */
     if (mrc == MDB_SUCCESS) {
         step = "read the store";
         mrc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &rtxn);
+        from_store = mrc != MDB_SUCCESS;
     }
     for (size_t d = 0; d < sizeof names / sizeof names[0] && mrc == MDB_SUCCESS; d++) {
         step = "write the copy";
@@ -406,8 +422,11 @@ static int repack_copy(fr_store_t *s, const char *dest, const char **why)
                     mrc = mdb_txn_begin(dst, NULL, 0, &w);
             }
         }
-        if (mrc == MDB_SUCCESS && crc != MDB_NOTFOUND)
+        if (mrc == MDB_SUCCESS && crc != MDB_NOTFOUND) {
             mrc = crc;
+            from_store = true;
+            step = "read the store";
+        }
         if (cur)
             mdb_cursor_close(cur);
         cur = NULL;
@@ -427,9 +446,10 @@ static int repack_copy(fr_store_t *s, const char *dest, const char **why)
     if (dst)
         mdb_env_close(dst);
     if (mrc != MDB_SUCCESS) {
-        snprintf(why_buf, sizeof why_buf, "dest: cannot %s in %s: %s", step, dest, mdb_strerror(mrc));
+        snprintf(why_buf, sizeof why_buf, "dest: cannot %s in %s: %s", step, dest,
+                 dest_strerror(dest, mrc));
         *why = why_buf;
-        return mrc == ENOSPC || mrc == EACCES || mrc == ENOENT ? FR_E_IO : fr_store_mdb_err(mrc);
+        return from_store ? fr_store_mdb_err(mrc) : FR_E_IO;
     }
     return FR_OK;
 }
@@ -506,10 +526,13 @@ static int backup_into(fr_store_t *s, const char *dest, bool compact, uint64_t *
     } else {
         int mrc = mdb_env_copy2(s->env, dest, 0);
         if (mrc != MDB_SUCCESS) {
-            snprintf(why_buf, sizeof why_buf, "dest: copy to %s failed: %s", dest, mdb_strerror(mrc));
+            snprintf(why_buf, sizeof why_buf, "dest: copy to %s failed: %s", dest,
+                     dest_strerror(dest, mrc));
             *why = why_buf;
-            return mrc == EEXIST || mrc == ENOENT || mrc == EACCES || mrc == ENOSPC ? FR_E_IO
-                                                                                  : FR_E_STORAGE;
+            backup_cleanup(dest); /* a partial data.mdb is not a store, and blocks a retry */
+            return mrc == EEXIST || mrc == ENOENT || mrc == EACCES || mrc == ENOSPC || mrc == EIO
+                       ? FR_E_IO
+                       : FR_E_STORAGE;
         }
     }
     if (stat(path, &st) != 0) {

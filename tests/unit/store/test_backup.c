@@ -1,12 +1,19 @@
 /* fr_store_backup: the compacting copy re-packs every database in key order (full leaves) and
  * must hold exactly the same entries as the store, be smaller than an exact copy after random
  * inserts, open as a store, and never overwrite an existing one. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* unshare */
+#endif
 #include <criterion/criterion.h>
 #include <lmdb.h>
 #include <stdio.h>
 #include <string.h>
+#include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
+#include <stdlib.h>
 #include <sys/file.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -285,5 +292,91 @@ Test(backup, a_second_backup_into_the_same_directory_is_refused_while_one_runs)
     cr_assert_eq((long long)bytes, file_size(dest));
     cr_assert_neq(stat(lock, &st), 0, "the lock file is removed when the backup ends");
     rm_copy(dest);
+    st_close(&e);
+}
+
+/* Mounts a private 4 MiB tmpfs at dir, in a mount namespace of this test's process alone (as
+ * root, or as an unprivileged user through a user namespace). */
+static void private_tmpfs(const char *dir)
+{
+    uid_t uid = getuid();
+    gid_t gid = getgid();
+    if (unshare(CLONE_NEWNS) != 0) {
+        cr_assert_eq(unshare(CLONE_NEWUSER | CLONE_NEWNS), 0,
+                     "a private mount namespace needs root or user namespaces: %s", strerror(errno));
+        char map[64];
+        FILE *f = fopen("/proc/self/setgroups", "w");
+        if (f)
+            fputs("deny", f), fclose(f);
+        snprintf(map, sizeof map, "0 %u 1", (unsigned)uid);
+        f = fopen("/proc/self/uid_map", "w");
+        cr_assert(f && fputs(map, f) >= 0 && fclose(f) == 0, "uid_map");
+        snprintf(map, sizeof map, "0 %u 1", (unsigned)gid);
+        f = fopen("/proc/self/gid_map", "w");
+        cr_assert(f && fputs(map, f) >= 0 && fclose(f) == 0, "gid_map");
+    }
+    cr_assert_eq(mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL), 0, "%s", strerror(errno));
+    cr_assert_eq(mount("tmpfs", dir, "tmpfs", 0, "size=4m"), 0, "mount tmpfs: %s", strerror(errno));
+}
+
+/* Fills the filesystem holding path (a new file) until a write fails with ENOSPC. */
+static void fill_disk(const char *path)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    cr_assert_geq(fd, 0);
+    static char block[4096];
+    ssize_t w;
+    while ((w = write(fd, block, sizeof block)) > 0)
+        ;
+    for (size_t n = 512; n; n /= 2) /* the last partial block too */
+        while (write(fd, block, n) > 0)
+            ;
+    cr_assert_eq(errno, ENOSPC, "%s", strerror(errno));
+    close(fd);
+}
+
+/* Regression: a compacting backup onto a full disk killed the server with SIGBUS (LMDB writes
+ * into the copy's lock file through a map, and a page the disk has no room for faults), and a
+ * failed --no-compact backup left a partial data.mdb that blocked a retry and looked like a
+ * store. Now both fail with IO naming the full disk, leave no data.mdb, and a retry after space
+ * is freed succeeds. */
+Test(backup, a_full_destination_disk_fails_cleanly_and_a_retry_succeeds, .timeout = 60)
+{
+    st_env_t e;
+    st_open(&e, ST_NOW_US, 0);
+    cr_assert_eq(st_apply_registry(&e, REG, NULL), FR_OK);
+    fill(&e, 2000);
+    char mnt[96], dest[128], data[160], full[128];
+    snprintf(mnt, sizeof mnt, "%s.mnt", e.dir);
+    cr_assert_eq(mkdir(mnt, 0750), 0);
+    private_tmpfs(mnt);
+    snprintf(full, sizeof full, "%s/full", mnt);
+    snprintf(dest, sizeof dest, "%s/bk", mnt);
+    snprintf(data, sizeof data, "%s/data.mdb", dest);
+    cr_assert_eq(mkdir(dest, 0750), 0);
+    fill_disk(full);
+    struct stat st;
+    for (int compact = 1; compact >= 0; compact--) {
+        uint64_t bytes = 0;
+        const char *why = NULL;
+        int rc = fr_store_backup(e.store, dest, compact, &bytes, &why);
+        cr_assert_eq(rc, FR_E_IO, "compact=%d: %s (%s)", compact, fr_err_name(rc), why ? why : "");
+        cr_assert(why && strstr(why, "No space left"), "compact=%d: %s", compact, why ? why : "");
+        cr_assert_neq(stat(data, &st), 0, "compact=%d: no partial data.mdb left", compact);
+    }
+    cr_assert_eq(unlink(full), 0);
+    for (int compact = 1; compact >= 0; compact--) {
+        uint64_t bytes = 0;
+        const char *why = NULL;
+        cr_assert_eq(fr_store_backup(e.store, dest, compact, &bytes, &why), FR_OK, "compact=%d: %s",
+                     compact, why ? why : "");
+        cr_assert_eq((long long)bytes, file_size(dest));
+        cr_assert_eq(compare_envs(e.dir, dest) > 0, true, "compact=%d: the copy holds the store",
+                     compact);
+        rm_copy(dest);
+        cr_assert_eq(mkdir(dest, 0750), 0);
+    }
+    cr_assert_eq(umount(mnt), 0);
+    rmdir(mnt);
     st_close(&e);
 }
