@@ -353,8 +353,13 @@ int fr_client_recv(fr_client_t *c, fr_frame_t *f)
     int rc = read_full(c, hdr, sizeof hdr);
     if (rc != FR_OK)
         return rc;
-    if (fr_frame_decode(hdr, 1u << 30, f) != FR_OK)
-        return fr_client_failf(c, FR_E_BAD_REQUEST, "reply frame too large");
+    if (fr_frame_decode(hdr, 1u << 30, f) != FR_OK) {
+        /* not a frame header: the peer is not a freshetd, or the stream is out of step. Nothing
+         * more can be read from it: closed, and an I/O error, so a cluster read fails over */
+        close(c->fd);
+        c->fd = -1;
+        return fr_client_failf(c, FR_E_IO, "the reply is not a Freshet frame: connection closed");
+    }
     fr_buf_reset(&c->rbuf);
     rc = fr_buf_reserve(&c->rbuf, f->body_len);
     if (rc != FR_OK)

@@ -19,6 +19,7 @@ typedef struct {
     char addr[128];
     bool *member; /* partition_count entries */
     fr_client_t *client;
+    bool reused; /* the last send went out on a connection kept from an earlier call */
     int64_t down_until_us;
 } node_t;
 
@@ -42,6 +43,22 @@ static int failf(char *err, size_t n, int code, const char *fmt, ...)
         va_end(ap);
     }
     return code;
+}
+
+/* The first key of object o not in the NULL-terminated list known, or NULL. */
+static const char *unknown_key(json_t *o, const char *const *known)
+{
+    const char *k;
+    json_t *v;
+    json_object_foreach(o, k, v)
+    {
+        size_t i = 0;
+        while (known[i] && strcmp(known[i], k))
+            i++;
+        if (!known[i])
+            return k;
+    }
+    return NULL;
 }
 
 void fr_cluster_free(fr_cluster_t *cl)
@@ -76,6 +93,12 @@ int fr_cluster_open_json(const char *json, size_t len, const fr_client_opts_t *o
         rc = failf(err, err_len, FR_E_BAD_ARG, "partition map: \"partitions\": expected 1..65536");
         goto out;
     }
+    const char *key = unknown_key(doc, (const char *const[]){"partitions", "nodes", NULL});
+    if (key) {
+        rc = failf(err, err_len, FR_E_BAD_ARG,
+                   "partition map: unknown key \"%.64s\" (expected partitions, nodes)", key);
+        goto out;
+    }
     cl->pcount = (uint32_t)json_integer_value(parts);
     if (!json_is_array(nodes) || json_array_size(nodes) == 0) {
         rc = failf(err, err_len, FR_E_BAD_ARG,
@@ -93,6 +116,13 @@ int fr_cluster_open_json(const char *json, size_t len, const fr_client_opts_t *o
         const char *addr = json_string_value(json_object_get(n, "addr"));
         json_t *ps = json_object_get(n, "partitions");
         node_t *nd = &cl->nodes[i];
+        const char *nkey = unknown_key(n, (const char *const[]){"addr", "partitions", NULL});
+        if (nkey) {
+            rc = failf(err, err_len, FR_E_BAD_ARG,
+                       "partition map: nodes[%zu]: unknown key \"%.64s\" (expected addr, partitions)",
+                       i, nkey);
+            goto out;
+        }
         if (!addr || strlen(addr) >= sizeof nd->addr) {
             rc = failf(err, err_len, FR_E_BAD_ARG,
                        "partition map: nodes[%zu].addr: expected HOST:PORT", i);
@@ -105,15 +135,17 @@ int fr_cluster_open_json(const char *json, size_t len, const fr_client_opts_t *o
             goto out;
         }
         char why[256];
-        if (ps && !json_is_string(ps)) {
+        /* required, and never blank: a missing or misspelt key read as "every partition" would
+         * silently route reads to a node that does not hold them */
+        const char *pstext = json_string_value(ps);
+        if (!pstext || !pstext[strspn(pstext, " ")]) {
             rc = failf(err, err_len, FR_E_BAD_ARG,
                        "partition map: nodes[%zu].partitions: expected "
                        "a string like \"0-3\" or \"0,2,5\"",
                        i);
             goto out;
         }
-        if (fr_partset_parse(ps ? json_string_value(ps) : "", cl->pcount, nd->member, why,
-                             sizeof why)) {
+        if (fr_partset_parse(pstext, cl->pcount, nd->member, why, sizeof why)) {
             rc = failf(err, err_len, FR_E_BAD_ARG, "partition map: nodes[%zu]: %s", i, why);
             goto out;
         }
@@ -211,10 +243,11 @@ const char *fr_cluster_node_for(const fr_cluster_t *cl, uint32_t partition)
 {
     if (partition >= cl->pcount)
         return "";
-    bool none[1024] = {false};
-    if (cl->node_count > 1024)
-        return cl->nodes[0].addr;
+    bool *none = calloc(cl->node_count, sizeof *none);
+    if (!none)
+        return "";
     int i = pick_node(cl, partition, none, fr_mono_us());
+    free(none);
     return i < 0 ? "" : cl->nodes[i].addr;
 }
 
@@ -241,6 +274,7 @@ static int node_send(fr_cluster_t *cl, size_t i, const fr_get_req_t *req, const 
 {
     node_t *nd = &cl->nodes[i];
     int rc;
+    nd->reused = nd->client != NULL;
     if (!nd->client) {
         rc = fr_client_connect_opts(nd->addr, &cl->opts, &nd->client);
         if (rc != FR_OK) {
@@ -317,9 +351,11 @@ int fr_cluster_get(fr_cluster_t *cl, const fr_get_req_t *req, fr_result_t **out)
                 continue;
             int i = pick_node(cl, part[e], excluded, now);
             if (i < 0) {
+                char last[sizeof cl->err]; /* cl->err is also the destination */
+                snprintf(last, sizeof last, "%s", cl->err);
                 rc = failf(cl->err, sizeof cl->err, FR_E_IO,
                            "no reachable node holds partition %u (last error: %.400s)", part[e],
-                           cl->err);
+                           last);
                 goto out;
             }
             node_of[e] = (uint32_t)i;
@@ -344,6 +380,8 @@ int fr_cluster_get(fr_cluster_t *cl, const fr_get_req_t *req, fr_result_t **out)
             if (k == 0 && !(empty && (int)i == target))
                 continue;
             int grc = node_send(cl, i, req, idx + start[i], k, vals, lens, &ids[i]);
+            if (transport_error(grc) && cl->nodes[i].reused) /* see the replies below */
+                grc = node_send(cl, i, req, idx + start[i], k, vals, lens, &ids[i]);
             if (grc == FR_OK) {
                 sent[i] = true;
             } else if (!transport_error(grc)) {
@@ -358,6 +396,14 @@ int fr_cluster_get(fr_cluster_t *cl, const fr_get_req_t *req, fr_result_t **out)
                 continue;
             fr_result_t *r = NULL;
             int grc = node_recv(cl, i, ids[i], &r);
+            if (transport_error(grc) && cl->nodes[i].reused) {
+                /* a connection kept from an earlier call fails when the node restarted since
+                 * (the send still went into the socket): one fresh connection before the node is
+                 * taken for down, or a restarted sole holder of a partition fails the read */
+                grc = node_send(cl, i, req, idx + start[i], cnt[i], vals, lens, &ids[i]);
+                if (grc == FR_OK)
+                    grc = node_recv(cl, i, ids[i], &r);
+            }
             if (grc != FR_OK) {
                 if (!transport_error(grc)) {
                     if (rc == FR_OK)

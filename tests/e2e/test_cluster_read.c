@@ -1,8 +1,14 @@
 /* End-to-end tests of routed reads (fr_cluster_get) over two real freshetd nodes, each holding
- * one of two partitions: answers merged in request order, and a clear error when the nodes
- * answer from different registries. */
+ * one of two partitions: answers merged in request order, a clear error when the nodes answer
+ * from different registries, a node restarted between reads, a peer that answers garbage, and
+ * partition maps that must be refused. */
+#include <netinet/in.h>
+#include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <criterion/criterion.h>
 
@@ -108,5 +114,158 @@ Test(cluster_read, nodes_with_different_registries_are_named_not_out_of_memory, 
     cr_assert_eq(routed_get(&t, "v:x", &r), FR_OK, "%s", fr_cluster_error(t.cl));
     cr_assert_eq(fr_result_feature_count(r), 1);
     fr_result_free(r);
+    two_nodes_stop(&t);
+}
+
+/* Regression: the cluster kept each node's connection between calls, so the first read after a
+ * node restarted went out on the dead connection, the node was taken for down, and a partition
+ * only it holds failed with IO ("no reachable node") although the node was up. */
+Test(cluster_read, a_node_restarted_between_reads_is_reconnected, .timeout = 60)
+{
+    two_nodes_t t = {0};
+    two_nodes(&t, (const char *const[]){REG_X, REG_X});
+    fr_result_t *r = NULL;
+    cr_assert_eq(routed_get(&t, "v:x", &r), FR_OK, "%s", fr_cluster_error(t.cl));
+    fr_result_free(r);
+    fr_e2e_server_t *n1 = t.node[1]; /* restarted on the same port, as a service manager would */
+    n1->args[n1->arg_count++] = strdup("--listen");
+    n1->args[n1->arg_count++] = strdup(n1->addr);
+    cr_assert_eq(fr_e2e_server_stop(n1), 0);
+    cr_assert_eq(fr_e2e_server_restart(n1), 0, "restart");
+    for (int k = 0; k < 2; k++) {
+        int rc = routed_get(&t, "v:x", &r);
+        cr_assert_eq(rc, FR_OK, "read %d after the restart: %s: %s", k, fr_err_name(rc),
+                     fr_cluster_error(t.cl));
+        fr_value_t v;
+        int st;
+        fr_result_cell(r, 0, 0, &v, &st, NULL);
+        cr_assert(st == FR_STATUS_PRESENT && v.u.i64 == 11, "the restarted node's row");
+        fr_result_free(r);
+    }
+    two_nodes_stop(&t);
+}
+
+/* A peer on the map that accepts a connection and answers every request with bytes that are not
+ * a frame. */
+static void *garbage_peer(void *arg)
+{
+    int lfd = *(int *)arg;
+    for (;;) {
+        int fd = accept(lfd, NULL, NULL);
+        if (fd < 0)
+            return NULL;
+        char buf[4096];
+        static const char junk[64] = "HTTP/1.1 400 Bad Request\r\n\r\nnot a freshet frame at all";
+        while (read(fd, buf, sizeof buf) > 0)
+            if (write(fd, junk, sizeof junk) < 0)
+                break;
+        close(fd);
+    }
+}
+
+/* Regression: a node answering with something that is not a frame failed every read with
+ * BAD_REQUEST ("reply frame too large"), kept the out-of-step connection, and never tried the
+ * replica. Now it is an IO error on a closed connection, and the read fails over. */
+Test(cluster_read, a_peer_answering_garbage_is_failed_over, .timeout = 60)
+{
+    two_nodes_t t = {0};
+    two_nodes(&t, (const char *const[]){REG_X, REG_X});
+    int lfd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t sl = sizeof sa;
+    cr_assert(lfd >= 0 && bind(lfd, (struct sockaddr *)&sa, sizeof sa) == 0 && listen(lfd, 4) == 0 &&
+              getsockname(lfd, (struct sockaddr *)&sa, &sl) == 0);
+    pthread_t th;
+    cr_assert_eq(pthread_create(&th, NULL, garbage_peer, &lfd), 0);
+    fr_cluster_free(t.cl);
+    char map[640], err[256] = "";
+    snprintf(map, sizeof map,
+             "{\"partitions\": 2, \"nodes\": [{\"addr\": \"127.0.0.1:%u\", \"partitions\": \"0-1\"},"
+             " {\"addr\": \"%s\", \"partitions\": \"0\"}, {\"addr\": \"%s\", \"partitions\": \"1\"}]}",
+             (unsigned)ntohs(sa.sin_port), t.node[0]->addr, t.node[1]->addr);
+    cr_assert_eq(fr_cluster_open_json(map, strlen(map), NULL, &t.cl, err, sizeof err), FR_OK, "%s", err);
+    for (int k = 0; k < 3; k++) {
+        fr_result_t *r = NULL;
+        int rc = routed_get(&t, "v:x", &r);
+        cr_assert_eq(rc, FR_OK, "read %d: %s: %s", k, fr_err_name(rc), fr_cluster_error(t.cl));
+        fr_value_t v;
+        int st;
+        fr_result_cell(r, 1, 0, &v, &st, NULL);
+        cr_assert(st == FR_STATUS_PRESENT && v.u.i64 == 10, "read %d: from the real node", k);
+        fr_result_free(r);
+    }
+    shutdown(lfd, SHUT_RDWR);
+    close(lfd);
+    pthread_join(th, NULL);
+    two_nodes_stop(&t);
+}
+
+static int open_map(const char *map, char *err, size_t n)
+{
+    fr_cluster_t *cl = NULL;
+    int rc = fr_cluster_open_json(map, strlen(map), NULL, &cl, err, n);
+    fr_cluster_free(cl);
+    return rc;
+}
+
+/* Regression: a node without "partitions" (a missing, misspelt or blank key) was taken to hold
+ * every partition, so reads of partitions it does not hold went to it and came back NOT_FOUND. */
+Test(cluster_read, a_map_node_must_name_its_partitions)
+{
+    static const char *const bad[][2] = {
+        {"{\"partitions\": 8, \"nodes\": [{\"addr\": \"h:1\", \"partiton\": \"4-7\"},"
+         " {\"addr\": \"h:2\", \"partitions\": \"0-7\"}]}", "nodes[0]: unknown key \"partiton\""},
+        {"{\"partitions\": 8, \"nodes\": [{\"addr\": \"h:1\"}, {\"addr\": \"h:2\", \"partitions\": \"0-7\"}]}",
+         "nodes[0].partitions"},
+        {"{\"partitions\": 8, \"nodes\": [{\"addr\": \"h:1\", \"partitions\": \"  \"}]}",
+         "nodes[0].partitions"},
+        {"{\"partitions\": 8, \"node\": [], \"nodes\": [{\"addr\": \"h:1\", \"partitions\": \"0-7\"}]}",
+         "unknown key \"node\""},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char err[256] = "";
+        cr_assert_eq(open_map(bad[i][0], err, sizeof err), FR_E_BAD_ARG, "map %zu", i);
+        cr_assert(strstr(err, bad[i][1]), "map %zu: %s", i, err);
+    }
+    char err[256] = "";
+    cr_assert_eq(open_map("{\"partitions\": 8, \"nodes\": [{\"addr\": \"h:1\", \"partitions\": \"0-7\"}]}",
+                          err, sizeof err),
+                 FR_OK, "%s", err);
+}
+
+/* Regression: with more than 1024 nodes fr_cluster_node_for answered nodes[0] for any partition. */
+Test(cluster_read, node_for_is_right_with_more_than_1024_nodes)
+{
+    size_t cap = 1100 * 64;
+    char *map = malloc(cap), err[256] = "";
+    size_t off = (size_t)snprintf(map, cap, "{\"partitions\": 2, \"nodes\": [");
+    for (int i = 0; i < 1025; i++)
+        off += (size_t)snprintf(map + off, cap - off, "%s{\"addr\": \"10.0.0.%d:%d\", \"partitions\": \"%d\"}",
+                                i ? ", " : "", i % 250, 1000 + i, i == 1024 ? 1 : 0);
+    snprintf(map + off, cap - off, "]}");
+    fr_cluster_t *cl = NULL;
+    cr_assert_eq(fr_cluster_open_json(map, strlen(map), NULL, &cl, err, sizeof err), FR_OK, "%s", err);
+    cr_assert_str_eq(fr_cluster_node_for(cl, 0), "10.0.0.0:1000");
+    cr_assert_str_eq(fr_cluster_node_for(cl, 1), "10.0.0.24:2024", "the only holder of partition 1");
+    fr_cluster_free(cl);
+    free(map);
+}
+
+/* Regression: "no reachable node" formatted the cluster's last error into itself (overlapping
+ * snprintf), so the cause was lost: "... (last error: no reachable node holds ... (last error: )". */
+Test(cluster_read, a_partition_with_no_live_node_names_the_last_cause, .timeout = 60)
+{
+    two_nodes_t t = {0};
+    two_nodes(&t, (const char *const[]){REG_X, REG_X});
+    char addr[128];
+    snprintf(addr, sizeof addr, "%s", t.node[1]->addr);
+    cr_assert_eq(fr_e2e_server_stop(t.node[1]), 0);
+    fr_result_t *r = NULL;
+    cr_assert_eq(routed_get(&t, "v:x", &r), FR_E_IO);
+    const char *err = fr_cluster_error(t.cl);
+    char want[192];
+    snprintf(want, sizeof want, "no reachable node holds partition 1 (last error: %s: ", addr);
+    cr_assert(strstr(err, want) && !strstr(strstr(err, want) + 1, "no reachable"), "%s", err);
+    cr_assert_eq(fr_e2e_server_restart(t.node[1]), 0); /* for two_nodes_stop */
     two_nodes_stop(&t);
 }
