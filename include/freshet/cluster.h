@@ -72,7 +72,8 @@ int fr_publisher_new(const fr_publisher_opts_t *opts, fr_publisher_t **out, char
 
 /* Publishes rows (fr_put_row_t as for fr_client_put; offset is ignored: the stream sequence
  * becomes the offset) and waits until all are acknowledged. Counts are added to *out (may be
- * NULL). FR_E_BAD_ARG (a view name unusable in a subject, values that cannot be packed),
+ * NULL). FR_E_BAD_ARG (a view name unusable in a subject, an empty entity, values that cannot
+ * be packed: every row is checked before any is published, so nothing of the call is stored),
  * FR_E_IO (rows still unacknowledged after max_retries: some may be stored; calling again with
  * the same rows makes the same message ids, so it is safe within the duplicate window),
  * FR_E_NOMEM. */

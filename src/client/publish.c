@@ -497,9 +497,6 @@ static bool subject_safe(const char *view)
 static int publish_one(fr_publisher_t *p, const fr_put_row_t *r, size_t idx, uint64_t prev,
                        uint64_t *content)
 {
-    if (!r->view || !subject_safe(r->view))
-        return failf(p, FR_E_BAD_ARG, "row %zu: view \"%.64s\" cannot be a subject token", idx,
-                     r->view ? r->view : "");
     size_t elen = r->entity_len ? r->entity_len : strlen(r->entity);
     msgpack_sbuffer_clear(&p->sb);
     msgpack_packer pk;
@@ -535,9 +532,35 @@ static int publish_one(fr_publisher_t *p, const fr_put_row_t *r, size_t idx, uin
     return FR_OK;
 }
 
+/* The checks a row can fail on its own (a view usable as a subject token, an entity, values
+ * that pack), made for every row before any is published: a call refused with BAD_ARG has
+ * published nothing (only FR_E_IO may leave part of a call in the stream). */
+static int check_rows(fr_publisher_t *p, const fr_put_row_t *rows, size_t count)
+{
+    for (size_t i = 0; i < count; i++) {
+        const fr_put_row_t *r = &rows[i];
+        if (!r->view || !subject_safe(r->view))
+            return failf(p, FR_E_BAD_ARG, "row %zu: view \"%.64s\" cannot be a subject token", i,
+                         r->view ? r->view : "");
+        if (!r->entity || !(r->entity_len ? r->entity_len : strlen(r->entity)))
+            return failf(p, FR_E_BAD_ARG, "row %zu: empty entity", i);
+        msgpack_sbuffer_clear(&p->sb);
+        msgpack_packer pk;
+        msgpack_packer_init(&pk, &p->sb, msgpack_sbuffer_write);
+        int bad = msgpack_pack_array(&pk, r->value_count);
+        for (size_t k = 0; k < r->value_count && !bad; k++)
+            bad = fr_mp_pack_value(&pk, &r->values[k]);
+        if (bad)
+            return failf(p, FR_E_BAD_ARG, "row %zu: cannot pack values", i);
+    }
+    return FR_OK;
+}
+
 int fr_publisher_put(fr_publisher_t *p, const fr_put_row_t *rows, size_t count,
                      fr_publish_result_t *out)
 {
+    if (check_rows(p, rows, count) != FR_OK)
+        return FR_E_BAD_ARG;
     pthread_mutex_lock(&p->lock);
     uint64_t pub0 = p->published, dup0 = p->duplicates;
     p->ack_err[0] = 0;
@@ -547,11 +570,7 @@ int fr_publisher_put(fr_publisher_t *p, const fr_put_row_t *rows, size_t count,
     int rc = FR_OK;
     for (size_t i = 0; i < count && rc == FR_OK; i++) {
         const fr_put_row_t *r = &rows[i];
-        size_t elen = r->entity_len ? r->entity_len : (r->entity ? strlen(r->entity) : 0);
-        if (!r->entity || !elen) {
-            rc = failf(p, FR_E_BAD_ARG, "row %zu: empty entity", i);
-            break;
-        }
+        size_t elen = r->entity_len ? r->entity_len : strlen(r->entity); /* checked above */
         uint64_t key =
             fnv64(fnv64(FNV64_INIT, r->view ? r->view : "", r->view ? strlen(r->view) + 1 : 0),
                   r->entity, elen);
