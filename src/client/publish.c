@@ -494,17 +494,23 @@ static bool subject_safe(const char *view)
     return true;
 }
 
-static int publish_one(fr_publisher_t *p, const fr_put_row_t *r, size_t idx, uint64_t prev,
-                       uint64_t *content)
+/* r's values as one msgpack array into p->sb; 0, or -1 when a value cannot be packed. */
+static int pack_values(fr_publisher_t *p, const fr_put_row_t *r)
 {
-    size_t elen = r->entity_len ? r->entity_len : strlen(r->entity);
     msgpack_sbuffer_clear(&p->sb);
     msgpack_packer pk;
     msgpack_packer_init(&pk, &p->sb, msgpack_sbuffer_write);
     int bad = msgpack_pack_array(&pk, r->value_count);
     for (size_t k = 0; k < r->value_count && !bad; k++)
         bad = fr_mp_pack_value(&pk, &r->values[k]);
-    if (bad)
+    return bad ? -1 : 0;
+}
+
+static int publish_one(fr_publisher_t *p, const fr_put_row_t *r, size_t idx, uint64_t prev,
+                       uint64_t *content)
+{
+    size_t elen = r->entity_len ? r->entity_len : strlen(r->entity);
+    if (pack_values(p, r) != 0)
         return failf(p, FR_E_BAD_ARG, "row %zu: cannot pack values", idx);
     size_t len = 0;
     int rc = encode_row(p, r, elen, p->sb.data, p->sb.size, &len);
@@ -544,13 +550,7 @@ static int check_rows(fr_publisher_t *p, const fr_put_row_t *rows, size_t count)
                          r->view ? r->view : "");
         if (!r->entity || !(r->entity_len ? r->entity_len : strlen(r->entity)))
             return failf(p, FR_E_BAD_ARG, "row %zu: empty entity", i);
-        msgpack_sbuffer_clear(&p->sb);
-        msgpack_packer pk;
-        msgpack_packer_init(&pk, &p->sb, msgpack_sbuffer_write);
-        int bad = msgpack_pack_array(&pk, r->value_count);
-        for (size_t k = 0; k < r->value_count && !bad; k++)
-            bad = fr_mp_pack_value(&pk, &r->values[k]);
-        if (bad)
+        if (pack_values(p, r) != 0)
             return failf(p, FR_E_BAD_ARG, "row %zu: cannot pack values", i);
     }
     return FR_OK;
