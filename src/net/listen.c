@@ -5,6 +5,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -34,6 +35,11 @@ int fr_net_listen(const char *addr, int *fd, char *bound, size_t bound_len, char
     memcpy(host, h, hlen);
     host[hlen] = 0;
     strcpy(port, colon + 1);
+    /* getaddrinfo takes any number and keeps its low 16 bits (70000 binds 4464), and "+80" */
+    if (strspn(port, "0123456789") != strlen(port) || strtol(port, NULL, 10) > 65535) {
+        snprintf(why, why_len, "\"%s\": the port must be a number in [0, 65535]", addr);
+        return FR_E_BAD_ARG;
+    }
     struct addrinfo hints = {0}, *res = NULL;
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_STREAM;

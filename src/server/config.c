@@ -197,9 +197,19 @@ int fr_config_load_file(fr_config_t *c, const char *path, char *why, size_t why_
     int lineno = 0, rc = FR_OK;
     while (rc == FR_OK && fgets(line, sizeof line, f)) {
         lineno++;
-        char *hash = strchr(line, '#');
-        if (hash)
-            *hash = 0;
+        if (!strchr(line, '\n') && !feof(f)) {
+            snprintf(why, why_len, "%s:%d: line longer than %zu bytes", path, lineno,
+                     sizeof line - 2);
+            rc = FR_E_BAD_ARG;
+            break;
+        }
+        /* a comment starts with '#' at the start of a line or after a blank, so a value such
+         * as a path may hold one ("data = /srv/run#2") */
+        for (char *hash = line; (hash = strchr(hash, '#')); hash++)
+            if (hash == line || hash[-1] == ' ' || hash[-1] == '\t') {
+                *hash = 0;
+                break;
+            }
         char *s = trim(line);
         if (!*s)
             continue;

@@ -46,6 +46,9 @@ Test(config, invalid_values_and_unknown_keys_name_the_key, .timeout = 60)
         {"--max-future-skew soon", "max_future_skew"},
         {"--no-such-flag 1", "no-such-flag"},
         {"--map-size-mb", "map_size_mb"},
+        {"--listen 127.0.0.1:70000", "[0, 65535]"}, /* getaddrinfo kept the low 16 bits: 4464 */
+        {"--listen 127.0.0.1:+80", "[0, 65535]"},
+        {"--http 127.0.0.1:65617", "[0, 65535]"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char *err = refused(cases[i].args);
@@ -86,6 +89,37 @@ Test(config, flags_override_the_file_and_status_shows_the_effective_configuratio
     unlink(path);
     E2E_ASSERT(fr_e2e_server_stop(s) == 0, "stop");
     fr_e2e_server_free(s);
+}
+
+/* Regression: any '#' on a config line started a comment, so `log_file = /x/a#b.log` wrote to
+ * /x/a without a word; a '#' is a comment only at a line's start or after a blank. */
+Test(config, a_hash_inside_a_value_is_kept, .timeout = 60)
+{
+    char dir[] = "/tmp/fr_cfg_hash_XXXXXX";
+    cr_assert_not_null(mkdtemp(dir));
+    char path[128], log[128], text[512];
+    snprintf(path, sizeof path, "%s/freshetd.conf", dir);
+    snprintf(log, sizeof log, "%s/run#2.log", dir);
+    snprintf(text, sizeof text, "# the whole line\nslow_ms = 77 # after a blank\nlog_file = %s\n", log);
+    FILE *f = fopen(path, "w");
+    cr_assert(f && fputs(text, f) >= 0 && fclose(f) == 0);
+    const char *args[] = {"--config", path, NULL};
+    fr_e2e_server_t *s = fr_e2e_server_start(args);
+    E2E_ASSERT(s, "start with a config file");
+    fr_e2e_cli_t r;
+    const char *argv[] = {"status", "--config", NULL};
+    E2E_ASSERT(fr_e2e_cli_run(s->addr, NULL, argv, &r) == 0 && r.exit_code == 0, "status --config: %s", r.err);
+    E2E_ASSERT(strstr(r.out, "slow_ms = 77\n"), "a comment after a blank: %s", r.out);
+    char want[160];
+    snprintf(want, sizeof want, "log_file = %s\n", log);
+    E2E_ASSERT(strstr(r.out, want), "the '#' in the path is kept: %s", r.out);
+    fr_e2e_cli_fini(&r);
+    struct stat st;
+    E2E_ASSERT(stat(log, &st) == 0, "the log is written at %s", log);
+    E2E_ASSERT(fr_e2e_server_stop(s) == 0, "stop");
+    fr_e2e_server_free(s);
+    snprintf(text, sizeof text, "rm -rf %s", dir);
+    cr_assert_eq(system(text), 0);
 }
 
 /* logrotate: the file is moved away, SIGHUP makes freshetd write to a new file at the same path. */
