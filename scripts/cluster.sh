@@ -7,7 +7,8 @@
 #   scripts/cluster.sh stop         stop everything by PID
 #   scripts/cluster.sh status       processes, stream state, per-node positions and lag
 #   scripts/cluster.sh test         fault tests on a fresh cluster; ends with "N passed, M failed"
-#   scripts/cluster.sh kill-node N | start-node N | kill-nats N | stop-nats N | start-nats N
+#   scripts/cluster.sh kill-node N | stop-node N | start-node N [FRESHETD FLAGS...]
+#   scripts/cluster.sh kill-nats N | stop-nats N | start-nats N
 #
 # Binaries come from $FRESHET_BIN (default build/release, built if missing). Ports: NATS clients
 # 14301-14303, NATS routes 16301-16303, freshetd 17101-17103, freshetd HTTP 17201-17203.
@@ -59,12 +60,12 @@ start_nats() {
   echo $! >"$(pidfile "nats$n")"
 }
 
-start_node() {
-  local n=$1
+start_node() { # N [extra freshetd flags]
+  local n=$1; shift
   mkdir -p "$DIR/node$n"
   "$BIN/freshetd" --data "$DIR/node$n/data" --listen "127.0.0.1:1710$n" --http "127.0.0.1:1720$n" \
     --ingest "$NATS_URLS" --stream FRESHET --partitions "${NODE_PARTS[$n]}" --partition_count $P \
-    --durability sync >>"$DIR/node$n/stdout" 2>>"$DIR/node$n/server.log" &
+    --durability sync "$@" >>"$DIR/node$n/stdout" 2>>"$DIR/node$n/server.log" &
   echo $! >"$(pidfile "node$n")"
   for _ in $(seq 1 100); do
     "$BIN/freshet" --server "127.0.0.1:1710$n" status >/dev/null 2>&1 && return 0
@@ -124,7 +125,7 @@ case "${1:-}" in
   status) ensure_bin; cmd_status ;;
   kill-node) stop_pid "node$2" KILL ;;
   stop-node) stop_pid "node$2" TERM ;;
-  start-node) ensure_bin; start_node "$2" ;;
+  start-node) ensure_bin; shift; start_node "$@" ;;
   kill-nats) stop_pid "nats$2" KILL ;;
   stop-nats) stop_pid "nats$2" TERM ;;
   start-nats) start_nats "$2" ;;
@@ -135,5 +136,5 @@ case "${1:-}" in
     flock -w 900 9 || { log "another cluster test holds ${DIR%/}.lock"; exit 1; }
     export FRESHET_BIN=$BIN FRESHET_CLUSTER_DIR=$DIR
     "$root/tests/cluster/faults.sh" ;;
-  *) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+  *) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac

@@ -80,6 +80,9 @@ const fr_cfg_item_t fr_cfg_items[] = {
      "partitions this node consumes: ranges and lists, e.g. 0-3 or 0,2,5 (empty: all of 0..P-1)"},
     {"partition_count", FR_CFG_INT, I(partition_count), "8", 1, 65536, NULL,
      "P: partition = FNV-1a-32(entity) mod P; the same for every node and client"},
+    {"ingest_reset_ahead", FR_CFG_INT, I(ingest_reset_ahead), "0", 0, 1, NULL,
+     "a partition whose stored position is above the stream's last sequence (stream recreated, "
+     "NATS storage lost) 0: stops and is reported; 1: is reset to 0 and replays the stream"},
 };
 const size_t fr_cfg_item_count = sizeof fr_cfg_items / sizeof fr_cfg_items[0];
 

@@ -43,6 +43,7 @@ typedef struct {
     char stream[64];
     char partitions[256];
     int64_t partition_count;
+    int64_t ingest_reset_ahead;
 } fr_config_t;
 
 typedef enum { FR_CFG_STR, FR_CFG_INT, FR_CFG_DURATION, FR_CFG_ENUM } fr_cfg_type_t;

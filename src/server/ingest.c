@@ -25,6 +25,7 @@
 #define STALL_US 3000000     /* messages pending but none delivered for this long: resubscribe */
 #define RESUB_BACKOFF_US 1000000
 #define API_WAIT_MS 1000
+#define AHEAD_CHECKS 3 /* stream info in a row showing a position above the stream's last seq */
 
 typedef struct {
     natsMsg *msg;
@@ -62,6 +63,10 @@ struct part {
     int stall_logged, sub_fail_logged;
     int64_t last_msg_us;
     int info_failures, stalled_checks;
+    int64_t checked_position; /* position as it was before the last stream info request */
+    int ahead_checks;         /* consecutive stream infos with a last seq below the position */
+    int ahead;                /* the position is above the stream's last sequence (see housekeep) */
+    int held;                 /* ... and the partition is stopped until the operator acts */
     uint64_t rows_applied, rows_duplicate, rows_rejected, rows_misrouted, resubscribes;
 };
 
@@ -160,7 +165,15 @@ static void on_done(fr_job_t *job)
     pthread_mutex_lock(&g->lock);
     p->inflight = 0;
     p->inflight_rows = 0;
-    if (job->rc == FR_OK) {
+    if (job->rc == FR_OK && job->position_mode == FR_POSITION_RESET) {
+        p->position = job->result.high_water;
+        p->ahead = 0;
+        p->ahead_checks = 0;
+        p->need_resub = 1; /* from the new position */
+        p->next_resub_us = 0;
+        fr_log(FR_LOG_WARN, "event=ingest_position_reset stream=%s partition=%u position=%lld",
+               g->s->cfg.stream, p->id, (long long)p->position);
+    } else if (job->rc == FR_OK) {
         if (job->result.high_water > p->position)
             p->position = job->result.high_water;
         p->rows_applied += job->result.written + job->result.unchanged;
@@ -224,8 +237,11 @@ int fr_ingest_decode_row(const fr_registry_t *reg, const uint8_t *data, size_t l
     return rc == FR_OK ? FR_OK : FR_E_BAD_REQUEST;
 }
 
-/* Decodes up to n queued messages into a write job. *consumed gets how many messages were used
- * (applied or rejected as poison); a message naming an unknown view ends the batch unconsumed. */
+/* Decodes up to n queued messages into a write job. bt->consumed gets how many messages were used
+ * (applied or rejected as poison); a message naming an unknown view ends the batch unconsumed.
+ * The job's position is the sequence of the last consumed message, valid or rejected, so a
+ * rejected message is never delivered again (a job of rejected messages only still commits it);
+ * NULL when nothing was consumed or memory ran out (then nothing is consumed). */
 typedef struct {
     size_t consumed; /* messages used (applied or rejected as poison) */
     uint64_t rejected, misrouted;
@@ -276,6 +292,7 @@ static fr_job_t *build_job(fr_ingest_t *g, part_t *p, const qent_t *ents, size_t
             break;
         }
         (*consumed)++;
+        job->position = (int64_t)ents[i].seq;
         if (rc != FR_OK) { /* poison: skipped, counted and logged, never retried */
             bt->rejected++;
             log_rejected(g, p, ents[i].seq, why);
@@ -288,11 +305,12 @@ static fr_job_t *build_job(fr_ingest_t *g, part_t *p, const qent_t *ents, size_t
             bt->misrouted++; /* applied anyway: the stream is the truth; reads may miss it */
         job->row_count++;
     }
-    if (!job->row_count) {
+    if (!*consumed) {
         fr_job_free(job);
         return NULL;
     }
     job->op = freshet_Op_OP_PUT;
+    job->position_mode = FR_POSITION_AT_LEAST;
     snprintf(job->source, sizeof job->source, "%s", g->source);
     job->partition = p->id;
     job->received_us = ents[0].recv_us;
@@ -382,22 +400,30 @@ static void drop_queue(part_t *p)
     }
 }
 
-/* (Re)creates p's ordered consumer after its stored position. p has no batch at the writer. */
-static void resubscribe(fr_ingest_t *g, part_t *p)
+/* Drops p's consumer and what it queued; callbacks still running for it are ignored. */
+static void unsubscribe(fr_ingest_t *g, part_t *p)
 {
     pthread_mutex_lock(&g->lock);
     p->gen++;
     drop_queue(p);
-    p->need_resub = 0;
-    p->info_failures = p->stalled_checks = 0;
     pthread_cond_broadcast(&g->space);
-    unsigned gen = p->gen;
     pthread_mutex_unlock(&g->lock);
     if (p->sub) {
         natsSubscription_Unsubscribe(p->sub);
         natsSubscription_Destroy(p->sub);
         p->sub = NULL;
     }
+}
+
+/* (Re)creates p's ordered consumer after its stored position. p has no batch at the writer. */
+static void resubscribe(fr_ingest_t *g, part_t *p)
+{
+    unsubscribe(g, p);
+    pthread_mutex_lock(&g->lock);
+    p->need_resub = 0;
+    p->info_failures = p->stalled_checks = 0;
+    unsigned gen = p->gen;
+    pthread_mutex_unlock(&g->lock);
     int64_t pos = stored_position(g, p->id);
     pthread_mutex_lock(&g->lock);
     p->position = pos;
@@ -449,6 +475,49 @@ static void resubscribe(fr_ingest_t *g, part_t *p)
            p->subject, (unsigned long long)so.Config.OptStartSeq);
 }
 
+/* p's stored position is above the stream's last sequence: the stream was deleted and recreated,
+ * or NATS lost its storage. Resuming after the position would skip every new message up to it
+ * (and report lag 0), so the partition stops, or with ingest_reset_ahead its position is reset to
+ * 0 and the stream replays from its first message. p has no batch at the writer. */
+static void position_ahead(fr_ingest_t *g, part_t *p, int64_t position, uint64_t last_seq)
+{
+    fr_server_t *s = g->s;
+    bool reset = s->cfg.ingest_reset_ahead != 0;
+    const char *action = reset ? "ingest_reset_ahead=1: resetting the position to 0, replaying "
+                                 "the stream"
+                               : "partition stopped: the stream was recreated or lost messages; "
+                                 "restart with --ingest_reset_ahead 1 to replay it from its "
+                                 "first message (README, Scaling out)";
+    fr_log(FR_LOG_ERROR,
+           "event=ingest_position_ahead stream=%s partition=%u position=%lld stream_last_seq=%llu "
+           "action=\"%s\"",
+           s->cfg.stream, p->id, (long long)position, (unsigned long long)last_seq, action);
+    unsubscribe(g, p);
+    fr_job_t *job = reset ? calloc(1, sizeof *job) : NULL;
+    pthread_mutex_lock(&g->lock);
+    p->ahead = 1;
+    p->held = !reset;
+    p->pending_known = false;
+    if (job) {
+        job->op = freshet_Op_OP_PUT;
+        job->registry = fr_store_registry(s->store);
+        snprintf(job->source, sizeof job->source, "%s", g->source);
+        job->partition = p->id;
+        job->position_mode = FR_POSITION_RESET;
+        job->position = 0;
+        job->received_us = fr_mono_us();
+        job->done_cb = on_done;
+        job->done_arg = p;
+        p->inflight = 1;
+    } else if (reset) { /* no memory: try again at a later check */
+        p->ahead_checks = 0;
+        p->need_resub = 1;
+    }
+    pthread_mutex_unlock(&g->lock);
+    if (job)
+        submit(g, p, job);
+}
+
 /* Once a second: stream state, each consumer's pending count, stall detection, resubscribes. */
 static void housekeep(fr_ingest_t *g)
 {
@@ -457,11 +526,20 @@ static void housekeep(fr_ingest_t *g)
     jsOptions jo;
     jsOptions_Init(&jo);
     jo.Wait = API_WAIT_MS;
+    /* positions before the stream info: every message they cover was in the stream before it */
+    pthread_mutex_lock(&g->lock);
+    for (size_t i = 0; i < g->nparts; i++)
+        g->parts[i].checked_position = g->parts[i].position;
+    pthread_mutex_unlock(&g->lock);
+    bool have_last = false;
+    uint64_t last_seq = 0;
     if (connected) {
         jsStreamInfo *si = NULL;
         jsErrCode jerr = 0;
         if (js_GetStreamInfo(&si, g->js, g->s->cfg.stream, &jo, &jerr) == NATS_OK && si) {
-            atomic_store(&g->stream_last_seq, si->State.LastSeq);
+            last_seq = si->State.LastSeq;
+            have_last = true;
+            atomic_store(&g->stream_last_seq, last_seq);
             jsStreamInfo_Destroy(si);
         }
     }
@@ -469,10 +547,21 @@ static void housekeep(fr_ingest_t *g)
     for (size_t i = 0; i < g->nparts && !g->stop; i++) {
         part_t *p = &g->parts[i];
         pthread_mutex_lock(&g->lock);
-        int busy = p->inflight, resub = p->need_resub || !p->sub;
+        int busy = p->inflight, resub = p->need_resub || !p->sub, held = p->held;
         pthread_mutex_unlock(&g->lock);
-        if (busy)
+        if (busy || held)
             continue;
+        if (have_last) {
+            int64_t pos = p->checked_position;
+            int ahead = pos > 0 && (uint64_t)pos > last_seq;
+            pthread_mutex_lock(&g->lock);
+            p->ahead_checks = ahead ? p->ahead_checks + 1 : 0;
+            pthread_mutex_unlock(&g->lock);
+            if (p->ahead_checks >= AHEAD_CHECKS) {
+                position_ahead(g, p, pos, last_seq);
+                continue;
+            }
+        }
         if (resub) {
             if (now >= p->next_resub_us && connected)
                 resubscribe(g, p);
@@ -752,9 +841,10 @@ void fr_ingest_stop(fr_server_t *s)
     ingest_free(g);
 }
 
+/* -1 when unknown, which includes a position above the stream's last sequence */
 static int64_t part_lag(const part_t *p)
 {
-    if (!p->pending_known)
+    if (!p->pending_known || p->ahead || p->ahead_checks)
         return -1;
     return (int64_t)(p->pending + p->qlen + p->inflight_rows);
 }
@@ -810,6 +900,8 @@ void fr_ingest_metrics(fr_server_t *s, fr_buf_t *b)
         "Rows whose entity hashes to another partition.",
         "freshet_ingest_resubscribes_total",
         "Ordered consumers (re)created from the stored position.",
+        "freshet_ingest_position_ahead",
+        "1: the stored position is above the stream's last sequence (stream recreated or lost).",
     };
     pthread_mutex_lock(&g->lock);
     for (size_t m = 0; m < sizeof names / sizeof names[0]; m += 2) {
@@ -837,8 +929,11 @@ void fr_ingest_metrics(fr_server_t *s, fr_buf_t *b)
             case 5:
                 v = (long long)p->rows_misrouted;
                 break;
-            default:
+            case 6:
                 v = (long long)p->resubscribes;
+                break;
+            default:
+                v = p->ahead;
                 break;
             }
             fr_buf_printf(b, "%s{source=\"%s\",partition=\"%u\"} %lld\n", names[m], g->source,

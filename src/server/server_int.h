@@ -69,6 +69,8 @@ typedef struct fr_job {
     fr_registry_t *registry; /* keeps the views of `rows` alive */
     char source[130];
     uint32_t partition;
+    fr_position_mode_t position_mode; /* with a source: how the batch moves its position */
+    int64_t position;
     fr_write_row_t *rows;
     size_t row_count, row_cap;
     int dry_run;

@@ -63,7 +63,7 @@ static void apply_jobs(fr_wtxn_t *txn, void *arg)
     for (fr_job_t *j = g->group; j; j = j->next) {
         if (j->op == freshet_Op_OP_PUT) {
             fr_write_batch_t b = {j->source[0] ? j->source : NULL, j->partition, j->rows,
-                                  j->row_count};
+                                  j->row_count, j->position_mode, j->position};
             j->rc = fr_store_write_apply(txn, &b, &j->result);
             g->rows += j->row_count;
             set_why(j, j->rc == FR_E_STORAGE_FULL
@@ -110,7 +110,8 @@ static void run_group(fr_server_t *s, fr_job_t *group)
         atomic_store(&s->stats.group_rows_max, rows);
     for (fr_job_t *j = group; j; j = j->next)
         if (j->rc == FR_OK && j->op == freshet_Op_OP_PUT) {
-            fr_hist_observe(&s->stats.ingest_visible, (uint64_t)(t1 - j->received_us));
+            if (j->row_count) /* not a stream batch of rejected messages only */
+                fr_hist_observe(&s->stats.ingest_visible, (uint64_t)(t1 - j->received_us));
             for (size_t i = 0; i < j->row_count; i++)
                 if (j->rows[i].view->id < FR_STATS_VIEWS)
                     atomic_fetch_add_explicit(&s->stats.views[j->rows[i].view->id].rows_received, 1,

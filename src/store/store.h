@@ -126,11 +126,22 @@ typedef struct {
     bool has_offset;
 } fr_write_row_t;
 
+/* How a batch with a source sets its position besides its rows' offsets. */
+typedef enum {
+    FR_POSITION_ROWS = 0, /* the highest row offset above the stored position, if any */
+    FR_POSITION_AT_LEAST, /* and at least batch.position: a stream consumer also consumed messages
+                           * that carry no row (rejected as invalid), which must not come back */
+    FR_POSITION_RESET,    /* exactly batch.position, even below the stored one (an operator's
+                           * reset after the stream was recreated); the batch has no rows */
+} fr_position_mode_t;
+
 typedef struct {
     const char *source; /* NULL = no exactly-once tracking */
     uint32_t partition;
     const fr_write_row_t *rows;
     size_t row_count;
+    fr_position_mode_t position_mode; /* with a source; zero: FR_POSITION_ROWS */
+    int64_t position;                 /* for FR_POSITION_AT_LEAST and FR_POSITION_RESET, >= 0 */
 } fr_write_batch_t;
 
 typedef struct {
@@ -154,7 +165,9 @@ int fr_store_check_row(const fr_write_row_t *row, int64_t now_us, int64_t max_fu
 /* Starts the write transaction of one group commit. FR_E_STORAGE, FR_E_BUSY (another writer). */
 int fr_store_write_begin(fr_store_t *store, fr_wtxn_t **out);
 
-/* Applies one batch atomically inside the group (a nested transaction): all its rows or none.
+/* Applies one batch atomically inside the group (a nested transaction): all its rows or none,
+ * together with its new position when it has a source (see fr_position_mode_t; a batch without
+ * rows may still move the position).
  * Rows must have passed fr_store_check_row. FR_E_STORAGE_FULL (map full: the batch is undone, the
  * group goes on), FR_E_STORAGE. In a group run by fr_store_write_group's first, flat pass the
  * batch is applied directly in the group's transaction instead (see there). */

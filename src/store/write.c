@@ -312,6 +312,13 @@ static int apply_rows(fr_wtxn_t *w, MDB_txn *txn, const fr_write_batch_t *b, fr_
     mdb_cursor_close(cur);
     for (size_t d = 0; d < ndeltas && mrc == MDB_SUCCESS; d++)
         mrc = vstat_add(w, txn, deltas[d].view_id, deltas[d].added, deltas[d].newest);
+    /* Messages consumed without a row still move the position, in this transaction: a rejected
+     * message is never delivered again, so it cannot apply later (a future event once its time
+     * has come) on one replica and not on another. */
+    if (b->position_mode == FR_POSITION_AT_LEAST && b->position > hwm)
+        hwm = b->position;
+    else if (b->position_mode == FR_POSITION_RESET && b->position >= 0)
+        hwm = b->position;
     if (mrc == MDB_SUCCESS && b->source && hwm >= 0) {
         sv = (MDB_val){8, &hwm};
         fr_wtxn_log(w, FR_WAL_DB_SOURCES, &sk, &sv);

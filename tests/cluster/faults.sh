@@ -2,7 +2,8 @@
 # Scale-out tests on a fresh loopback cluster (run through `scripts/cluster.sh test`): exactly-once
 # ingest with duplicates, kill -9 of a freshetd node mid-ingest, kill -9 of the JetStream stream
 # leader mid-ingest, a NATS server restart mid-ingest, routed reads with a replica down, and an
-# update that repeats an earlier one (A, B, A) not taken for a duplicate. Every
+# update that repeats an earlier one (A, B, A) not taken for a duplicate, a rejected message that
+# stays consumed across a restart, and a stream that lost its messages (NATS storage wiped). Every
 # check compares each node's exact contents with a single-node store fed the same rows
 # (tests/cluster/check.py). Ends with "N passed, M failed"; exits non-zero on any failure.
 set -uo pipefail
@@ -41,6 +42,24 @@ publish() { # VIEW: publishes the data set to JetStream (schema from node3)
 converge() { # VIEW PREFIX: until every node holds all its rows of the data set and lag is 0
   check wait --view "$1" --prefix "$2" --entities "$E" --updates "$K" "${NODES[@]}" --timeout 120
 }
+# poll SECONDS CMD...: until CMD succeeds (checked every 0.2 s); fails after SECONDS
+poll() {
+  local end; end=$(python3 -c "import time,sys; print(time.time() + float(sys.argv[1]))" "$1"); shift
+  until "$@"; do
+    python3 -c "import time,sys; sys.exit(time.time() > float(sys.argv[1]))" "$end" || return 1
+    sleep 0.2
+  done
+}
+pos_of() { fr --server "$1" sources | awk -v p="$2" '$1 ~ /^nats:/ && $2 == p {print $3}'; }
+lag_of() { fr --server "$1" sources | awk -v p="$2" '$1 ~ /^nats:/ && $2 == p {print $4}'; }
+pos_is() { [ "$(pos_of "$1" "$2")" = "$3" ]; }
+last_seq() { fr stream info --nats "$NATS" | sed -n 's/.* last_seq \([0-9]*\) .*/\1/p'; }
+part_of() { python3 -c "import sys
+h = 2166136261
+for x in sys.argv[1].encode(): h = ((h ^ x) * 16777619) & 0xffffffff
+print(h % 8)" "$1"; }
+clock_past() { python3 -c "import time,sys; sys.exit(time.time() * 1e6 <= float(sys.argv[1]))" "$1"; }
+metric() { python3 -c "import urllib.request,sys; print(urllib.request.urlopen(sys.argv[1], timeout=5).read().decode())" "http://$1/metrics"; }
 verify() { check verify --view "$1" --prefix "$2" --entities "$E" --updates "$K" --base "$BASE" \
              --single "$SINGLE" "${NODES[@]}"; }
 
@@ -157,6 +176,73 @@ t6() {
   echo "  A, B, A stored as three updates (value A), as a direct put stores them"
 }
 t6; result $? "a repeated update is not taken for a duplicate; a re-publish still is"
+
+# 7. a message rejected as poison (an event beyond --max_future_skew) is consumed for good: the
+# position covers it although no valid row follows it, and after a restart that comes when its
+# event time would be acceptable it is still not applied (each replica decides once, at delivery)
+t7() {
+  local n3=127.0.0.1:17103 f="$DIR/t7.jsonl" part mrk seq ts out
+  part=$(part_of fut0)
+  mrk=$(for i in $(seq 0 99); do [ "$(part_of "mrk$i")" = "$part" ] && echo "mrk$i" && break; done)
+  "$CL" stop-node 3 && "$CL" start-node 3 --max_future_skew 2s || return 1
+  ts=$(( $(date +%s%N) / 1000 + 6000000 ))
+  echo "{\"acct_id\": \"fut0\", \"event_timestamp\": $ts, \"k\": 7, \"tag\": \"future\", \"score\": 7}" >"$f"
+  out=$(fr --server "$n3" put --view t5 --nats "$NATS" --file "$f") || { echo "$out"; return 1; }
+  seq=$(last_seq)
+  poll 20 grep -q "event=ingest_row_rejected partition=$part seq=$seq " "$DIR/node3/server.log" ||
+    { echo "  seq $seq was not rejected"; return 1; }
+  poll 20 pos_is "$n3" "$part" "$seq" ||
+    { echo "  node3 partition $part position $(pos_of "$n3" "$part"), not the rejected seq $seq"; return 1; }
+  echo "  rejected (event 6 s ahead, skew 2 s) at seq $seq; node3 partition $part position $seq"
+  poll 30 clock_past "$ts" || return 1 # its event time is now acceptable: a redelivery would apply
+  "$CL" stop-node 3 && "$CL" start-node 3 --max_future_skew 2s || return 1
+  echo "{\"acct_id\": \"$mrk\", \"event_timestamp\": $BASE, \"k\": 1, \"tag\": \"m\", \"score\": 1}" >"$f"
+  out=$(fr --server "$n3" put --view t5 --nats "$NATS" --file "$f") || { echo "$out"; return 1; }
+  seq=$(last_seq) # a later message of the same partition: once it applied, fut0's turn has passed
+  poll 30 pos_is "$n3" "$part" "$seq" || { echo "  node3 did not apply seq $seq"; return 1; }
+  out=$(fr --server "$n3" get --view t5 --entities "$mrk,fut0" --format json) || return 1
+  echo "$out" | grep "\"$mrk\"" | grep -q '"status": "PRESENT"' || { echo "$out"; return 1; }
+  echo "$out" | grep '"fut0"' | grep -q '"status": "NOT_FOUND"' ||
+    { echo "  the rejected row was applied after the restart:"; echo "$out"; return 1; }
+  echo "  restarted after its event time: $mrk (seq $seq) applied, the rejected row still NOT_FOUND"
+}
+t7; result $? "a rejected message stays consumed: its position is stored, a restart does not apply it"
+
+# 8. NATS loses its storage (all three servers wiped, stream recreated): node3's positions are
+# above the new stream's last sequence. It must say so (error log, metric, lag unknown) instead of
+# waiting silently at position + 1 with lag 0, and replay the new stream after a reset.
+t8() {
+  local n3=127.0.0.1:17103 f="$DIR/t8.jsonl" out p ok
+  for n in 1 2 3; do "$CL" stop-nats "$n"; done
+  rm -rf "$DIR/nats1" "$DIR/nats2" "$DIR/nats3"
+  for n in 1 2 3; do "$CL" start-nats "$n"; done
+  poll 60 fr stream create --nats "$NATS" --replicas 3 >/dev/null 2>&1 || { echo "  no stream"; return 1; }
+  echo "  NATS storage wiped, stream recreated: $(fr stream info --nats "$NATS")"
+  for e in 0 1 2; do
+    echo "{\"acct_id\": \"new$e\", \"event_timestamp\": $BASE, \"k\": $e, \"tag\": \"n\", \"score\": 1}"
+  done >"$f"
+  out=$(fr --server "$n3" put --view t5 --nats "$NATS" --file "$f") || { echo "$out"; return 1; }
+  ahead_logged() { [ "$(grep -c "event=ingest_position_ahead stream=FRESHET" "$DIR/node3/server.log")" -ge 8 ]; }
+  poll 30 ahead_logged || { echo "  node3 did not report its positions above the stream"; return 1; }
+  grep -m1 "event=ingest_position_ahead" "$DIR/node3/server.log" | sed 's/^/  /'
+  out=$(metric 127.0.0.1:17203) || return 1
+  for p in 0 1 2 3 4 5 6 7; do
+    echo "$out" | grep -q "^freshet_ingest_position_ahead{source=\"nats:FRESHET\",partition=\"$p\"} 1$" ||
+      { echo "  metric position_ahead of partition $p is not 1"; return 1; }
+    [ "$(lag_of "$n3" "$p")" = "?" ] || { echo "  partition $p lag $(lag_of "$n3" "$p"), not unknown"; return 1; }
+  done
+  echo "  freshet_ingest_position_ahead 1 and lag ? on all 8 partitions"
+  "$CL" stop-node 3 && "$CL" start-node 3 --ingest_reset_ahead 1 || return 1
+  replayed() {
+    fr --server "$n3" get --view t5 --entities new0,new1,new2 --format json | grep -c '"status": "PRESENT"' |
+      grep -qx 3 || return 1
+    for p in 0 1 2 3 4 5 6 7; do [ "$(lag_of "$n3" "$p")" = "0" ] || return 1; done
+  }
+  poll 60 replayed || { echo "  node3 did not replay the new stream after the reset"; fr --server "$n3" sources; return 1; }
+  ok=$(grep -c "event=ingest_position_reset" "$DIR/node3/server.log")
+  echo "  restarted with --ingest_reset_ahead 1: $ok positions reset, the new stream's rows applied, lag 0"
+}
+t8; result $? "stream recreated below the stored positions: reported (log, metric, lag ?), replayed after a reset"
 
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -416,6 +416,59 @@ Test(write, source_positions_and_data_survive_close_and_reopen)
     st_close(&e);
 }
 
+/* A stream consumer's batch ends with messages it rejected (or has nothing but rejected ones):
+ * the position must still cover them, or they come back after a restart and may apply then. */
+Test(write, regression_rejected_tail_of_a_batch_still_moves_the_position)
+{
+    st_env_t e;
+    st_open(&e, ST_NOW_US, 0);
+    cr_assert_eq(st_apply_registry(&e, REG, NULL), FR_OK);
+    fr_registry_t *reg;
+    const fr_view_def_t *v = st_view(&e, &reg, "v");
+    owned_row_t own[3];
+    fr_write_row_t rows[3];
+    make_rows(v, own, rows, 3, "u", 10, 100, 0); /* offsets 10..12, then 13..15 rejected */
+    fr_write_batch_t b = {.source = "nats:S", .partition = 2, .rows = rows, .row_count = 3,
+                          .position_mode = FR_POSITION_AT_LEAST, .position = 15};
+    fr_write_result_t res;
+    cr_assert_eq(st_write_batch(&e, &b, &res), FR_OK);
+    cr_assert_eq(res.written, 3);
+    cr_assert_eq(res.high_water, 15);
+    cr_assert_eq(source_pos(&e, "nats:S", 2), 15);
+
+    /* a batch of rejected messages only: no rows, the position still moves, in one commit */
+    fr_write_batch_t only = {.source = "nats:S", .partition = 2, .row_count = 0,
+                             .position_mode = FR_POSITION_AT_LEAST, .position = 20};
+    cr_assert_eq(st_write_batch(&e, &only, &res), FR_OK);
+    cr_assert_eq(res.written, 0);
+    cr_assert_eq(res.high_water, 20);
+    cr_assert_eq(source_pos(&e, "nats:S", 2), 20);
+    /* never lowered by it: a redelivered older batch stays a duplicate */
+    only.position = 18;
+    cr_assert_eq(st_write_batch(&e, &only, &res), FR_OK);
+    cr_assert_eq(source_pos(&e, "nats:S", 2), 20);
+    cr_assert_eq(st_write_batch(&e, &b, &res), FR_OK);
+    cr_assert_eq(res.duplicates, 3);
+    cr_assert_eq(res.written, 0);
+    cr_assert_eq(source_pos(&e, "nats:S", 2), 20);
+
+    /* an operator's reset lowers it; the same rows then apply again (as unchanged no-ops) */
+    fr_write_batch_t reset = {.source = "nats:S", .partition = 2,
+                              .position_mode = FR_POSITION_RESET, .position = 0};
+    cr_assert_eq(st_write_batch(&e, &reset, &res), FR_OK);
+    cr_assert_eq(res.high_water, 0);
+    cr_assert_eq(source_pos(&e, "nats:S", 2), 0);
+    b.position_mode = FR_POSITION_ROWS;
+    cr_assert_eq(st_write_batch(&e, &b, &res), FR_OK);
+    cr_assert_eq(res.duplicates, 0);
+    cr_assert_eq(res.unchanged, 3);
+    cr_assert_eq(source_pos(&e, "nats:S", 2), 12);
+    cr_assert_eq(st_view_stat(&e, v->id).versions, 3);
+    free_rows(own, 3);
+    fr_registry_release(reg);
+    st_close(&e);
+}
+
 /* ---- row validation ---- */
 
 static fr_feature_def_t all_features[] = {
