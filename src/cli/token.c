@@ -37,6 +37,6 @@ int fr_cli_token(fr_cli_ctx_t *ctx)
     OPENSSL_cleanse(token, sizeof token);
     fprintf(stderr,
             "token: line 1 is the token (shown once; give it to the client as FRESHET_TOKEN),\n"
-            "       line 2 goes into freshetd's --auth-file; restart freshetd to load it.\n");
+            "       line 2 goes into freshetd's --auth-file; send freshetd SIGHUP to load it.\n");
     return 0;
 }

@@ -62,11 +62,17 @@ static int parse_line(fr_auth_t *a, char *line, const char **reason)
         *reason = "SHA256HEX: 64 hex characters (the digest `freshet token new` prints)";
         return FR_E_BAD_ARG;
     }
-    for (size_t i = 0; i < a->count; i++)
+    for (size_t i = 0; i < a->count; i++) {
         if (strcmp(a->entries[i].name, e.name) == 0) {
             *reason = "NAME: duplicate (each token needs its own name)";
             return FR_E_BAD_ARG;
         }
+        /* one token under two names would get whichever role is checked last */
+        if (memcmp(a->entries[i].digest, e.digest, sizeof e.digest) == 0) {
+            *reason = "SHA256HEX: duplicate token (the same digest is on an earlier line)";
+            return FR_E_BAD_ARG;
+        }
+    }
     entry_t *p = realloc(a->entries, (a->count + 1) * sizeof *p);
     if (!p)
         return FR_E_NOMEM;

@@ -533,6 +533,37 @@ Test(auth, bad_auth_file_refuses_to_start, .timeout = 60)
     env_free(&e);
 }
 
+/* Regression: the same token digest under two names was accepted, and the later line's role won,
+ * so one copy-paste mistake demoted (or promoted) a token without a word. */
+Test(auth, a_token_listed_twice_refuses_to_start, .timeout = 60)
+{
+    env_t e;
+    env_dir(&e);
+    tok_t t;
+    make_token("ops", "admin", &t);
+    const char *hex = strrchr(t.line, ' ') + 1;
+    FILE *f = fopen(e.auth_path, "w");
+    cr_assert_not_null(f);
+    fprintf(f, "%s\nops-ro read %s\n", t.line, hex);
+    fclose(f);
+    char cmd[512];
+    snprintf(cmd, sizeof cmd,
+             "timeout 20 %s/freshetd --data %s/data --listen 127.0.0.1:0 --auth-file %s 2>%s/err",
+             FR_BIN_DIR, e.dir, e.auth_path, e.dir);
+    int st = system(cmd);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) != 0 && WEXITSTATUS(st) != 124,
+              "freshetd must refuse a token listed twice (status %d)", st);
+    char path[256], msg[512] = "";
+    snprintf(path, sizeof path, "%s/err", e.dir);
+    f = fopen(path, "r");
+    cr_assert_not_null(f);
+    size_t n = fread(msg, 1, sizeof msg - 1, f);
+    msg[n] = 0;
+    fclose(f);
+    cr_assert(strstr(msg, ":2: SHA256HEX: duplicate token"), "names the line: %s", msg);
+    env_free(&e);
+}
+
 /* ---- TLS ---- */
 
 /* A self-signed certificate for 127.0.0.1/localhost and its key, made with the openssl CLI. */
