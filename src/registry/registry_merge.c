@@ -60,11 +60,7 @@ static int check_view(plan_t *p, uint32_t i, const fr_view_def_t *cv, const fr_v
     for (uint32_t k = 0; k < n; k++)
         ix[k] = (fr_name_ref_t){iv->features[k].name, k};
     fr_registry_names_sort(ix, n);
-    if (n < cv->feature_count) /* a view cannot shrink; also guards the subtraction below */
-        return fr_registry_whyf(why, INCOMPATIBLE,
-                                "views[%u] \"%s\": has %u features, %u are stored; features cannot "
-                                "be removed, create a new view instead",
-                                i, iv->name, n, cv->feature_count);
+    /* each stored feature is looked up first, so a removal names the feature */
     for (uint32_t k = 0; k < cv->feature_count; k++) {
         const fr_feature_def_t *cf = &cv->features[k];
         uint32_t j = lookup(ix, n, cf->name);
@@ -87,6 +83,11 @@ static int check_view(plan_t *p, uint32_t i, const fr_view_def_t *cv, const fr_v
                                     "create a new view instead",
                                     i, iv->name, cf->name, cf->dim, nf->dim);
     }
+    if (n < cv->feature_count) /* cannot happen after the lookups; guards the subtraction */
+        return fr_registry_whyf(why, INCOMPATIBLE,
+                                "views[%u] \"%s\": has %u features, %u are stored; features cannot "
+                                "be removed, create a new view instead",
+                                i, iv->name, n, cv->feature_count);
     /* Every current feature is in the incoming view and names are distinct, so the rest are new. */
     uint32_t added = n - cv->feature_count;
     if (cv->feature_count + added > FR_VIEW_FEATURES_MAX)

@@ -475,6 +475,12 @@ Test(registry, removing_a_feature_is_refused)
                   "{\"name\":\"card_stats\",\"entity\":\"card\",\"features\":["
                   "{\"name\":\"n\",\"type\":\"int64\"},{\"name\":\"other\",\"type\":\"int64\"}]}",
                   "feature \"amount_avg\" is missing; features cannot be removed");
+    /* regression: with one feature fewer the message gave only counts ("has 1 features, 2 are
+     * stored"), not which one is missing */
+    refused_views(r1,
+                  "{\"name\":\"card_stats\",\"entity\":\"card\",\"features\":["
+                  "{\"name\":\"n\",\"type\":\"int64\"}]}",
+                  "feature \"amount_avg\" is missing; features cannot be removed");
     fr_registry_release(r1);
 }
 
