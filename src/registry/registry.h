@@ -93,6 +93,11 @@ void fr_registry_release(fr_registry_t *reg);
  * next_view_id is taken from the JSON when present (it must exceed every id), else max id + 1.
  * FR_E_NOMEM when allocation fails (*why = "out of memory"). Thread-safe. */
 int fr_registry_parse(const char *json, size_t len, fr_registry_t **out, const char **why);
+/* The same for a file about to be merged into `known` (the stored registry, may be NULL): a view
+ * may name an entity of `known` that the file does not declare (a partial file that adds a view
+ * for an existing entity). */
+int fr_registry_parse_onto(const char *json, size_t len, const fr_registry_t *known,
+                           fr_registry_t **out, const char **why);
 
 /* Merges `incoming` (parsed user file) into `current` (stored registry) and returns a new registry
  * in *out (refs = 1); neither input is modified. Views and entities are matched by name. Existing

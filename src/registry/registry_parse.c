@@ -236,7 +236,8 @@ static int parse_features(const json_t *o, const char *vpath, fr_view_def_t *v, 
 }
 
 static int parse_view(const json_t *o, const char *path, const fr_registry_t *reg,
-                      const fr_name_ref_t *entities, fr_view_def_t *v, const char **why)
+                      const fr_name_ref_t *entities, const fr_registry_t *known, fr_view_def_t *v,
+                      const char **why)
 {
     if (!json_is_object(o))
         return fr_registry_whyf(why, BAD, "%s: must be an object", path);
@@ -246,11 +247,13 @@ static int parse_view(const json_t *o, const char *path, const fr_registry_t *re
         return rc;
     const fr_name_ref_t *e =
         fr_registry_names_find(entities, reg->entity_count, v->entity, strlen(v->entity));
-    if (!e)
+    /* a file applied to a store may name an entity the store already has without repeating it */
+    const fr_entity_def_t *stored = e || !known ? NULL : fr_registry_entity(known, v->entity);
+    if (!e && !stored)
         return fr_registry_whyf(why, BAD,
                                 "%s.entity: unknown entity \"%s\" (declare it in \"entities\")",
                                 path, v->entity);
-    memcpy(v->join_key, reg->entities[e->idx].join_key, sizeof v->join_key);
+    memcpy(v->join_key, e ? reg->entities[e->idx].join_key : stored->join_key, sizeof v->join_key);
     const json_t *id = json_object_get(o, "id");
     if (id) {
         if (!json_is_integer(id) || json_integer_value(id) < 1 || json_integer_value(id) > MAX_ID)
@@ -353,6 +356,12 @@ static int check_views(const json_t *root, fr_registry_t *reg, const char **why)
 
 int fr_registry_parse(const char *json, size_t len, fr_registry_t **out, const char **why)
 {
+    return fr_registry_parse_onto(json, len, NULL, out, why);
+}
+
+int fr_registry_parse_onto(const char *json, size_t len, const fr_registry_t *known,
+                           fr_registry_t **out, const char **why)
+{
     *out = NULL;
     if (why)
         *why = NULL;
@@ -387,7 +396,8 @@ int fr_registry_parse(const char *json, size_t len, fr_registry_t **out, const c
     for (size_t i = 0; i < n; i++) {
         char path[PATH_LEN];
         snprintf(path, sizeof path, "views[%zu]", i);
-        if ((rc = parse_view(json_array_get(arr, i), path, reg, entities, &reg->views[i], why)) !=
+        if ((rc = parse_view(json_array_get(arr, i), path, reg, entities, known, &reg->views[i],
+                             why)) !=
             FR_OK)
             goto out;
     }

@@ -423,7 +423,7 @@ int fr_store_write_registry(fr_wtxn_t *w, const char *json, size_t len, bool dry
                                              : fr_store_registry(w->store);
     char *out = NULL;
     size_t out_len = 0;
-    int rc = fr_registry_parse(json, len, &incoming, why);
+    int rc = fr_registry_parse_onto(json, len, current, &incoming, why);
     if (rc == FR_OK)
         rc = fr_registry_merge(current, incoming, &merged, diff, why);
     if (rc != FR_OK || dry_run)

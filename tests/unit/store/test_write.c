@@ -979,3 +979,38 @@ Test(write, readers_used_counts_live_reader_slots_and_falls_when_they_are_freed)
     cr_assert_geq(info.readers_high_water, base + 3, "the high-water mark stays");
     st_close(&e);
 }
+
+/* Regression: a partial file adding a view for an entity the store already has was refused
+ * ("unknown entity ... declare it in \"entities\""), although views and entities missing from a
+ * file are kept; re-declaring the entity to get past it wiped its stored description. */
+Test(write, a_partial_registry_adds_a_view_for_a_stored_entity)
+{
+    st_env_t e;
+    st_open(&e, ST_NOW_US, 0);
+    cr_assert_eq(st_apply_registry(&e,
+                                   "{\"entities\": [{\"name\": \"user\", \"join_key\": \"user_id\","
+                                   " \"description\": \"a customer\"}], \"views\": []}",
+                                   NULL),
+                 FR_OK);
+    const char *why = NULL;
+    int rc = st_apply_registry(&e,
+                               "{\"views\": [{\"name\": \"extra\", \"entity\": \"user\","
+                               " \"features\": [{\"name\": \"x\", \"type\": \"int64\"}]}]}",
+                               &why);
+    cr_assert_eq(rc, FR_OK, "%s: %s", fr_err_name(rc), why ? why : "");
+    fr_registry_t *reg;
+    const fr_view_def_t *v = st_view(&e, &reg, "extra");
+    cr_assert_str_eq(v->join_key, "user_id", "the stored entity's join key");
+    const fr_entity_def_t *ent = fr_registry_entity(reg, "user");
+    cr_assert(ent && ent->description && !strcmp(ent->description, "a customer"),
+              "the entity and its description are kept");
+    fr_registry_release(reg);
+    /* an entity neither in the file nor in the store is still refused */
+    rc = st_apply_registry(&e,
+                           "{\"views\": [{\"name\": \"other\", \"entity\": \"nobody\","
+                           " \"features\": [{\"name\": \"x\", \"type\": \"int64\"}]}]}",
+                           &why);
+    cr_assert_eq(rc, FR_E_BAD_REGISTRY);
+    cr_assert(why && strstr(why, "unknown entity \"nobody\""), "%s", why ? why : "");
+    st_close(&e);
+}
