@@ -59,7 +59,7 @@ const fr_cfg_item_t fr_cfg_items[] = {
     {"slow_ms", FR_CFG_INT, I(slow_ms), "100", 0, 3600000, NULL,
      "log requests slower than this, with their size (0: off)"},
     {"read_timeout_ms", FR_CFG_INT, I(read_timeout_ms), "30000", 100, 86400000, NULL,
-     "a frame that has started must arrive completely within this (slow clients are closed)"},
+     "a frame must arrive whole within this from its first byte, however its bytes trickle in (else the connection is closed)"},
     {"max_output_mb", FR_CFG_INT, I(max_output_mb), "64", 1, 65536, NULL,
      "replies queued for one connection; beyond it the server stops reading from it until the client reads"},
     {"auth_file", FR_CFG_STR, S(auth_file), "", 0, 0, NULL,

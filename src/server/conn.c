@@ -17,6 +17,10 @@ static void conn_free(fr_conn_t *c)
 {
     fr_worker_t *w = c->worker;
     fr_conn_export_end(c);
+    if (c->read_deadline) {
+        event_free(c->read_deadline);
+        c->read_deadline = NULL;
+    }
     if (c->link.bev) {
         bufferevent_free(c->link.bev);
         c->link.bev = NULL;
@@ -47,17 +51,60 @@ void fr_conn_send(fr_conn_t *c, const fr_buf_t *frame)
     fr_loop_conn_send(&c->link, frame->data, frame->len);
 }
 
-/* Idle connections wait idle_timeout_ms (0: forever); a frame that has started must complete
- * within read_timeout_ms, so a client trickling bytes cannot hold a connection and its buffer. */
-static void update_timeouts(fr_conn_t *c, int partial)
+/* A frame that has started (its first header byte arrived) must be complete read_timeout_ms
+ * later, however its bytes trickle in: the deadline runs from the frame's start and reads do not
+ * move it, so a client sending a byte at a time cannot hold a connection and its input buffer
+ * (libevent's read timeout restarts on every read and is used for idle_timeout_ms only). */
+static void stop_deadline(fr_conn_t *c)
 {
-    if (partial == c->partial)
+    if (c->partial && c->read_deadline)
+        evtimer_del(c->read_deadline);
+    c->partial = 0;
+}
+
+static void read_timed_out(fr_conn_t *c)
+{
+    fr_log(FR_LOG_INFO, "event=read_timeout worker=%u frame_ms=%lld read_timeout_ms=%lld",
+           c->worker->index, (long long)((fr_mono_us() - c->frame_start_us) / 1000),
+           (long long)c->worker->server->cfg.read_timeout_ms);
+    conn_free(c);
+}
+
+static void on_read_deadline(evutil_socket_t fd, short what, void *arg)
+{
+    fr_conn_t *c = arg;
+    (void)fd;
+    (void)what;
+    /* a finishing connection reads no more: its unfinished frame is moot, its replies go out */
+    if (c->link.close_after_flush || !c->partial)
         return;
-    c->partial = partial;
-    const fr_config_t *cfg = &c->worker->server->cfg;
-    int64_t ms = partial ? cfg->read_timeout_ms : cfg->idle_timeout_ms;
-    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
-    bufferevent_set_timeouts(c->link.bev, ms > 0 ? &tv : NULL, NULL);
+    read_timed_out(c);
+}
+
+/* After a read: partial tells whether the input buffer ends inside a frame, fresh whether frames
+ * were taken from it in this read (so what is left is a new frame, started now). Returns 0, or -1
+ * when the connection was closed because its frame missed the deadline. */
+static int track_frame(fr_conn_t *c, int partial, int fresh)
+{
+    if (!partial) {
+        stop_deadline(c);
+        return 0;
+    }
+    int64_t limit_us = c->worker->server->cfg.read_timeout_ms * 1000;
+    if (c->partial && !fresh) {
+        /* the same frame as before: its deadline keeps running (checked here too, in case the
+         * bytes and the timer are ready in the same loop pass) */
+        if (fr_mono_us() - c->frame_start_us >= limit_us) {
+            read_timed_out(c);
+            return -1;
+        }
+        return 0;
+    }
+    c->partial = 1;
+    c->frame_start_us = fr_mono_us();
+    struct timeval tv = {(time_t)(limit_us / 1000000), (suseconds_t)(limit_us % 1000000)};
+    evtimer_add(c->read_deadline, &tv);
+    return 0;
 }
 
 static void on_read(struct bufferevent *bev, void *arg)
@@ -67,11 +114,13 @@ static void on_read(struct bufferevent *bev, void *arg)
     struct evbuffer *in = bufferevent_get_input(bev);
     uint32_t max_body = (uint32_t)w->server->cfg.max_frame;
     size_t max_out = (size_t)w->server->cfg.max_output_mb << 20;
+    int frames = 0;
     while (!c->link.close_after_flush) {
         if (evbuffer_get_length(bufferevent_get_output(bev)) > max_out) {
             /* the client does not read its replies: stop reading its requests (TCP pushes back)
              * until half of them are flushed; on_write resumes */
             c->paused = 1;
+            stop_deadline(c); /* not the client's delay; a frame left over restarts on resume */
             bufferevent_disable(bev, EV_READ);
             bufferevent_setwatermark(bev, EV_WRITE, max_out / 2, 0);
             return;
@@ -96,6 +145,7 @@ static void on_read(struct bufferevent *bev, void *arg)
                                 FR_E_TOO_LARGE, msg) == FR_OK)
                 fr_conn_send(c, &w->out);
             /* Puts before this frame may still be at the writer: their replies go out first */
+            stop_deadline(c);
             if (fr_loop_conn_finish(&c->link) && c->pending == 0)
                 conn_free(c);
             return;
@@ -112,9 +162,12 @@ static void on_read(struct bufferevent *bev, void *arg)
         }
         fr_handle_frame(w, c, &f, body);
         evbuffer_drain(in, f.body_len);
+        frames++;
     }
-    if (!c->link.close_after_flush)
-        update_timeouts(c, evbuffer_get_length(in) > 0);
+    if (c->link.close_after_flush)
+        stop_deadline(c);
+    else
+        track_frame(c, evbuffer_get_length(in) > 0, frames > 0);
 }
 
 static void on_write(struct bufferevent *bev, void *arg)
@@ -146,8 +199,7 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
             conn_free(c);
     } else if (what & (BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT)) {
         if (what & BEV_EVENT_TIMEOUT)
-            fr_log(FR_LOG_INFO, "event=%s worker=%u", c->partial ? "read_timeout" : "idle_timeout",
-                   c->worker->index);
+            fr_log(FR_LOG_INFO, "event=idle_timeout worker=%u", c->worker->index);
         conn_free(c);
     }
 }
@@ -173,6 +225,12 @@ static void add_conn(fr_worker_t *w, int fd)
     c->worker = w;
     c->role = s->auth ? FR_ROLE_NONE : FR_ROLE_ADMIN; /* with auth, a Hello must come first */
     c->link.bev = bev;
+    c->read_deadline = evtimer_new(w->loop.base, on_read_deadline, c);
+    if (!c->read_deadline) {
+        bufferevent_free(bev); /* BEV_OPT_CLOSE_ON_FREE: closes fd */
+        free(c);
+        return;
+    }
     fr_loop_conn_add(&w->loop, &c->link);
     atomic_fetch_add(&s->stats.connections_open, 1);
     atomic_fetch_add(&s->stats.connections_total, 1);

@@ -2,10 +2,13 @@
  * answers BUSY and libfreshet resends in order (exactly-once streams stay exact), a client that
  * does not read its replies is paused instead of growing server memory, and the connection and
  * request-size limits answer with their errors. */
+#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "e2e/support/harness.h"
@@ -52,6 +55,75 @@ Test(limits, a_client_trickling_a_frame_is_closed_after_read_timeout, .timeout =
     E2E_ASSERT(fr_e2e_raw_recv(idle, 5000, &id, &op, &body, &len) == 0 && id == 9, "status reply");
     free(body);
     close(idle);
+    E2E_ASSERT(fr_e2e_server_stop(s) == 0, "stop");
+    fr_e2e_server_free(s);
+}
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Sends buf one byte at a time, one every pace_ms (the pacing is the workload; each pause is a
+ * wait for the server to close, so a close ends it at once). 0 when all was sent, 1 when the
+ * server closed first. */
+static int trickle(int fd, const uint8_t *buf, size_t len, int pace_ms)
+{
+    for (size_t i = 0; i < len; i++) {
+        if (send(fd, buf + i, 1, MSG_NOSIGNAL) != 1)
+            return 1;
+        if (i + 1 < len && fr_e2e_raw_wait_closed(fd, pace_ms) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+/* Regression: read_timeout_ms was libevent's read timeout, which restarts on every read, so a
+ * client sending one byte of a frame every 100 ms (well within any per-read timeout) held its
+ * connection and input buffer forever. The deadline now runs from the frame's first byte. */
+Test(limits, a_frame_trickled_byte_by_byte_is_closed_at_its_deadline, .timeout = 30)
+{
+    const char *args[] = {"--read-timeout-ms", "600", NULL};
+    fr_e2e_server_t *s = fr_e2e_server_start(args);
+    E2E_ASSERT(s, "start");
+    /* a frame completed within the deadline is answered, however slowly its bytes come; each
+     * frame of a pipelined stream gets its own deadline (4 frames take longer than one) */
+    int fd = fr_e2e_raw_connect(s->addr);
+    E2E_ASSERT(fd >= 0, "connect");
+    for (uint32_t k = 1; k <= 4; k++) {
+        uint8_t hdr[10];
+        fr_e2e_frame_header(hdr, 0, k, 5); /* Status, empty body */
+        E2E_ASSERT(trickle(fd, hdr, sizeof hdr, 25) == 0, "frame %u: closed while in time", k);
+        uint32_t id;
+        uint16_t op;
+        uint8_t *body;
+        size_t len;
+        E2E_ASSERT(fr_e2e_raw_recv(fd, 5000, &id, &op, &body, &len) == 0 && id == k, "status %u reply", k);
+        free(body);
+    }
+    close(fd);
+    /* a frame that never completes: one byte every 100 ms must not keep it open */
+    fd = fr_e2e_raw_connect(s->addr);
+    E2E_ASSERT(fd >= 0, "connect");
+    uint8_t frame[10 + 1000];
+    memset(frame, 'x', sizeof frame);
+    fr_e2e_frame_header(frame, 1000, 7, 3);
+    int64_t t0 = mono_ms();
+    int closed = 0;
+    for (size_t i = 0; i < sizeof frame && !closed && mono_ms() - t0 < 5000; i++) {
+        if (send(fd, frame + i, 1, MSG_NOSIGNAL) != 1)
+            closed = 1;
+        else
+            closed = fr_e2e_raw_wait_closed(fd, 100) == 0;
+    }
+    int64_t took = mono_ms() - t0;
+    E2E_ASSERT(closed, "a frame trickled at 10 bytes/s was still open after %lld ms (read_timeout_ms 600)",
+               (long long)took);
+    E2E_ASSERT(took >= 500 && took < 3000, "closed after %lld ms, deadline 600", (long long)took);
+    close(fd);
+    E2E_ASSERT(fr_e2e_lines_with(s->log_path, "event=read_timeout") == 1, "the close is logged");
     E2E_ASSERT(fr_e2e_server_stop(s) == 0, "stop");
     fr_e2e_server_free(s);
 }
