@@ -55,7 +55,8 @@ const fr_cfg_item_t fr_cfg_items[] = {
     {"sweep_keys", FR_CFG_INT, I(sweep_keys), "10000", 1, 100000000, NULL,
      "keys the sweeper visits per tick (its time budget)"},
     {"idle_timeout_ms", FR_CFG_INT, I(idle_timeout_ms), "0", 0, 86400000, NULL,
-     "close connections idle this long (0: never)"},
+     "close connections idle this long: nothing read or sent, no request in progress, no reply "
+     "queued; also a client that reads none of its replies this long (0: never)"},
     {"slow_ms", FR_CFG_INT, I(slow_ms), "100", 0, 3600000, NULL,
      "log requests slower than this, with their size (0: off)"},
     {"read_timeout_ms", FR_CFG_INT, I(read_timeout_ms), "30000", 100, 86400000, NULL,

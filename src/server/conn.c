@@ -21,6 +21,10 @@ static void conn_free(fr_conn_t *c)
         event_free(c->read_deadline);
         c->read_deadline = NULL;
     }
+    if (c->idle_timer) {
+        event_free(c->idle_timer);
+        c->idle_timer = NULL;
+    }
     if (c->link.bev) {
         bufferevent_free(c->link.bev);
         c->link.bev = NULL;
@@ -48,7 +52,42 @@ void fr_conn_send(fr_conn_t *c, const fr_buf_t *frame)
 {
     if (c->closed || !c->link.bev)
         return;
+    if (c->idle_timer)
+        c->last_active_us = fr_mono_us();
     fr_loop_conn_send(&c->link, frame->data, frame->len);
+}
+
+/* idle_timeout_ms: a connection is idle when nothing has been read from it or sent to it for that
+ * long, no request of it is in progress (a Put at the writer, a Backup) and no reply is left to
+ * send. The one-shot timer is checked lazily (Redis's way): at expiry a busy connection is given
+ * another full period, one with recent activity the rest of its period, the others are closed.
+ * A peer that stops reading its replies is cut off by the write timeout instead (add_conn). */
+static void arm_idle(fr_conn_t *c, int64_t us)
+{
+    struct timeval tv = {(time_t)(us / 1000000), (suseconds_t)(us % 1000000)};
+    evtimer_add(c->idle_timer, &tv);
+}
+
+static void on_idle_timer(evutil_socket_t fd, short what, void *arg)
+{
+    fr_conn_t *c = arg;
+    (void)fd;
+    (void)what;
+    int64_t idle_us = c->worker->server->cfg.idle_timeout_ms * 1000;
+    if (c->closed || !c->link.bev)
+        return;
+    if (c->pending > 0 || evbuffer_get_length(bufferevent_get_output(c->link.bev)) > 0) {
+        arm_idle(c, idle_us);
+        return;
+    }
+    int64_t quiet_us = fr_mono_us() - c->last_active_us;
+    if (quiet_us < idle_us) {
+        arm_idle(c, idle_us - quiet_us);
+        return;
+    }
+    fr_log(FR_LOG_INFO, "event=idle_timeout worker=%u idle_timeout_ms=%lld", c->worker->index,
+           (long long)c->worker->server->cfg.idle_timeout_ms);
+    conn_free(c);
 }
 
 /* A frame that has started (its first header byte arrived) must be complete read_timeout_ms
@@ -115,6 +154,8 @@ static void on_read(struct bufferevent *bev, void *arg)
     uint32_t max_body = (uint32_t)w->server->cfg.max_frame;
     size_t max_out = (size_t)w->server->cfg.max_output_mb << 20;
     int frames = 0;
+    if (c->idle_timer)
+        c->last_active_us = fr_mono_us();
     while (!c->link.close_after_flush) {
         if (evbuffer_get_length(bufferevent_get_output(bev)) > max_out) {
             /* the client does not read its replies: stop reading its requests (TCP pushes back)
@@ -173,6 +214,8 @@ static void on_read(struct bufferevent *bev, void *arg)
 static void on_write(struct bufferevent *bev, void *arg)
 {
     fr_conn_t *c = arg;
+    if (c->idle_timer)
+        c->last_active_us = fr_mono_us(); /* the last queued reply is out */
     if (c->link.close_after_flush) {
         if (c->pending == 0) /* else the last job's reply comes, then this again */
             conn_free(c);
@@ -190,16 +233,24 @@ static void on_write(struct bufferevent *bev, void *arg)
 static void on_event(struct bufferevent *bev, short what, void *arg)
 {
     fr_conn_t *c = arg;
-    (void)bev;
     if ((what & BEV_EVENT_EOF) && !(what & (BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT))) {
         /* The client is done sending (it may have shut down only its half, as `nc -N` and
          * scripts do) and may still read: the requests it sent are answered, writes still at the
          * writer included, and the connection closes once those replies are flushed. */
         if (c->link.close_after_flush || (fr_loop_conn_finish(&c->link) && c->pending == 0))
             conn_free(c);
+    } else if ((what & BEV_EVENT_TIMEOUT) && (what & BEV_EVENT_WRITING)) {
+        /* replies queued and none of them taken by the peer for idle_timeout_ms */
+        size_t queued = evbuffer_get_length(bufferevent_get_output(bev));
+        if (queued == 0) { /* nothing to write after all: not a stall */
+            if (!c->link.direct)
+                bufferevent_enable(bev, EV_WRITE);
+            return;
+        }
+        fr_log(FR_LOG_INFO, "event=write_timeout worker=%u queued_bytes=%zu idle_timeout_ms=%lld",
+               c->worker->index, queued, (long long)c->worker->server->cfg.idle_timeout_ms);
+        conn_free(c);
     } else if (what & (BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT)) {
-        if (what & BEV_EVENT_TIMEOUT)
-            fr_log(FR_LOG_INFO, "event=idle_timeout worker=%u", c->worker->index);
         conn_free(c);
     }
 }
@@ -226,7 +277,11 @@ static void add_conn(fr_worker_t *w, int fd)
     c->role = s->auth ? FR_ROLE_NONE : FR_ROLE_ADMIN; /* with auth, a Hello must come first */
     c->link.bev = bev;
     c->read_deadline = evtimer_new(w->loop.base, on_read_deadline, c);
-    if (!c->read_deadline) {
+    if (s->cfg.idle_timeout_ms > 0)
+        c->idle_timer = evtimer_new(w->loop.base, on_idle_timer, c);
+    if (!c->read_deadline || (s->cfg.idle_timeout_ms > 0 && !c->idle_timer)) {
+        if (c->read_deadline)
+            event_free(c->read_deadline);
         bufferevent_free(bev); /* BEV_OPT_CLOSE_ON_FREE: closes fd */
         free(c);
         return;
@@ -236,8 +291,12 @@ static void add_conn(fr_worker_t *w, int fd)
     atomic_fetch_add(&s->stats.connections_total, 1);
     bufferevent_setcb(bev, on_read, on_write, on_event, c);
     if (s->cfg.idle_timeout_ms > 0) {
+        /* the idle timer is ours; libevent's write timeout (restarted by every write that makes
+         * progress, running only while replies are queued) catches a peer that stopped reading */
         struct timeval tv = {s->cfg.idle_timeout_ms / 1000, (s->cfg.idle_timeout_ms % 1000) * 1000};
-        bufferevent_set_timeouts(bev, &tv, NULL);
+        bufferevent_set_timeouts(bev, NULL, &tv);
+        c->last_active_us = fr_mono_us();
+        arm_idle(c, s->cfg.idle_timeout_ms * 1000);
     }
     fr_loop_conn_enable(&c->link, s->tls == NULL);
 }

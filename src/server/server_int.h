@@ -99,6 +99,8 @@ struct fr_conn {
     int partial;            /* a frame has started arriving (read_timeout_ms applies) */
     int64_t frame_start_us; /* fr_mono_us() when the partial frame's first byte was seen */
     struct event *read_deadline; /* one-shot: fires read_timeout_ms after frame_start_us */
+    struct event *idle_timer;    /* one-shot, idle_timeout_ms; NULL when that is 0 */
+    int64_t last_active_us;      /* fr_mono_us() of the last byte read or reply queued */
     fr_role_t role;   /* what a Hello granted; FR_ROLE_ADMIN when auth is off */
     int auth_logged;  /* an UNAUTHORIZED request was logged (once per connection) */
     /* with auth: the digest of the token the Hello presented and the auth generation it was

@@ -3,6 +3,8 @@
  * does not read its replies is paused instead of growing server memory, and the connection and
  * request-size limits answer with their errors. */
 #include <errno.h>
+#include <lmdb.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -124,6 +126,152 @@ Test(limits, a_frame_trickled_byte_by_byte_is_closed_at_its_deadline, .timeout =
     E2E_ASSERT(took >= 500 && took < 3000, "closed after %lld ms, deadline 600", (long long)took);
     close(fd);
     E2E_ASSERT(fr_e2e_lines_with(s->log_path, "event=read_timeout") == 1, "the close is logged");
+    E2E_ASSERT(fr_e2e_server_stop(s) == 0, "stop");
+    fr_e2e_server_free(s);
+}
+
+/* Lines of s's log holding needle, polled (every 20 ms) until there is one or timeout_ms passed. */
+static int wait_log(const fr_e2e_server_t *s, const char *needle, int timeout_ms)
+{
+    int64_t until = mono_ms() + timeout_ms;
+    int n;
+    while ((n = fr_e2e_lines_with(s->log_path, needle)) == 0 && mono_ms() < until)
+        poll(NULL, 0, 20);
+    return n;
+}
+
+/* A raw Put frame body: one row of view lim, entity e, values [x, nil]. */
+static void put_body(fr_e2e_pb_t *out, const char *e, int64_t ts, int64_t x)
+{
+    uint8_t mp[11] = {0x92, 0xd3};
+    for (int i = 0; i < 8; i++)
+        mp[2 + i] = (uint8_t)((uint64_t)x >> (56 - 8 * i));
+    mp[10] = 0xc0;
+    fr_e2e_pb_t row = {0};
+    fr_e2e_pb_bytes(&row, 1, "lim", 3);
+    fr_e2e_pb_bytes(&row, 2, e, strlen(e));
+    fr_e2e_pb_sint(&row, 3, ts);
+    fr_e2e_pb_bytes(&row, 4, mp, sizeof mp);
+    fr_e2e_pb_bytes(out, 1, row.data, row.len);
+    fr_e2e_pb_free(&row);
+}
+
+/* Regression: idle_timeout_ms was libevent's read timeout, so a connection whose Put waited at
+ * the writer (a slow commit, a Backup) longer than that was closed and its reply lost. The test
+ * holds LMDB's write lock from this process, so the server's commit waits for it. */
+Test(limits, idle_timeout_spares_a_connection_with_a_request_in_flight, .timeout = 30)
+{
+    const char *args[] = {"--idle-timeout-ms", "300", "--map-size-mb", "64", NULL};
+    fr_e2e_server_t *s = fr_e2e_server_start(args);
+    E2E_ASSERT(s && fr_e2e_apply(s, REG, NULL) == FR_OK, "start/apply");
+    MDB_env *env;
+    MDB_txn *txn;
+    E2E_ASSERT(mdb_env_create(&env) == 0 && mdb_env_set_mapsize(env, 64u << 20) == 0, "env");
+    E2E_ASSERT(mdb_env_open(env, s->data, 0, 0640) == 0, "open %s", s->data);
+    E2E_ASSERT(mdb_txn_begin(env, NULL, 0, &txn) == 0, "take the write lock");
+    int fd = fr_e2e_raw_connect(s->addr);
+    E2E_ASSERT(fd >= 0, "connect");
+    fr_e2e_pb_t put = {0};
+    put_body(&put, "held", 1000, 7);
+    E2E_ASSERT(fr_e2e_raw_send(fd, 1, 3, put.data, put.len) == 0, "send put");
+    /* the Put is at the writer for 4 idle periods: the connection must stay */
+    E2E_ASSERT(fr_e2e_raw_wait_closed(fd, 1200) == -1,
+               "closed as idle while its Put was in progress");
+    mdb_txn_abort(txn);
+    mdb_env_close(env);
+    uint32_t id;
+    uint16_t op;
+    uint8_t *body;
+    size_t len;
+    int code = -1;
+    char msg[256];
+    E2E_ASSERT(fr_e2e_raw_recv(fd, 10000, &id, &op, &body, &len) == 0 && id == 1, "put reply");
+    E2E_ASSERT(fr_e2e_pb_code(body, len, &code, msg, sizeof msg) == 0 && code == FR_OK, "put: %d %s", code, msg);
+    free(body);
+    /* now nothing is in flight: idle, closed */
+    E2E_ASSERT(fr_e2e_raw_wait_closed(fd, 5000) == 0, "an idle connection was not closed");
+    close(fd);
+    E2E_ASSERT(fr_e2e_lines_with(s->log_path, "event=idle_timeout") >= 1, "logged");
+    fr_e2e_pb_free(&put);
+    E2E_ASSERT(fr_e2e_server_stop(s) == 0, "stop");
+    fr_e2e_server_free(s);
+}
+
+/* Stores one ~64 KiB row `big` and connects a raw socket with a small receive buffer that has
+ * sent n pipelined Gets of it (~64 KiB replies each). */
+static int big_replies(fr_e2e_server_t *s, int n)
+{
+    fr_client_t *c = fr_e2e_connect(s);
+    static char blob[65536];
+    memset(blob, 'x', sizeof blob - 1);
+    fr_value_t v[2] = {{.type = FR_TYPE_INT64, .u.i64 = 1},
+                       {.type = FR_TYPE_STRING, .len = sizeof blob - 1, .u.str = blob}};
+    fr_put_row_t row = {.view = "lim", .entity = "big", .event_ts_us = 5, .values = v, .value_count = 2};
+    fr_put_result_t res;
+    E2E_ASSERT(c && fr_client_put(c, NULL, 0, &row, 1, &res) == FR_OK, "put");
+    fr_client_free(c);
+    int fd = fr_e2e_raw_connect(s->addr);
+    E2E_ASSERT(fd >= 0, "connect");
+    int rcv = 65536;
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof rcv);
+    fr_e2e_pb_t req = {0}, col = {0}, wire = {0};
+    fr_e2e_pb_bytes(&req, 1, "lim:blob", 8);
+    fr_e2e_pb_bytes(&col, 2, "big", 3);
+    fr_e2e_pb_bytes(&req, 2, col.data, col.len);
+    for (int i = 0; i < n; i++) {
+        uint8_t hdr[10];
+        fr_e2e_frame_header(hdr, (uint32_t)req.len, (uint32_t)i + 1, 4);
+        fr_e2e_pb_raw(&wire, hdr, sizeof hdr);
+        fr_e2e_pb_raw(&wire, req.data, req.len);
+    }
+    E2E_ASSERT(fr_e2e_raw_write(fd, wire.data, wire.len) == 0, "send gets");
+    fr_e2e_pb_free(&req);
+    fr_e2e_pb_free(&col);
+    fr_e2e_pb_free(&wire);
+    return fd;
+}
+
+/* Regression: the idle timer closed a connection whose replies were still queued because its
+ * client, busy reading them slowly, sent nothing (a 10 MB reply was cut off after 4 MB). */
+Test(limits, idle_timeout_spares_a_connection_whose_replies_are_being_read, .timeout = 30)
+{
+    const char *args[] = {"--idle-timeout-ms", "300", NULL};
+    fr_e2e_server_t *s = fr_e2e_server_start(args);
+    E2E_ASSERT(s && fr_e2e_apply(s, REG, NULL) == FR_OK, "start/apply");
+    enum { N = 160 }; /* ~10 MiB of replies */
+    int fd = big_replies(s, N);
+    for (int got = 0; got < N; got++) {
+        uint32_t id;
+        uint16_t op;
+        uint8_t *body;
+        size_t len;
+        E2E_ASSERT(fr_e2e_raw_recv(fd, 5000, &id, &op, &body, &len) == 0,
+                   "reply %d of %d missing: the connection was cut while its replies were read", got, N);
+        E2E_ASSERT(id == (uint32_t)got + 1 && len > 65536, "reply %d: id %u len %zu", got, id, len);
+        free(body);
+        /* the workload: a slow reader, ~6 MiB/s, so the replies take over 1.5 s (5 idle periods) */
+        struct timespec pace = {0, 10 * 1000 * 1000};
+        nanosleep(&pace, NULL);
+    }
+    E2E_ASSERT(fr_e2e_raw_wait_closed(fd, 5000) == 0, "idle after its replies, but not closed");
+    close(fd);
+    E2E_ASSERT(fr_e2e_server_stop(s) == 0, "stop");
+    fr_e2e_server_free(s);
+}
+
+/* A peer that stops reading while replies are queued is closed after idle_timeout_ms without
+ * progress (write_timeout), instead of holding them for ever. */
+Test(limits, a_peer_that_stops_reading_is_closed_after_idle_timeout, .timeout = 30)
+{
+    const char *args[] = {"--idle-timeout-ms", "300", NULL};
+    fr_e2e_server_t *s = fr_e2e_server_start(args);
+    E2E_ASSERT(s && fr_e2e_apply(s, REG, NULL) == FR_OK, "start/apply");
+    int fd = big_replies(s, 160);
+    E2E_ASSERT(wait_log(s, "event=write_timeout", 5000) == 1,
+               "a peer reading nothing for 300 ms was not closed within 5 s");
+    E2E_ASSERT(fr_e2e_lines_with(s->log_path, "event=idle_timeout") == 0, "closed as idle instead");
+    E2E_ASSERT(fr_e2e_raw_wait_closed(fd, 5000) == 0, "closed");
+    close(fd);
     E2E_ASSERT(fr_e2e_server_stop(s) == 0, "stop");
     fr_e2e_server_free(s);
 }
