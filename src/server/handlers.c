@@ -297,7 +297,7 @@ static void submit(fr_worker_t *w, fr_conn_t *c, const fr_frame_t *f, fr_job_t *
     if (rc != FR_OK) {
         c->pending--;
         fr_job_free(job);
-        fr_reply_error(w, c, f, rc, "write queue is full (max_queue); retry with backoff");
+        fr_reply_error(w, c, f, rc, fr_writer_refusal(rc));
     }
 }
 

@@ -719,7 +719,7 @@ static void h_push(fr_worker_t *w, struct evhttp_request *req)
     job->received_us = fr_mono_us();
     code = fr_writer_submit(w->server, job);
     if (code != FR_OK) {
-        snprintf(why, sizeof why, "write queue is full or the server is stopping; retry");
+        snprintf(why, sizeof why, "%s", fr_writer_refusal(code));
         goto fail;
     }
     free(ent_off);

@@ -211,6 +211,9 @@ void fr_http_route(fr_worker_t *w, struct evhttp_request *req, const char *path,
 int fr_writer_start(fr_server_t *s);
 /* Queues a job; FR_E_BUSY when the queue is full (the job is not taken). */
 int fr_writer_submit(fr_server_t *s, fr_job_t *job);
+/* The message for a refusal of fr_writer_submit: SHUTDOWN (stopping: retry elsewhere or after
+ * the restart) or BUSY (queue full: retry with backoff). Static text. */
+const char *fr_writer_refusal(int rc);
 /* Drains the queue, commits, completes every job, and joins the thread. */
 void fr_writer_stop(fr_server_t *s);
 

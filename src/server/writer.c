@@ -36,6 +36,19 @@ int fr_writer_submit(fr_server_t *s, fr_job_t *job)
     return FR_OK;
 }
 
+const char *fr_writer_refusal(int rc)
+{
+    switch (rc) {
+    case FR_E_SHUTDOWN:
+        return "the server is stopping: nothing of this request was written; retry on another "
+               "node or once it has restarted";
+    case FR_E_BUSY:
+        return "write queue is full (max_queue); retry with backoff";
+    default:
+        return fr_err_str(rc);
+    }
+}
+
 /* A group's log record holds its rows about as compactly as the requests did; a quarter of the
  * record limit (FR_WAL_REC_MAX, 1 GiB) leaves room for any encoding overhead. */
 #define GROUP_BODY_BYTES (256u << 20)

@@ -2,7 +2,9 @@
  * statuses, snapshot consistency across views, exactly-once sources, durability across kill -9,
  * bad input, pipelining and clean shutdown (DESIGN.md, "Semantics"). Each test starts its own
  * server on an ephemeral port with a temporary data directory. */
+#include <lmdb.h>
 #include <math.h>
+#include <signal.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -1493,6 +1495,66 @@ Test(bad_input, a_put_before_an_oversize_frame_is_still_acknowledged, .timeout =
     fr_e2e_pb_free(&put);
     fr_e2e_pb_free(&wire);
     cr_assert_eq(fr_e2e_server_stop(s), 0);
+    fr_e2e_server_free(s);
+}
+
+/* Regression: a write refused because the server is stopping was answered SHUTDOWN with the
+ * text of a full write queue ("write queue is full (max_queue); retry with backoff"), sending
+ * clients to retry the stopping node. The test holds LMDB's write lock, so the server's writer
+ * is stuck on a Put while SIGTERM makes it stop taking new jobs; a Put sent then is refused. */
+Test(server, a_put_refused_at_shutdown_says_the_server_is_stopping, .timeout = 60)
+{
+    const char *args[] = {"--map-size-mb", "64", NULL};
+    fr_e2e_server_t *s = start_with(args);
+    MDB_env *env;
+    MDB_txn *txn;
+    cr_assert_eq(mdb_env_create(&env), 0);
+    cr_assert_eq(mdb_env_set_mapsize(env, 64u << 20), 0);
+    cr_assert_eq(mdb_env_open(env, s->data, 0, 0640), 0, "%s", s->data);
+    cr_assert_eq(mdb_txn_begin(env, NULL, 0, &txn), 0, "take LMDB's write lock");
+    int a = fr_e2e_raw_connect(s->addr), b = fr_e2e_raw_connect(s->addr);
+    cr_assert(a >= 0 && b >= 0);
+    int64_t ts = fr_e2e_now_us() - SEC;
+    fr_e2e_pb_t put = {0};
+    pb_put_frame(&put, "sd-held", ts, 1);
+    cr_assert_eq(fr_e2e_raw_send(a, 1, OP_PUT, put.data, put.len), 0); /* the writer waits on it */
+    /* a Status answered on b: b is registered with its worker before the listener goes away */
+    cr_assert_eq(fr_e2e_raw_send(b, 1, OP_STATUS, "", 0), 0);
+    uint32_t rid;
+    uint16_t rop;
+    uint8_t *body;
+    size_t len;
+    cr_assert_eq(fr_e2e_raw_recv(b, 10000, &rid, &rop, &body, &len), 0, "status");
+    free(body);
+    cr_assert_eq(kill(s->pid, SIGTERM), 0);
+    /* until the writer has stopped taking jobs, Puts on b queue behind the stuck one without a
+     * reply; probe with one Put after another until one is answered */
+    int code = 0;
+    char msg[256] = "";
+    int answered = 0;
+    for (uint32_t k = 2; !answered && k < 200; k++) {
+        cr_assert_eq(fr_e2e_raw_send(b, k, OP_PUT, put.data, put.len), 0);
+        if (fr_e2e_raw_recv(b, 50, &rid, &rop, &body, &len) == 0) {
+            answered = 1;
+            cr_assert_eq(fr_e2e_pb_code(body, len, &code, msg, sizeof msg), 0);
+            free(body);
+        }
+    }
+    mdb_txn_abort(txn);
+    mdb_env_close(env);
+    E2E_ASSERT(answered, "no Put was refused within ~10 s of SIGTERM");
+    E2E_ASSERT(code == FR_E_SHUTDOWN, "refusal: %s (%s)", fr_err_name(code), msg);
+    E2E_ASSERT(strstr(msg, "stopping") != NULL && strstr(msg, "queue") == NULL,
+               "SHUTDOWN must say the server is stopping, not that the queue is full: %s", msg);
+    /* the held Put still commits and is acknowledged before the server exits */
+    cr_assert_eq(fr_e2e_raw_recv(a, 20000, &rid, &rop, &body, &len), 0, "held put answered");
+    cr_assert_eq(fr_e2e_pb_code(body, len, &code, msg, sizeof msg), 0);
+    free(body);
+    E2E_ASSERT(rid == 1 && code == FR_OK, "held put: %s (%s)", fr_err_name(code), msg);
+    close(a);
+    close(b);
+    fr_e2e_pb_free(&put);
+    cr_assert_eq(fr_e2e_server_wait(s, 20000), 0, "clean exit after the SIGTERM");
     fr_e2e_server_free(s);
 }
 

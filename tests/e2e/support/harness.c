@@ -403,6 +403,17 @@ int fr_e2e_server_stop(fr_e2e_server_t *s)
     return -1;
 }
 
+int fr_e2e_server_wait(fr_e2e_server_t *s, int timeout_ms)
+{
+    if (!s->pid)
+        return -1;
+    int st = 0;
+    if (wait_child(s->pid, timeout_ms, &st) != 0)
+        return -1; /* still running: fr_e2e_server_free kills it */
+    reaped(s);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
 int fr_e2e_server_kill(fr_e2e_server_t *s)
 {
     if (!s->pid)

@@ -44,6 +44,9 @@ int fr_e2e_server_restart(fr_e2e_server_t *s);
 /* SIGTERM and waitpid (bounded); returns the exit status (0 = clean), or -1 if it had to be killed
  * or did not exit normally. */
 int fr_e2e_server_stop(fr_e2e_server_t *s);
+/* Waits up to timeout_ms for a server the test itself signalled to exit, without signalling it
+ * again. Returns the exit status as fr_e2e_server_stop does, -1 on timeout. */
+int fr_e2e_server_wait(fr_e2e_server_t *s, int timeout_ms);
 /* SIGKILL and waitpid: a crash. Returns 0. */
 int fr_e2e_server_kill(fr_e2e_server_t *s);
 /* Kills the server if still running, removes the directory, frees s. NULL is fine. */
