@@ -173,8 +173,14 @@ static void on_read(struct bufferevent *bev, void *arg)
         evbuffer_copyout(in, hdr, sizeof hdr);
         fr_frame_t f;
         if (fr_frame_decode(hdr, max_body, &f) != FR_OK) {
-            /* framing is lost: answer once, then close */
-            atomic_fetch_add(&w->server->stats.frames_too_large, 1);
+            /* framing is lost: answer once, then close. Counted as a request of its op that
+             * was refused TOO_LARGE, like every other refusal, and in frames_too_large */
+            fr_stats_t *st = &w->server->stats;
+            unsigned slot = fr_op_slot(f.op);
+            atomic_fetch_add(&st->frames_too_large, 1);
+            atomic_fetch_add(&st->requests[slot], 1);
+            atomic_fetch_add(&st->errors[slot], 1);
+            fr_stats_reject(st, FR_E_TOO_LARGE);
             fr_log(FR_LOG_WARN, "event=frame_too_large body_len=%u max_frame=%u", f.body_len,
                    max_body);
             fr_buf_reset(&w->out);

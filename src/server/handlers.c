@@ -49,8 +49,15 @@ static handler_fn lookup(uint16_t op, fr_role_t *role, const char **name)
 }
 
 static uint16_t resp_op(const fr_frame_t *f) { return (uint16_t)(f->op | FR_OP_RESPONSE); }
-/* A response op (0x8000 set) sent as a request is no request op: slot 0 ("none"). */
-unsigned fr_op_slot(uint16_t op) { return op < FR_OP_COUNT ? op : 0; }
+/* The stats slot of an op: its own for an op freshetd serves, 0 ("unknown" in /metrics) for any
+ * other (a response op with 0x8000 set, an op number no handler has, OP_SCORE, which is
+ * freshet-infer's), so that every request is counted in a slot /metrics renders. */
+unsigned fr_op_slot(uint16_t op)
+{
+    fr_role_t role;
+    const char *name;
+    return op < FR_OP_COUNT && lookup(op, &role, &name) ? op : 0;
+}
 
 int fr_encode_error(fr_buf_t *out, uint32_t request_id, uint16_t op, int code, const char *msg)
 {

@@ -937,7 +937,8 @@ out:
 
 /* ---- /metrics ---- */
 
-static const char *op_names[FR_OP_COUNT] = {"none", "hello", "apply", "put", "get", "status",
+/* Slot 0 counts requests of no known op (fr_op_slot). */
+static const char *op_names[FR_OP_COUNT] = {"unknown", "hello", "apply", "put", "get", "status",
                                             "sources", "export", "score", "backup"};
 
 static void h_metrics(fr_worker_t *w, struct evhttp_request *req)
@@ -954,20 +955,20 @@ static void h_metrics(fr_worker_t *w, struct evhttp_request *req)
                   (unsigned long long)(value))
     fr_buf_printf(&b, "# HELP freshet_requests_total Requests by operation (binary protocol; HTTP /push as put).\n"
                       "# TYPE freshet_requests_total counter\n");
-    for (unsigned i = 1; i < FR_OP_COUNT; i++)
+    for (unsigned i = 0; i < FR_OP_COUNT; i++)
         if (op_names[i])
             fr_buf_printf(&b, "freshet_requests_total{op=\"%s\"} %llu\n", op_names[i],
                           atomic_load(&st->requests[i]));
     fr_buf_printf(&b, "# HELP freshet_request_errors_total Requests answered with an error.\n"
                       "# TYPE freshet_request_errors_total counter\n");
-    for (unsigned i = 1; i < FR_OP_COUNT; i++)
+    for (unsigned i = 0; i < FR_OP_COUNT; i++)
         if (op_names[i])
             fr_buf_printf(&b, "freshet_request_errors_total{op=\"%s\"} %llu\n", op_names[i],
                           atomic_load(&st->errors[i]));
     fr_buf_printf(&b, "# HELP freshet_request_duration_seconds Request latency, frame in to reply "
                       "queued (writes: until their commit).\n"
                       "# TYPE freshet_request_duration_seconds histogram\n");
-    for (unsigned i = 1; i < FR_OP_COUNT; i++)
+    for (unsigned i = 0; i < FR_OP_COUNT; i++)
         for (int e = 0; e < 2 && op_names[i]; e++) {
             char labels[64];
             snprintf(labels, sizeof labels, "op=\"%s\",status=\"%s\"", op_names[i], e ? "error" : "ok");

@@ -322,6 +322,58 @@ Test(http, rejected_writes_count_every_row_on_both_front_doors, .timeout = 60)
     fr_e2e_server_free(s);
 }
 
+/* Regression: requests of no known op were counted in slot 0, which /metrics never rendered
+ * (and op numbers 10-15 in slots without a name), and a frame over max_frame was counted only
+ * in frames_too_large_total, not as a refused request. Now the first appear as op="unknown"
+ * and the second in requests_total, request_errors_total and rejected_total{reason="TOO_LARGE"}. */
+Test(http, unknown_ops_and_oversize_frames_are_counted_as_refused_requests, .timeout = 60)
+{
+    const char *args[] = {"--max-frame", "65536", NULL};
+    fr_e2e_server_t *s = start_http(args);
+    E2E_ASSERT(scrape(s, "freshet_requests_total{op=\"unknown\"}") == 0, "rendered from the start");
+    int fd = fr_e2e_raw_connect(s->addr);
+    E2E_ASSERT(fd >= 0, "connect");
+    const uint16_t ops[3] = {99, 0, 12};
+    for (uint32_t i = 0; i < 3; i++) {
+        E2E_ASSERT(fr_e2e_raw_send(fd, i + 1, ops[i], "", 0) == 0, "send op %u", ops[i]);
+        uint32_t rid;
+        uint16_t rop;
+        uint8_t *body;
+        size_t len;
+        int code;
+        char msg[256];
+        E2E_ASSERT(fr_e2e_raw_recv(fd, 20000, &rid, &rop, &body, &len) == 0, "answered");
+        E2E_ASSERT(fr_e2e_pb_code(body, len, &code, msg, sizeof msg) == 0 && code == FR_E_BAD_OP,
+                   "op %u: %s", ops[i], fr_err_name(code));
+        free(body);
+    }
+    E2E_ASSERT(scrape(s, "freshet_requests_total{op=\"unknown\"}") == 3, "unknown ops counted");
+    E2E_ASSERT(scrape(s, "freshet_request_errors_total{op=\"unknown\"}") == 3, "and refused");
+    E2E_ASSERT(scrape(s, "freshet_rejected_total{reason=\"BAD_OP\"}") == 3, "by reason");
+    /* a Put whose header declares a body over max_frame: refused, connection closed */
+    uint8_t hdr[10];
+    fr_e2e_frame_header(hdr, 1u << 20, 9, 3);
+    E2E_ASSERT(fr_e2e_raw_write(fd, hdr, sizeof hdr) == 0, "oversize header");
+    uint32_t rid;
+    uint16_t rop;
+    uint8_t *body;
+    size_t len;
+    int code;
+    char msg[256];
+    E2E_ASSERT(fr_e2e_raw_recv(fd, 20000, &rid, &rop, &body, &len) == 0 && rid == 9, "TOO_LARGE reply");
+    E2E_ASSERT(fr_e2e_pb_code(body, len, &code, msg, sizeof msg) == 0 && code == FR_E_TOO_LARGE,
+               "%s", fr_err_name(code));
+    free(body);
+    E2E_ASSERT(fr_e2e_raw_wait_closed(fd, 5000) == 0, "closed after an oversize frame");
+    close(fd);
+    E2E_ASSERT(scrape(s, "freshet_frames_too_large_total") == 1, "frames_too_large_total");
+    E2E_ASSERT(scrape(s, "freshet_requests_total{op=\"put\"}") == 1, "the oversize Put is a request");
+    E2E_ASSERT(scrape(s, "freshet_request_errors_total{op=\"put\"}") == 1, "refused");
+    E2E_ASSERT(scrape(s, "freshet_rejected_total{reason=\"TOO_LARGE\"}") == 1, "as TOO_LARGE");
+    E2E_ASSERT(fr_e2e_server_stop(s) == 0, "stop");
+    fr_e2e_server_free(s);
+}
+
 /* POST /get-online-features: asserts a 200 whose body parses as JSON; the caller frees both. */
 static json_t *get_online(fr_e2e_server_t *s, const char *req, http_resp_t *r)
 {
