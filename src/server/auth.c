@@ -94,9 +94,11 @@ int fr_auth_load(const char *path, fr_auth_t **out, char *why, size_t why_len)
         fclose(f);
         return FR_E_NOMEM;
     }
-    char line[1024];
+    /* whole lines of any length: fgets in pieces read the tail of a long comment as a token */
+    char *line = NULL;
+    size_t cap = 0;
     int lineno = 0, rc = FR_OK;
-    while (rc == FR_OK && fgets(line, sizeof line, f)) {
+    while (rc == FR_OK && getline(&line, &cap, f) >= 0) {
         lineno++;
         char *hash = strchr(line, '#');
         if (hash)
@@ -109,6 +111,7 @@ int fr_auth_load(const char *path, fr_auth_t **out, char *why, size_t why_len)
         if (rc != FR_OK)
             snprintf(why, why_len, "%s:%d: %s", path, lineno, reason);
     }
+    free(line);
     fclose(f);
     if (rc == FR_OK && a->count == 0) {
         snprintf(why, why_len, "%s: no tokens (add lines made by `freshet token new NAME ROLE`)",

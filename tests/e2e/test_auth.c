@@ -564,6 +564,42 @@ Test(auth, a_token_listed_twice_refuses_to_start, .timeout = 60)
     env_free(&e);
 }
 
+/* Regression (security): the auth file was read in 1023-byte pieces, so the text after byte 1023
+ * of a long comment line was parsed as a token line: a token commented out there was active. */
+Test(auth, a_token_inside_a_long_comment_stays_commented_out, .timeout = 60)
+{
+    env_t e;
+    env_dir(&e);
+    make_token("alice", "read", &e.rd);
+    make_token("mallory", "admin", &e.ad);
+    FILE *f = fopen(e.auth_path, "w");
+    cr_assert_not_null(f);
+    fprintf(f, "%s\n# mallory was disabled on 2026-12-01", e.rd.line);
+    for (int i = 0; i < 1100; i++)
+        fputc(' ', f);
+    fprintf(f, "%s\n", e.ad.line);
+    fclose(f);
+    const char *args[] = {"--auth-file", e.auth_path, NULL};
+    env_server(&e, args);
+    char why[256] = "";
+    fr_client_opts_t o = {.timeout_ms = 20000, .token = e.ad.token, .error = why, .error_len = sizeof why};
+    fr_client_t *c = NULL;
+    int rc = fr_client_connect_opts(e.s->addr, &o, &c);
+    if (rc == FR_OK) {
+        fr_apply_result_t ar;
+        rc = fr_client_apply(c, REGISTRY, strlen(REGISTRY), false, &ar);
+        fr_client_free(c);
+    }
+    cr_assert_eq(rc, FR_E_UNAUTHORIZED, "the commented-out token must not work: %s", fr_err_name(rc));
+    fr_client_t *alice = connect_token(&e, e.rd.token); /* the real line still works */
+    fr_server_status_t st;
+    cr_assert_eq(fr_client_status(alice, &st), FR_OK, "%s", fr_client_error(alice));
+    fr_server_status_fini(&st);
+    fr_client_free(alice);
+    cr_assert_eq(fr_e2e_server_stop(e.s), 0);
+    env_free(&e);
+}
+
 /* ---- TLS ---- */
 
 /* A self-signed certificate for 127.0.0.1/localhost and its key, made with the openssl CLI. */
