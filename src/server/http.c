@@ -3,6 +3,8 @@
  * point-in-time join streamed back as JSON lines). Bodies are bounded by max_frame; malformed
  * requests get 400 with a JSON error naming the field. */
 #include <arpa/inet.h>
+#include <float.h>
+#include <math.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <stdlib.h>
@@ -536,6 +538,13 @@ out:
 /* ---- /push ---- */
 
 /* Packs one JSON value as the msgpack form of a feature of type t. NULL or a reason. */
+/* Whether x converts to a finite float32 (a larger value would be stored as an infinity; the
+ * CLI's put refuses it the same way). */
+static bool float32_fits(double x)
+{
+    return isfinite(x) && fabs(x) <= FLT_MAX;
+}
+
 static const char *pack_json(msgpack_packer *pk, fr_type_t t, json_t *v)
 {
     if (!v || json_is_null(v))
@@ -554,6 +563,8 @@ static const char *pack_json(msgpack_packer *pk, fr_type_t t, json_t *v)
     case FR_TYPE_FLOAT:
         if (!json_is_number(v))
             return "expected a number";
+        if (!float32_fits(json_number_value(v)))
+            return "out of the float32 range";
         msgpack_pack_float(pk, (float)json_number_value(v));
         return NULL;
     case FR_TYPE_BOOL:
@@ -576,6 +587,8 @@ static const char *pack_json(msgpack_packer *pk, fr_type_t t, json_t *v)
             json_t *x = json_array_get(v, i);
             if (!json_is_number(x))
                 return "expected an array of numbers";
+            if (!float32_fits(json_number_value(x)))
+                return "out of the float32 range";
             msgpack_pack_float(pk, (float)json_number_value(x));
         }
         return NULL;
@@ -607,7 +620,8 @@ static void h_push(fr_worker_t *w, struct evhttp_request *req)
     job->registry = fr_store_registry(w->server->store);
     json_t *name = json_object_get(body, "push_source_name");
     json_t *df = json_object_get(body, "df");
-    const char *to = json_string_value(json_object_get(body, "to"));
+    json_t *to_v = json_object_get(body, "to");
+    const char *to = json_string_value(to_v);
     const fr_view_def_t *view = json_is_string(name) ? fr_registry_view(job->registry, json_string_value(name)) : NULL;
     if (!json_is_string(name)) {
         snprintf(why, sizeof why, "push_source_name: expected the name of a view");
@@ -616,6 +630,10 @@ static void h_push(fr_worker_t *w, struct evhttp_request *req)
     if (!view) {
         code = FR_E_UNKNOWN_VIEW;
         snprintf(why, sizeof why, "push_source_name: unknown view \"%.64s\"", json_string_value(name));
+        goto fail;
+    }
+    if (to_v && !to) {
+        snprintf(why, sizeof why, "to: expected \"online\" or \"online_and_offline\"");
         goto fail;
     }
     if (to && strcmp(to, "online") && strcmp(to, "online_and_offline")) {
@@ -645,6 +663,23 @@ static void h_push(fr_worker_t *w, struct evhttp_request *req)
             fr_view_feature_index(view, col) < 0) {
             code = FR_E_UNKNOWN_FEATURE;
             snprintf(why, sizeof why, "df.%.64s: view %s has no such feature", col, view->name);
+            goto fail;
+        }
+    }
+    /* Feast refuses a frame without a feature's column; storing the row with that feature null
+     * would silently erase its last value (send null cells to mean null) */
+    for (uint32_t f = 0; f < view->feature_count; f++)
+        if (!json_object_get(df, view->features[f].name)) {
+            snprintf(why, sizeof why, "df: column \"%.64s\" of view %s is missing (send nulls for "
+                     "missing values)", view->features[f].name, view->name);
+            goto fail;
+        }
+    json_t *created = json_object_get(df, "created");
+    for (size_t i = 0; created && i < n; i++) {
+        int64_t ignored;
+        json_t *c = json_array_get(created, i);
+        if (!json_is_null(c) && parse_time_json(c, &ignored)) {
+            snprintf(why, sizeof why, "df.created[%zu]: unparseable timestamp", i);
             goto fail;
         }
     }

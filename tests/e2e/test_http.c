@@ -562,7 +562,8 @@ Test(http, feast_push_writes_and_bad_bodies_get_4xx, .timeout = 60)
     fr_e2e_server_t *s = start_http(more);
     const char *push = "{\"push_source_name\": \"v\", \"df\": {\"card_id\": [\"p1\", \"p2\"],"
                        " \"event_timestamp\": [\"2026-01-01 00:00:00\", 1700000000000000], \"x\": [1, 2],"
-                       " \"s\": [\"a\", null]}, \"to\": \"online\"}";
+                       " \"y\": [0.5, null], \"s\": [\"a\", null],"
+                       " \"created\": [\"2026-01-01 00:00:01\", null]}, \"to\": \"online\"}";
     http_resp_t r;
     E2E_ASSERT(http(s->http_addr, "POST", "/push", push, strlen(push), &r) == 0 && r.status == 200 &&
                    strstr(r.body, "\"rows_written\": 2"),
@@ -573,12 +574,21 @@ Test(http, feast_push_writes_and_bad_bodies_get_4xx, .timeout = 60)
         int status;
         const char *code;
     } bad[] = {
-        {"{\"push_source_name\": \"v\", \"df\": {\"card_id\": [\"p\"], \"event_timestamp\": [1], \"x\": [\"str\"]}}", 400, "TYPE_MISMATCH"},
+        {"{\"push_source_name\": \"v\", \"df\": {\"card_id\": [\"p\"], \"event_timestamp\": [1], \"x\": [\"str\"], \"y\": [1], \"s\": [null]}}", 400, "TYPE_MISMATCH"},
+        /* regressions: a frame without a feature's column stored that feature as null (erasing
+         * its value; Feast refuses it), a value past float32 was stored as an infinity, a `to`
+         * that is not a string and an unparseable `created` were ignored */
+        {"{\"push_source_name\": \"v\", \"df\": {\"card_id\": [\"p\"], \"event_timestamp\": [1], \"x\": [2], \"s\": [null]}}", 400, "column \\\"y\\\" of view v is missing"},
+        {"{\"push_source_name\": \"w\", \"df\": {\"card_id\": [\"p\"], \"event_timestamp\": [1], \"f0\": [1e39],"
+         " \"f1\": [null], \"f2\": [null], \"f3\": [null], \"f4\": [null], \"f5\": [null], \"g0\": [null],"
+         " \"g1\": [null], \"g2\": [null], \"g3\": [null], \"n\": [null]}}", 400, "df.f0[0]: out of the float32 range"},
+        {"{\"push_source_name\": \"v\", \"to\": [\"offline\"], \"df\": {\"card_id\": [\"p\"], \"event_timestamp\": [1], \"x\": [2], \"y\": [1], \"s\": [null]}}", 400, "to: expected"},
+        {"{\"push_source_name\": \"v\", \"df\": {\"card_id\": [\"p\"], \"event_timestamp\": [1], \"x\": [2], \"y\": [1], \"s\": [null], \"created\": [{\"x\": 1}]}}", 400, "df.created[0]"},
         {"{\"push_source_name\": \"nope\", \"df\": {}}", 404, "UNKNOWN_VIEW"},
         {"{\"push_source_name\": \"v\", \"df\": {\"card_id\": [\"p\"], \"event_timestamp\": [1], \"zz\": [1]}}", 404, "UNKNOWN_FEATURE"},
         {"{\"push_source_name\": \"v\", \"df\": {\"card_id\": [\"p\", \"q\"], \"event_timestamp\": [1]}}", 400, "BAD_REQUEST"},
         /* regression (fuzz_http, UBSan): an empty first id wrote 0 bytes to a NULL buffer */
-        {"{\"push_source_name\": \"v\", \"df\": {\"card_id\": [\"\"], \"event_timestamp\": [5]}}", 400, "entity: must be"},
+        {"{\"push_source_name\": \"v\", \"df\": {\"card_id\": [\"\"], \"event_timestamp\": [5], \"x\": [1], \"y\": [1], \"s\": [null]}}", 400, "entity: must be"},
         {"{not json", 400, "BAD_REQUEST"},
         {"[1, 2]", 400, "BAD_REQUEST"},
     };
