@@ -485,6 +485,13 @@ static void h_get_online(fr_worker_t *w, struct evhttp_request *req)
     for (size_t j = 0; j < p->ncols; j++, k++) {
         size_t vi = p->cols[j].view;
         uint32_t idx = (uint32_t)p->cols[j].index;
+        /* the reply is built whole on the worker loop: bounded like a connection's output */
+        if (b.len > (size_t)w->server->cfg.max_output_mb << 20) {
+            fr_rtxn_reset(w->rtxn);
+            code = FR_E_TOO_LARGE;
+            why = "response: larger than max_output_mb; ask for fewer entities or features per request";
+            goto fail;
+        }
         fr_buf_printf(&b, "%s{\"values\": [", k ? ", " : "");
         for (size_t e = 0; e < p->nentities; e++) {
             size_t ri = e * p->nviews + vi;

@@ -256,6 +256,27 @@ int fr_read_plan(get_req_t *g, const fr_registry_t *reg, get_plan_t *p)
         snprintf(g->why, sizeof g->why, "features: empty");
         return FR_E_BAD_REQUEST;
     }
+    /* Views named bare expand to all their features: the columns, not the names, are bounded,
+     * and a column asked twice is refused (Feast refuses repeated references), since every
+     * repetition multiplies a column-major reply such as HTTP's. */
+    if (g->w && p->ncols > (size_t)g->w->server->cfg.max_features) {
+        snprintf(g->why, sizeof g->why, "features: %zu columns after expanding views, more than "
+                 "max_features (%lld)", p->ncols, (long long)g->w->server->cfg.max_features);
+        return FR_E_TOO_LARGE;
+    }
+    uint8_t seen[MAX_GET_VIEWS][FR_VIEW_FEATURES_MAX / 8];
+    memset(seen, 0, p->nviews * sizeof seen[0]);
+    for (size_t j = 0; j < p->ncols; j++) {
+        const colref_t *c = &p->cols[j];
+        uint8_t *byte = &seen[c->view][c->index / 8], bit = (uint8_t)(1u << (c->index % 8));
+        if (*byte & bit) {
+            const fr_view_def_t *v = p->views[c->view];
+            snprintf(g->why, sizeof g->why, "features: %s:%s is requested twice", v->name,
+                     v->features[c->index].name);
+            return FR_E_BAD_REQUEST;
+        }
+        *byte |= bit;
+    }
     p->nentities = g->ncols ? g->cols[0].count : 0;
     for (size_t c = 1; c < g->ncols; c++)
         if (g->cols[c].count != p->nentities) {

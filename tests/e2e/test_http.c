@@ -701,6 +701,49 @@ Test(http, export_refuses_more_label_rows_than_max_entities, .timeout = 60)
     fr_e2e_server_free(s);
 }
 
+/* Regression: a request naming one feature many times (or a view and one of its features) got
+ * a reply with that column repeated, built whole on the worker loop: 1024 x one float_list over
+ * 10,000 ids made 574 MB from a 78 KB request. Repeated columns are refused (on both front
+ * doors), and an HTTP reply past max_output_mb is 413. */
+Test(http, repeated_features_and_oversized_replies_are_refused, .timeout = 60)
+{
+    const char *more[] = {"--max-output-mb", "1", NULL};
+    fr_e2e_server_t *s = start_http(more);
+    static const char *const twice[] = {
+        "{\"features\": [\"v:x\", \"v:x\"], \"entities\": {\"card_id\": [\"c0\"]}}",
+        "{\"features\": [\"v\", \"v:y\"], \"entities\": {\"card_id\": [\"c0\"]}}",
+    };
+    http_resp_t r;
+    for (int i = 0; i < 2; i++) {
+        E2E_ASSERT(http(s->http_addr, "POST", "/get-online-features", twice[i], strlen(twice[i]), &r) == 0 &&
+                       r.status == 400 && strstr(r.body, "requested twice"),
+                   "case %d: %d %s", i, r.status, r.body);
+        free(r.body);
+    }
+    fr_client_t *c = fr_e2e_connect(s);
+    const char *feats[] = {"v:x", "v:x"}, *ids[] = {"c0"};
+    fr_entity_col_t col = {.values = ids, .count = 1};
+    fr_get_req_t req = {.features = feats, .feature_count = 2, .entities = &col, .entity_col_count = 1};
+    fr_result_t *res = NULL;
+    E2E_ASSERT(fr_client_get(c, &req, &res) == FR_E_BAD_REQUEST &&
+                   strstr(fr_client_error(c), "requested twice"),
+               "binary Get: %s", fr_client_error(c));
+    fr_client_free(c);
+    size_t cap = 10000 * 12 + 256, off = 0;
+    char *big = malloc(cap);
+    off += (size_t)snprintf(big + off, cap - off, "{\"features\": [\"w\"], \"entities\": {\"card_id\": [");
+    for (int i = 0; i < 10000; i++)
+        off += (size_t)snprintf(big + off, cap - off, "%s\"e%d\"", i ? ", " : "", i);
+    snprintf(big + off, cap - off, "]}}");
+    E2E_ASSERT(http(s->http_addr, "POST", "/get-online-features", big, strlen(big), &r) == 0 &&
+                   r.status == 413 && strstr(r.body, "max_output_mb"),
+               "11 columns x 10,000 ids past 1 MiB: %d %.200s", r.status, r.body);
+    free(r.body);
+    free(big);
+    E2E_ASSERT(fr_e2e_server_stop(s) == 0, "stop");
+    fr_e2e_server_free(s);
+}
+
 Test(http, full_map_refuses_writes_keeps_reads_and_resumes_after_raising_it, .timeout = 120)
 {
     const char *more[] = {"--map-size-mb", "1", NULL};
