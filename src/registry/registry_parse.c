@@ -4,6 +4,7 @@
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdbool.h>
 #include <string.h>
 
 #include "common/fault.h"
@@ -354,13 +355,44 @@ static int check_views(const json_t *root, fr_registry_t *reg, const char **why)
     return check_ids(root, reg, why);
 }
 
+static int parse_document(const char *json, size_t len, const fr_registry_t *known,
+                          fr_registry_t **out, const char **why);
+
 int fr_registry_parse(const char *json, size_t len, fr_registry_t **out, const char **why)
 {
-    return fr_registry_parse_onto(json, len, NULL, out, why);
+    return parse_document(json, len, NULL, out, why);
 }
+
+/* Column names every write and export path gives a meaning besides the view's features. */
+static const char *const RESERVED[] = {"event_timestamp", "created", "offset", NULL};
 
 int fr_registry_parse_onto(const char *json, size_t len, const fr_registry_t *known,
                            fr_registry_t **out, const char **why)
+{
+    int rc = parse_document(json, len, known, out, why);
+    for (uint32_t i = 0; rc == FR_OK && i < (*out)->view_count; i++) {
+        const fr_view_def_t *v = &(*out)->views[i];
+        for (uint32_t k = 0; rc == FR_OK && k < v->feature_count; k++) {
+            const char *name = v->features[k].name;
+            bool clash = strcmp(name, v->join_key) == 0;
+            for (size_t r = 0; !clash && RESERVED[r]; r++)
+                clash = strcmp(name, RESERVED[r]) == 0;
+            if (clash)
+                rc = fr_registry_whyf(why, BAD,
+                                      "views[%u].features[%u].name: \"%s\" is the view's join key "
+                                      "or a reserved column (event_timestamp, created, offset)",
+                                      i, k, name);
+        }
+    }
+    if (rc != FR_OK && *out) {
+        fr_registry_release(*out);
+        *out = NULL;
+    }
+    return rc;
+}
+
+static int parse_document(const char *json, size_t len, const fr_registry_t *known,
+                          fr_registry_t **out, const char **why)
 {
     *out = NULL;
     if (why)

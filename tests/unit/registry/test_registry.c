@@ -680,3 +680,29 @@ Test(registry, reference_counting_frees_at_zero)
     fr_registry_release(r); /* ASan reports a leak if this does not free */
     fr_registry_release(NULL);
 }
+
+/* Regression: a feature named like the view's join key or a reserved column (event_timestamp,
+ * created, offset) was accepted, and such a view could not be written through /push (the column
+ * was read as the key or the time) while put stored nulls. Files being applied refuse it; a
+ * stored registry holding one still loads. */
+Test(registry, a_feature_named_like_the_join_key_or_a_reserved_column_is_refused)
+{
+    static const char *const names[] = {"card_id", "event_timestamp", "created", "offset"};
+    for (size_t i = 0; i < 4; i++) {
+        char doc[512];
+        snprintf(doc, sizeof doc,
+                 "{\"entities\": [{\"name\": \"card\", \"join_key\": \"card_id\"}], \"views\": "
+                 "[{\"name\": \"v\", \"entity\": \"card\", \"features\": [{\"name\": \"ok\", "
+                 "\"type\": \"int64\"}, {\"name\": \"%s\", \"type\": \"int64\"}]}]}",
+                 names[i]);
+        fr_registry_t *r = NULL;
+        const char *why = NULL;
+        cr_assert_eq(fr_registry_parse_onto(doc, strlen(doc), NULL, &r, &why), FR_E_BAD_REGISTRY,
+                     "%s", names[i]);
+        cr_assert_null(r);
+        cr_assert(why && strstr(why, "views[0].features[1].name") && strstr(why, names[i]), "%s",
+                  why ? why : "");
+        cr_assert_eq(fr_registry_parse(doc, strlen(doc), &r, &why), FR_OK, "stored: %s", names[i]);
+        fr_registry_release(r);
+    }
+}
