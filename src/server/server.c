@@ -204,6 +204,11 @@ int fr_server_new(const fr_config_t *cfg, const fr_clock_t *clock, fr_server_t *
         rc = FR_E_NOMEM;
         goto fail;
     }
+    /* libevent restores the disposition it found when these events are freed; found ignored,
+     * a second SIGTERM during the last of the shutdown (the store's closing checkpoint) is
+     * ignored instead of killing the process with status 143 */
+    signal(SIGTERM, SIG_IGN);
+    signal(SIGINT, SIG_IGN);
     event_add(s->sigterm, NULL);
     event_add(s->sigint, NULL);
     event_add(s->sighup, NULL);

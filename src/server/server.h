@@ -14,7 +14,9 @@
 
 typedef struct fr_server fr_server_t;
 
-/* Opens the store and binds the listeners (nothing runs yet). *why gets a sentence on failure.
+/* Opens the store and binds the listeners (nothing runs yet). SIGTERM and SIGINT are the
+ * server's from here on, and stay ignored after fr_server_free (the process is on its way out).
+ * *why gets a sentence on failure.
  * FR_E_STORAGE, FR_E_IO (bind), FR_E_BAD_ARG (address), FR_E_NOMEM. clock may be NULL (system). */
 int fr_server_new(const fr_config_t *cfg, const fr_clock_t *clock, fr_server_t **out,
                   const char **why);

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -1621,5 +1622,29 @@ Test(server, sigterm_while_streaming_keeps_every_acknowledged_put, .timeout = 90
     free(d.outcome);
     pthread_mutex_destroy(&d.lock);
     pthread_cond_destroy(&d.cond);
+    fr_e2e_server_free(s);
+}
+
+/* Regression: libevent put back the default SIGTERM action when the server freed its signal
+ * events, so a second SIGTERM during the last of the shutdown (the store's closing checkpoint)
+ * killed freshetd with status 143 instead of letting it exit 0. A supervisor repeating SIGTERM
+ * until the process is gone must see a clean exit. */
+Test(server, sigterm_repeated_until_exit_still_exits_cleanly, .timeout = 60)
+{
+    fr_e2e_server_t *s = fr_e2e_server_start(NULL);
+    cr_assert_not_null(s);
+    pid_t pid = s->pid;
+    int st = 0;
+    for (int i = 0; i < 200000; i++) {
+        kill(pid, SIGTERM);
+        pid_t w = waitpid(pid, &st, WNOHANG);
+        if (w == pid)
+            break;
+        struct timespec pause = {0, 50 * 1000}; /* the barrage's rate, not a synchronisation */
+        nanosleep(&pause, NULL);
+    }
+    s->pid = 0; /* reaped here */
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "exit: %s %d",
+              WIFSIGNALED(st) ? "signal" : "status", WIFSIGNALED(st) ? WTERMSIG(st) : WEXITSTATUS(st));
     fr_e2e_server_free(s);
 }
