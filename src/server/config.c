@@ -1,5 +1,7 @@
 /* The configuration table and its parsers. */
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -233,6 +235,81 @@ int fr_config_load_file(fr_config_t *c, const char *path, char *why, size_t why_
     return rc;
 }
 
+/* One element of an ingest list: nats://HOST:PORT, HOST a name, an IPv4 address or [IPv6], PORT
+ * a number in [1, 65535]. */
+static bool nats_url_ok(const char *u, size_t n)
+{
+    if (n < 7 || strncmp(u, "nats://", 7) != 0)
+        return false;
+    const char *h = u + 7, *end = u + n, *colon;
+    if (h < end && *h == '[') {
+        const char *rb = memchr(h, ']', (size_t)(end - h));
+        if (!rb || rb == h + 1 || rb + 1 >= end || rb[1] != ':')
+            return false;
+        colon = rb + 1;
+    } else {
+        colon = NULL;
+        for (const char *q = h; q < end; q++)
+            if (*q == ':')
+                colon = q;
+        if (!colon || colon == h)
+            return false;
+        for (const char *q = h; q < colon; q++)
+            if (!((*q >= 'a' && *q <= 'z') || (*q >= 'A' && *q <= 'Z') || (*q >= '0' && *q <= '9') ||
+                  *q == '.' || *q == '-' || *q == '_'))
+                return false;
+    }
+    const char *port = colon + 1;
+    if (port >= end || end - port > 5)
+        return false;
+    long v = 0;
+    for (const char *q = port; q < end; q++) {
+        if (*q < '0' || *q > '9')
+            return false;
+        v = v * 10 + (*q - '0');
+    }
+    return v >= 1 && v <= 65535;
+}
+
+/* `ingest`: empty, or up to 16 nats://HOST:PORT separated by commas (blanks around them are
+ * allowed), the list net/nats_servers.h hands to libnats. */
+static int check_ingest(const char *list, char *why, size_t why_len)
+{
+    if (!list[0])
+        return FR_OK;
+    int n = 0;
+    for (const char *p = list;;) {
+        while (*p == ' ')
+            p++;
+        const char *e = p;
+        while (*e && *e != ',' && *e != ' ')
+            e++;
+        const char *next = e;
+        while (*next == ' ')
+            next++;
+        if (e == p || !nats_url_ok(p, (size_t)(e - p)) || (*next && *next != ',')) {
+            size_t shown = e > p ? (size_t)(e - p) : strlen(p);
+            snprintf(why, why_len,
+                     "ingest: \"%.*s\" is not nats://HOST:PORT (the value is a comma-separated "
+                     "list of them, e.g. nats://127.0.0.1:4222,nats://10.0.0.2:4222)",
+                     (int)(shown > 64 ? 64 : shown), p);
+            return FR_E_BAD_ARG;
+        }
+        if (++n > 16) {
+            snprintf(why, why_len, "ingest: more than 16 NATS URLs");
+            return FR_E_BAD_ARG;
+        }
+        if (!*next)
+            return FR_OK;
+        p = next + 1;
+    }
+}
+
+int fr_config_check(const fr_config_t *c, char *why, size_t why_len)
+{
+    return check_ingest(c->ingest, why, why_len);
+}
+
 int fr_config_parse_args(fr_config_t *c, int argc, char **argv, char *why, size_t why_len)
 {
     /* First pass: --config FILE or --config=FILE (read the same way as every flag: a flag's value
@@ -289,7 +366,7 @@ int fr_config_parse_args(fr_config_t *c, int argc, char **argv, char *why, size_
         if (rc != FR_OK)
             return rc;
     }
-    return FR_OK;
+    return fr_config_check(c, why, why_len);
 }
 
 void fr_config_print_help(FILE *out, const char *prog)

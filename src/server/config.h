@@ -68,8 +68,11 @@ void fr_config_defaults(fr_config_t *c);
 int fr_config_set(fr_config_t *c, const char *name, const char *value, char *why, size_t why_len);
 /* Reads `name = value` lines ('#' comments). FR_E_BAD_ARG/FR_E_IO with "FILE:LINE: ..." in why. */
 int fr_config_load_file(fr_config_t *c, const char *path, char *why, size_t why_len);
-/* Parses argv: --name value, --name=value, --config FILE, --help. Returns FR_OK, FR_E_BAD_ARG
- * (why set), or 1 when --help was printed. */
+/* Checks what one key's bounds cannot: the form of `ingest` (nats://HOST:PORT, comma-separated).
+ * FR_OK, or FR_E_BAD_ARG with a sentence naming the key in why. */
+int fr_config_check(const fr_config_t *c, char *why, size_t why_len);
+/* Parses argv: --name value, --name=value, --config FILE, --help, then fr_config_check. Returns
+ * FR_OK, FR_E_BAD_ARG (why set), or 1 when --help was printed. */
 int fr_config_parse_args(fr_config_t *c, int argc, char **argv, char *why, size_t why_len);
 void fr_config_print_help(FILE *out, const char *prog);
 /* Writes "name = value" lines of the effective configuration. */

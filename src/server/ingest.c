@@ -139,6 +139,17 @@ static void on_disconnected(natsConnection *nc, void *closure)
     fr_log(FR_LOG_WARN, "event=ingest_disconnected");
 }
 
+/* The first connection, when NATS was not reachable at start (natsConnection_Connect returned
+ * NATS_NOT_YET_CONNECTED and the library went on trying in the background). */
+static void on_connected(natsConnection *nc, void *closure)
+{
+    char url[256] = "";
+    natsConnection_GetConnectedUrl(nc, url, sizeof url);
+    fr_ingest_t *g = closure;
+    atomic_store(&g->connected, 1);
+    fr_log(FR_LOG_INFO, "event=ingest_connected url=%s", url);
+}
+
 static void on_reconnected(natsConnection *nc, void *closure)
 {
     char url[256] = "";
@@ -640,9 +651,12 @@ static void *ingest_main(void *arg)
         free(scratch);
         return NULL;
     }
-    fr_log(FR_LOG_INFO, "event=ingest_started url=%s stream=%s partitions=%s source=%s",
+    fr_log(FR_LOG_INFO, "event=ingest_started url=%s stream=%s partitions=%s source=%s%s",
            g->s->cfg.ingest, g->s->cfg.stream,
-           g->s->cfg.partitions[0] ? g->s->cfg.partitions : "all", g->source);
+           g->s->cfg.partitions[0] ? g->s->cfg.partitions : "all", g->source,
+           natsConnection_Status(g->nc) == NATS_CONN_STATUS_CONNECTED
+               ? ""
+               : " connected=0 reason=\"NATS not reachable yet: retrying in the background\"");
     int64_t next_house = 0;
     pthread_mutex_lock(&g->lock);
     while (!g->stop) {
@@ -742,8 +756,11 @@ static int make_options(fr_ingest_t *g)
         st = natsOptions_SetPingInterval(o, 1000);
     if (st == NATS_OK)
         st = natsOptions_SetMaxPingsOut(o, 3);
+    /* With a connected callback, a NATS that cannot be reached at start makes Connect return
+     * NATS_NOT_YET_CONNECTED and the library keeps trying in the background; without one,
+     * Connect itself retried forever (MaxReconnect -1) and SIGTERM waited on it for ever. */
     if (st == NATS_OK)
-        st = natsOptions_SetRetryOnFailedConnect(o, true, NULL, NULL);
+        st = natsOptions_SetRetryOnFailedConnect(o, true, on_connected, g);
     if (st == NATS_OK)
         st = natsOptions_SetDisconnectedCB(o, on_disconnected, g);
     if (st == NATS_OK)
