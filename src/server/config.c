@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/partset.h"
 #include "common/timefmt.h"
 #include "config.h"
 #include "freshet/err.h"
@@ -27,7 +28,9 @@ const fr_cfg_item_t fr_cfg_items[] = {
      "idle time (0: off)"},
     {"map_size_mb", FR_CFG_INT, I(map_size_mb), "4096", 1, 1 << 24, NULL,
      "LMDB map size in MiB (the most disk the store may use)"},
-    {"max_readers", FR_CFG_INT, I(max_readers), "126", 8, 4096, NULL, "LMDB reader slots"},
+    {"max_readers", FR_CFG_INT, I(max_readers), "126", 8, 4096, NULL,
+     "LMDB reader slots: at least threads + 1 with http + 1 with ingest + 2 with the wal + 1 "
+     "(+1 with http) kept for a backup + 1; what is left is how many exports may run at once"},
     {"max_frame", FR_CFG_INT, I(max_frame), "16777216", 1024, 1 << 30, NULL,
      "largest request body in bytes; larger frames close the connection"},
     {"max_connections", FR_CFG_INT, I(max_connections), "4096", 1, 1 << 20, NULL,
@@ -305,9 +308,68 @@ static int check_ingest(const char *list, char *why, size_t why_len)
     }
 }
 
+static int check_partitions(const fr_config_t *c, char *why, size_t why_len)
+{
+    bool *member = calloc((size_t)c->partition_count, sizeof *member);
+    if (!member) {
+        snprintf(why, why_len, "partitions: no memory to check it");
+        return FR_E_NOMEM;
+    }
+    char reason[320];
+    int bad = fr_partset_parse(c->partitions, (uint32_t)c->partition_count, member, reason,
+                               sizeof reason);
+    free(member);
+    if (bad) { /* the reason starts with `partitions "TEXT": ...` */
+        snprintf(why, why_len, "%s (partition_count = %lld; e.g. 0-3 or 0,2,5)", reason,
+                 (long long)c->partition_count);
+        return FR_E_BAD_ARG;
+    }
+    return FR_OK;
+}
+
+void fr_config_readers(const fr_config_t *c, fr_config_readers_t *out)
+{
+    memset(out, 0, sizeof *out);
+    out->workers = (unsigned)c->threads;    /* one reused read txn per worker loop (conn.c) */
+    out->http = c->http[0] ? 1 : 0;         /* the HTTP worker's read txn */
+    out->ingest = c->ingest[0] ? 1 : 0;     /* the NATS consumer's, for stored positions */
+    bool wal = strcmp(c->wal, "on") == 0 && strcmp(c->durability, "nosync") != 0;
+    out->checkpoint = wal ? 2 : 0;          /* the pinned checkpoint + the next one's capture */
+    out->fixed = out->workers + out->http + out->ingest + out->checkpoint;
+    out->reserve = 1 + out->http;           /* one backup, one HTTP /v1/export at a time */
+    out->min = out->fixed + out->reserve + 1; /* and at least one binary-protocol export */
+}
+
+static int check_readers(const fr_config_t *c, char *why, size_t why_len)
+{
+    fr_config_readers_t r;
+    fr_config_readers(c, &r);
+    if ((uint64_t)c->max_readers >= r.min)
+        return FR_OK;
+    snprintf(why, why_len,
+             "max_readers: %lld reader slots are too few for this configuration, which needs at "
+             "least %u (threads %u + http %u + ingest %u + write-ahead log checkpoints %u + "
+             "%u kept for a backup%s + 1 export); raise max_readers or lower threads",
+             (long long)c->max_readers, r.min, r.workers, r.http, r.ingest, r.checkpoint,
+             r.reserve, r.http ? " and an HTTP export" : "");
+    return FR_E_BAD_ARG;
+}
+
 int fr_config_check(const fr_config_t *c, char *why, size_t why_len)
 {
-    return check_ingest(c->ingest, why, why_len);
+    int rc = check_ingest(c->ingest, why, why_len);
+    if (rc == FR_OK && (!c->stream[0] || strpbrk(c->stream, ".*> \t"))) {
+        snprintf(why, why_len,
+                 "stream: \"%s\" is not a JetStream stream name (not empty, without '.', '*', "
+                 "'>' or blanks)",
+                 c->stream);
+        rc = FR_E_BAD_ARG;
+    }
+    if (rc == FR_OK)
+        rc = check_partitions(c, why, why_len);
+    if (rc == FR_OK)
+        rc = check_readers(c, why, why_len);
+    return rc;
 }
 
 int fr_config_parse_args(fr_config_t *c, int argc, char **argv, char *why, size_t why_len)

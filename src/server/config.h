@@ -68,8 +68,18 @@ void fr_config_defaults(fr_config_t *c);
 int fr_config_set(fr_config_t *c, const char *name, const char *value, char *why, size_t why_len);
 /* Reads `name = value` lines ('#' comments). FR_E_BAD_ARG/FR_E_IO with "FILE:LINE: ..." in why. */
 int fr_config_load_file(fr_config_t *c, const char *path, char *why, size_t why_len);
-/* Checks what one key's bounds cannot: the form of `ingest` (nats://HOST:PORT, comma-separated).
- * FR_OK, or FR_E_BAD_ARG with a sentence naming the key in why. */
+/* LMDB reader slots a configuration needs (every read transaction holds one slot for as long as
+ * it exists, also while reset): fixed ones held for the server's life, a reserve no export may
+ * take (so a backup and an HTTP export can always run), and the minimum max_readers (fixed +
+ * reserve + one export). Exports may pin max_readers - fixed - reserve snapshots at once. */
+typedef struct {
+    unsigned workers, http, ingest, checkpoint; /* checkpoint: the pin and the next capture */
+    unsigned fixed, reserve, min;
+} fr_config_readers_t;
+void fr_config_readers(const fr_config_t *c, fr_config_readers_t *out);
+/* Checks what one key's bounds cannot: the form of `ingest` (nats://HOST:PORT, comma-separated),
+ * `stream`, `partitions` against `partition_count`, and `max_readers` against
+ * fr_config_readers' minimum. FR_OK, or FR_E_BAD_ARG with a sentence naming the key in why. */
 int fr_config_check(const fr_config_t *c, char *why, size_t why_len);
 /* Parses argv: --name value, --name=value, --config FILE, --help, then fr_config_check. Returns
  * FR_OK, FR_E_BAD_ARG (why set), or 1 when --help was printed. */

@@ -236,32 +236,87 @@ const char *fr_server_listen_addr(const fr_server_t *s) { return s->listen_addr;
 
 const char *fr_server_http_addr(const fr_server_t *s) { return s->http_worker ? s->http_addr : NULL; }
 
-int fr_server_run(fr_server_t *s)
+/* Undoes a start that failed part way: what was started is stopped, in reverse order. */
+static void start_undo(fr_server_t *s, bool writer)
+{
+    if (writer)
+        fr_writer_stop(s);
+    if (s->http_worker && s->http_worker->loop.running) {
+        fr_worker_stop(s->http_worker);
+        fr_worker_join(s->http_worker);
+    }
+    for (unsigned i = 0; s->workers && i < s->worker_count; i++) {
+        if (s->workers[i].loop.running)
+            fr_worker_stop(&s->workers[i]);
+        fr_worker_join(&s->workers[i]);
+    }
+    free(s->workers);
+    s->workers = NULL;
+    s->worker_count = 0;
+}
+
+/* A failure's reason: the reader-slot case names max_readers (fr_config_readers counts them). */
+static const char *start_reason(fr_server_t *s, const char *what, int rc)
+{
+    if (rc == FR_E_BUSY)
+        snprintf(why_buf, sizeof why_buf,
+                 "%.64s: no free LMDB reader slot (max_readers=%lld; other processes reading "
+                 "%.200s hold slots too)",
+                 what, (long long)s->cfg.max_readers, s->cfg.data);
+    else
+        snprintf(why_buf, sizeof why_buf, "%.64s: %s", what, fr_err_str(rc));
+    return why_buf;
+}
+
+int fr_server_start(fr_server_t *s, const char **why)
 {
     int rc = FR_OK;
+    *why = "";
     s->worker_count = (unsigned)s->cfg.threads;
     s->workers = calloc(s->worker_count, sizeof *s->workers);
-    if (!s->workers)
-        return FR_E_NOMEM;
-    for (unsigned i = 0; i < s->worker_count && rc == FR_OK; i++)
+    if (!s->workers) {
+        s->worker_count = 0;
+        return *why = "no memory for the worker loops", FR_E_NOMEM;
+    }
+    for (unsigned i = 0; i < s->worker_count && rc == FR_OK; i++) {
         rc = fr_worker_start(s, &s->workers[i], i);
-    if (rc == FR_OK && s->http_worker)
-        rc = fr_worker_launch(s->http_worker);
-    if (rc == FR_OK)
-        rc = fr_writer_start(s);
+        if (rc != FR_OK) {
+            char what[64];
+            snprintf(what, sizeof what, "cannot start worker %u", i);
+            *why = start_reason(s, what, rc);
+        }
+    }
+    if (rc == FR_OK && s->http_worker && (rc = fr_worker_launch(s->http_worker)) != FR_OK)
+        *why = start_reason(s, "cannot start the HTTP worker", rc);
+    if (rc == FR_OK && (rc = fr_writer_start(s)) != FR_OK)
+        *why = start_reason(s, "cannot start the writer thread", rc);
+    bool writer = rc == FR_OK;
     if (rc == FR_OK) {
         const char *iwhy = "";
         rc = fr_ingest_start(s, &iwhy); /* after the writer: it feeds the writer's queue */
-        if (rc != FR_OK)
+        if (rc != FR_OK) {
             fr_log(FR_LOG_ERROR, "event=ingest_start_failed reason=\"%s\"", iwhy);
+            snprintf(why_buf, sizeof why_buf, "cannot start the NATS consumer: %.400s",
+                     iwhy[0] ? iwhy : fr_err_str(rc));
+            *why = why_buf;
+        }
     }
     if (rc != FR_OK) {
-        fr_log(FR_LOG_ERROR, "event=start_failed code=%s", fr_err_name(rc));
+        fr_log(FR_LOG_ERROR, "event=start_failed code=%s reason=\"%s\"", fr_err_name(rc), *why);
+        start_undo(s, writer);
         return rc;
     }
+    s->running = true;
     fr_log(FR_LOG_INFO, "event=started listen=%s data=%s threads=%u durability=%s auth=%s tokens=%zu tls=%s",
            s->listen_addr, s->cfg.data, s->worker_count, s->cfg.durability, s->auth ? "on" : "off",
            fr_auth_count(s->auth), s->tls ? "on" : "off");
+    return FR_OK;
+}
+
+int fr_server_run(fr_server_t *s)
+{
+    if (!s->running)
+        return FR_E_INTERNAL; /* fr_server_start first */
     event_base_dispatch(s->base);
     /* drain: stop accepting, finish and answer queued writes, then close connections */
     evconnlistener_free(s->listener);

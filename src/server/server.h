@@ -24,8 +24,14 @@ int fr_server_new(const fr_config_t *cfg, const fr_clock_t *clock, fr_server_t *
 const char *fr_server_listen_addr(const fr_server_t *s);
 /* The bound HTTP address, or NULL when --http is not set. */
 const char *fr_server_http_addr(const fr_server_t *s);
-/* Runs until SIGTERM/SIGINT or fr_server_stop, then drains: stops accepting, finishes queued
- * writes, commits, answers them, closes connections. Returns FR_OK or the first fatal error. */
+/* Starts the worker loops, the HTTP worker, the writer thread and the NATS consumer. On failure
+ * everything it started is stopped again and *why gets a sentence naming the cause (the reader
+ * slot case names max_readers): FR_E_BUSY (no free LMDB reader slot), FR_E_NOMEM, FR_E_INTERNAL
+ * (a thread), FR_E_BAD_ARG (ingest settings). The server then only needs fr_server_free. */
+int fr_server_start(fr_server_t *s, const char **why);
+/* After fr_server_start: accepts and serves until SIGTERM/SIGINT or fr_server_stop, then drains:
+ * stops accepting, finishes queued writes, commits, answers them, closes connections. Returns
+ * FR_OK, or FR_E_INTERNAL when the server was not started. */
 int fr_server_run(fr_server_t *s);
 /* Asks a running server to stop (thread-safe, async-signal-unsafe). */
 void fr_server_stop(fr_server_t *s);

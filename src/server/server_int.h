@@ -152,6 +152,7 @@ struct fr_server {
     fr_stats_t stats;
     int64_t started_us;
     atomic_uint backups_running; /* backup threads; shutdown waits for them */
+    bool running;                /* fr_server_start succeeded */
     /* --auth-file; NULL: auth off (every connection is admin). Replaced (never set to NULL) by a
      * SIGHUP reload on the main thread, then auth_gen is bumped; readers load auth_gen first. */
     fr_auth_t *_Atomic auth;

@@ -1,4 +1,4 @@
-/* freshetd: parse configuration, open the store, bind, print the address, serve. */
+/* freshetd: parse configuration, open the store, bind, start, print the address, serve. */
 #include <stdio.h>
 #include <string.h>
 
@@ -35,6 +35,15 @@ int main(int argc, char **argv)
     rc = fr_server_new(&cfg, NULL, &s, &reason);
     if (rc != FR_OK) {
         fprintf(stderr, "freshetd: %s: %s\n", fr_err_name(rc), reason);
+        return 1;
+    }
+    /* `listening` only once everything serves: a supervisor or test reading it may connect */
+    rc = fr_server_start(s, &reason);
+    if (rc != FR_OK) {
+        fprintf(stderr, "freshetd: %s: %s\n", fr_err_name(rc), reason);
+        fr_server_free(s);
+        if (logf)
+            fclose(logf);
         return 1;
     }
     printf("listening %s\n", fr_server_listen_addr(s));

@@ -1,6 +1,7 @@
 /* freshetd's start and stop around its NATS consumer and its configuration: a NATS that cannot be
  * reached at start does not keep SIGTERM from stopping the server; bad ingest URLs are refused
  * when the configuration is read, with a message naming the key. */
+#include <lmdb.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -100,4 +101,107 @@ Test(startup, ingest_urls_must_be_nats_host_port, .timeout = 120)
         E2E_ASSERT(fr_e2e_server_stop(s) == 0, "%s stops", good[i][1]);
         fr_e2e_server_free(s);
     }
+}
+
+/* Regression: bad partitions and stream values were accepted silently without --ingest and,
+ * with it, failed only after `listening` was printed (`--partitions 9-3`); a max_readers too small
+ * for the threads printed `listening` and then exited 1 with only a log line (`--threads 8
+ * --max-readers 8`), or started and then failed exports and backups (`--threads 6
+ * --max-readers 8`). */
+Test(startup, bad_partitions_stream_and_max_readers_are_refused_before_listening, .timeout = 120)
+{
+    struct {
+        const char *args, *key, *detail;
+    } cases[] = {
+        {"--partitions 9-3", "partitions \"9-3\"", "bad range"},
+        {"--partitions 0-8", "partitions \"0-8\"", "partition count 8"},
+        {"--partitions 0-3 --partition-count 2", "partitions \"0-3\"", "partition count 2"},
+        {"--partitions x", "partitions \"x\"", "expected a number"},
+        {"--ingest nats://127.0.0.1:1 --partitions 9-3", "partitions \"9-3\"", "bad range"},
+        {"--stream a.b", "stream: \"a.b\"", "JetStream stream name"},
+        {"--stream ''", "stream: \"\"", "JetStream stream name"},
+        {"--threads 8 --max-readers 8", "max_readers: 8", "at least 12"},
+        {"--threads 6 --max-readers 8", "max_readers: 8", "at least 10"},
+        {"--threads 4 --max-readers 8 --http 127.0.0.1:0", "max_readers: 8", "at least 10"},
+        {"--threads 4 --max-readers 8 --ingest nats://127.0.0.1:1", "max_readers: 8", "at least 9"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        int st;
+        char *out;
+        char *err = refused(cases[i].args, &st, &out);
+        cr_assert(st == 2 && strstr(err, "freshetd: BAD_ARG: ") && strstr(err, cases[i].key) &&
+                      strstr(err, cases[i].detail),
+                  "%s: exit %d, stderr: %s", cases[i].args, st, err);
+        cr_assert(!strstr(out, "listening"), "%s: printed `listening`: %s", cases[i].args, out);
+        free(err);
+        free(out);
+    }
+    /* what the check asks for is enough: exports and a backup work with the minimum */
+    static const char *const min[] = {"--threads", "6", "--max-readers", "10", NULL};
+    fr_e2e_server_t *s = fr_e2e_server_start(min);
+    E2E_ASSERT(s, "--threads 6 --max-readers 10 starts");
+    char dest[300];
+    snprintf(dest, sizeof dest, "%s/backup", s->dir);
+    const char *argv[] = {"backup", dest, NULL};
+    fr_e2e_cli_t r;
+    fr_e2e_cli_run(s->addr, NULL, argv, &r);
+    E2E_ASSERT(r.exit_code == 0, "backup with the minimum max_readers: %s", r.err);
+    fr_e2e_cli_fini(&r);
+    E2E_ASSERT(fr_e2e_server_stop(s) == 0, "stop");
+    fr_e2e_server_free(s);
+}
+
+/* Regression: a failure while starting the workers (here: the reader slots are taken by another
+ * process reading the environment) came after `listening` and ended with exit 1 and only
+ * `event=start_failed code=BUSY` in the log. Now nothing is printed on stdout and stderr says
+ * `freshetd: BUSY: ...` naming the cause and max_readers. */
+Test(startup, a_start_failure_is_reported_on_stderr_and_listening_is_not_printed, .timeout = 120)
+{
+    /* LMDB sizes its lock file's reader table when the first process creates it and never
+     * shrinks it: create it with 8 slots */
+    static const char *const args[] = {"--max-readers", "8", NULL};
+    fr_e2e_server_t *s = fr_e2e_server_start(args);
+    E2E_ASSERT(s, "server starts");
+    E2E_ASSERT(fr_e2e_server_stop(s) == 0, "stop"); /* the data directory exists now */
+    /* hold max_readers - 2 slots from this process: the store opens (checkpoint pin and its
+     * capture), worker 0 gets the last slot, worker 1 none */
+    MDB_env *env;
+    cr_assert_eq(mdb_env_create(&env), 0);
+    cr_assert_eq(mdb_env_set_maxreaders(env, 8), 0);
+    cr_assert_eq(mdb_env_set_maxdbs(env, 8), 0);
+    cr_assert_eq(mdb_env_open(env, s->data, MDB_NOTLS | MDB_RDONLY, 0640), 0);
+    MDB_txn *held[6];
+    for (int i = 0; i < 6; i++)
+        cr_assert_eq(mdb_txn_begin(env, NULL, MDB_RDONLY, &held[i]), 0, "reader %d", i);
+    char cmd[1024], outp[300], errp[300];
+    snprintf(outp, sizeof outp, "%s/start.out", s->dir);
+    snprintf(errp, sizeof errp, "%s/start.err", s->dir);
+    snprintf(cmd, sizeof cmd,
+             "timeout -s KILL 30 %s/freshetd --data %s --listen 127.0.0.1:0 --max-readers 8 "
+             ">%s 2>%s",
+             FR_BIN_DIR, s->data, outp, errp);
+    int st = system(cmd);
+    for (int i = 0; i < 6; i++)
+        mdb_txn_abort(held[i]);
+    mdb_env_close(env);
+    char out[4096] = "", err[8192] = "";
+    FILE *f = fopen(outp, "r");
+    if (f) {
+        out[fread(out, 1, sizeof out - 1, f)] = 0;
+        fclose(f);
+    }
+    f = fopen(errp, "r");
+    if (f) {
+        err[fread(err, 1, sizeof err - 1, f)] = 0;
+        fclose(f);
+    }
+    E2E_ASSERT(WIFEXITED(st) && WEXITSTATUS(st) == 1, "exit 1 (status %d); stderr: %s", st, err);
+    E2E_ASSERT(!strstr(out, "listening"), "`listening` printed before the start failed: %s", out);
+    E2E_ASSERT(strstr(err, "freshetd: BUSY: cannot start worker 1: no free LMDB reader slot") &&
+                   strstr(err, "max_readers=8"),
+               "stderr names the cause: %s", err);
+    /* and it let go of everything: with the slots free it starts */
+    E2E_ASSERT(fr_e2e_server_restart(s) == 0, "restart with the slots free");
+    E2E_ASSERT(fr_e2e_server_stop(s) == 0, "stop");
+    fr_e2e_server_free(s);
 }
