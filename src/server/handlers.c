@@ -687,6 +687,7 @@ static void *backup_main(void *arg)
     const char *why = NULL;
     uint64_t bytes = 0;
     job->rc = fr_store_backup(t->server->store, t->dest, t->compact, &bytes, &why);
+    fr_server_pin_give(t->server);
     job->result.last_write_seq = bytes;
     if (job->rc != FR_OK && why) {
         snprintf(job->why_buf, sizeof job->why_buf, "%s", why);
@@ -714,11 +715,18 @@ static void h_backup(fr_worker_t *w, fr_conn_t *c, const fr_frame_t *f, const ui
         fr_reply_error(w, c, f, FR_E_BAD_REQUEST, "dest: a directory path is required");
         return;
     }
+    /* the backup's read snapshot holds a reader slot: one of those kept for snapshots */
+    if (!fr_server_pin_take(w->server, true)) {
+        fr_reply_error(w, c, f, FR_E_BUSY,
+                       fr_server_pin_refused(w->server, "too many backups and exports at once"));
+        return;
+    }
     backup_task_t *t = calloc(1, sizeof *t);
     fr_job_t *job = calloc(1, sizeof *job);
     if (!t || !job) {
         free(t);
         free(job);
+        fr_server_pin_give(w->server);
         fr_reply_error(w, c, f, FR_E_NOMEM, NULL);
         return;
     }
@@ -738,6 +746,7 @@ static void h_backup(fr_worker_t *w, fr_conn_t *c, const fr_frame_t *f, const ui
     atomic_fetch_add(&w->server->backups_running, 1);
     if (pthread_create(&th, &attr, backup_main, t) != 0) {
         atomic_fetch_sub(&w->server->backups_running, 1);
+        fr_server_pin_give(w->server);
         c->pending--;
         free(t);
         free(job);

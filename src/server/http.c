@@ -811,6 +811,7 @@ static void h_export(fr_worker_t *w, struct evhttp_request *req)
     get_scratch_t *sc = fr_read_scratch(w);
     fr_registry_t *reg = fr_store_registry(w->server->store);
     fr_rtxn_t *rt = NULL;
+    bool pinned = false; /* holds one of the reader slots kept for snapshots */
     int64_t *times = NULL;
     uint32_t *offs = NULL, *counts = NULL, stride = 0; /* value offsets of one label's rows */
     const char *why = NULL;
@@ -901,13 +902,20 @@ static void h_export(fr_worker_t *w, struct evhttp_request *req)
         why = g->why;
         goto fail;
     }
+    pinned = fr_server_pin_take(w->server, true);
+    if (!pinned) {
+        code = FR_E_BUSY;
+        why = fr_server_pin_refused(w->server, "too many exports and backups at once");
+        goto fail;
+    }
     code = fr_rtxn_new(w->server->store, &rt);
     if (code == FR_OK)
         code = fr_rtxn_begin(rt);
     if (code == FR_OK)
         code = fr_read_rows(w, p, rt, 0, times, served ? FR_ASOF_SERVED : 0);
     if (code != FR_OK) {
-        why = "read failed";
+        why = code == FR_E_BUSY ? fr_server_pin_refused(w->server, "no free LMDB reader slot")
+                                : "read failed";
         goto fail;
     }
     stride = plan_stride(p);
@@ -969,6 +977,8 @@ out:
         fr_rtxn_reset(rt);
         fr_rtxn_free(rt);
     }
+    if (pinned)
+        fr_server_pin_give(w->server);
     free(offs);
     free(counts);
     free(times);

@@ -564,16 +564,28 @@ static int collect_entity_cb(void *ctx, const uint8_t *entity, size_t len)
     return 0;
 }
 
-/* The connection's pinned export snapshot, opened by its first export chunk. */
-static int export_snapshot(fr_worker_t *w, fr_conn_t *c, fr_rtxn_t **out)
+/* The connection's pinned export snapshot, opened by its first export chunk. Each one holds an
+ * LMDB reader slot until the export ends, so they are capped (fr_server_pin_take): past the cap
+ * an export is refused with BUSY, before it could take a slot the checkpointer, a backup or a
+ * worker needs. */
+static int export_snapshot(fr_worker_t *w, fr_conn_t *c, fr_rtxn_t **out, const char **why)
 {
+    fr_server_t *s = w->server;
     if (!c->export_rtxn) {
-        int rc = fr_rtxn_new(w->server->store, &c->export_rtxn);
+        if (!fr_server_pin_take(s, false)) {
+            *why = fr_server_pin_refused(s, "too many exports at once");
+            return FR_E_BUSY;
+        }
+        int rc = fr_rtxn_new(s->store, &c->export_rtxn);
         if (rc == FR_OK)
             rc = fr_rtxn_begin(c->export_rtxn);
         if (rc != FR_OK) {
             fr_rtxn_free(c->export_rtxn);
             c->export_rtxn = NULL;
+            fr_server_pin_give(s);
+            *why = rc == FR_E_BUSY ? fr_server_pin_refused(s, "cannot open the export snapshot: "
+                                                              "no free LMDB reader slot")
+                                   : "cannot open the export snapshot";
             return rc;
         }
     }
@@ -588,6 +600,7 @@ void fr_conn_export_end(fr_conn_t *c)
     fr_rtxn_reset(c->export_rtxn);
     fr_rtxn_free(c->export_rtxn);
     c->export_rtxn = NULL;
+    fr_server_pin_give(c->worker->server);
 }
 
 static int plan_snapshot(get_req_t *g, get_plan_t *p, const fr_registry_t *reg, fr_rtxn_t *rt,
@@ -654,9 +667,10 @@ void fr_handle_export(fr_worker_t *w, fr_conn_t *c, const fr_frame_t *f, const u
     if (!decode_read_request(w, c, f, body, freshet_ExportRequest_fields, &req, g))
         return;
     fr_rtxn_t *rt;
-    int rc = export_snapshot(w, c, &rt);
+    const char *pin_why = NULL;
+    int rc = export_snapshot(w, c, &rt, &pin_why);
     if (rc != FR_OK) {
-        fr_reply_error(w, c, f, rc, "cannot open the export snapshot");
+        fr_reply_error(w, c, f, rc, pin_why);
         return;
     }
     fr_registry_t *reg = fr_store_registry(w->server->store);

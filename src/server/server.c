@@ -224,12 +224,43 @@ int fr_server_new(const fr_config_t *cfg, const fr_clock_t *clock, fr_server_t *
         if (rc != FR_OK)
             goto fail;
     }
+    fr_config_readers_t rd;
+    fr_config_readers(cfg, &rd);
+    unsigned maxr = (unsigned)cfg->max_readers;
+    s->pins_all = maxr > rd.fixed ? maxr - rd.fixed : 0;
+    s->pins_exports = s->pins_all > rd.reserve ? s->pins_all - rd.reserve : 0;
     s->started_us = fr_clock_now(s->clock);
     *out = s;
     return FR_OK;
 fail:
     fr_server_free(s);
     return rc;
+}
+
+bool fr_server_pin_take(fr_server_t *s, bool reserved)
+{
+    unsigned limit = reserved ? s->pins_all : s->pins_exports;
+    unsigned cur = atomic_load(&s->pins);
+    while (cur < limit)
+        if (atomic_compare_exchange_weak(&s->pins, &cur, cur + 1))
+            return true;
+    return false;
+}
+
+void fr_server_pin_give(fr_server_t *s) { atomic_fetch_sub(&s->pins, 1); }
+
+const char *fr_server_pin_refused(fr_server_t *s, const char *what)
+{
+    static _Thread_local char buf[400];
+    fr_config_readers_t rd;
+    fr_config_readers(&s->cfg, &rd);
+    snprintf(buf, sizeof buf,
+             "%s: every LMDB reader slot left for snapshots is taken (max_readers=%lld: %u held "
+             "by workers and checkpoints, %u kept for a backup or HTTP export, %u for exports; "
+             "%u snapshots pinned now): end an export or raise max_readers",
+             what, (long long)s->cfg.max_readers, rd.fixed, rd.reserve, s->pins_exports,
+             atomic_load(&s->pins));
+    return buf;
 }
 
 const char *fr_server_listen_addr(const fr_server_t *s) { return s->listen_addr; }

@@ -134,6 +134,10 @@ typedef struct {
     int stop;
     fr_sweep_state_t sweep;
     bool wal_closed_logged; /* event=wal_closed was logged (once per process) */
+    /* event=checkpoint_failed rate limit (writer.c, check_checkpoints) */
+    uint64_t ckpt_failed_logged, ckpt_done_at_fail;
+    int64_t ckpt_log_us;
+    bool ckpt_failing;
 } fr_writer_t;
 
 struct fr_server {
@@ -153,6 +157,11 @@ struct fr_server {
     int64_t started_us;
     atomic_uint backups_running; /* backup threads; shutdown waits for them */
     bool running;                /* fr_server_start succeeded */
+    /* LMDB reader slots beyond the fixed ones (fr_config_readers): snapshots pinned now by
+     * exports, backups and HTTP exports; exports may take up to pins_exports, backups and HTTP
+     * exports up to pins_all (the reserve between them is theirs) */
+    atomic_uint pins;
+    unsigned pins_exports, pins_all;
     /* --auth-file; NULL: auth off (every connection is admin). Replaced (never set to NULL) by a
      * SIGHUP reload on the main thread, then auth_gen is bumped; readers load auth_gen first. */
     fr_auth_t *_Atomic auth;
@@ -190,6 +199,13 @@ bool fr_pb_decode_row(pb_istream_t *stream, freshet_Row *row, fr_pb_bytes_t *ent
 unsigned fr_op_slot(uint16_t op);
 /* Releases the connection's pinned export snapshot, if any. */
 void fr_conn_export_end(fr_conn_t *c);
+/* Takes one of the reader slots left for snapshots (see fr_server.pins): an export
+ * (reserved = false) stops at pins_exports, a backup or HTTP export (reserved = true) at
+ * pins_all. False when none is left; fr_server_pin_refused says so. Any thread. */
+bool fr_server_pin_take(fr_server_t *s, bool reserved);
+void fr_server_pin_give(fr_server_t *s);
+/* The sentence a refused pin is answered with, naming max_readers (thread-local buffer). */
+const char *fr_server_pin_refused(fr_server_t *s, const char *what);
 /* Encodes the reply of a finished write job into w->out. */
 void fr_handle_job_reply(fr_worker_t *w, fr_job_t *job);
 /* Encodes an error-only response (fields code/message are 1/2 in every response). */

@@ -144,6 +144,36 @@ static void run_group(fr_server_t *s, fr_job_t *group)
     }
 }
 
+#define CKPT_LOG_EVERY_US 10000000 /* one checkpoint_failed line per 10 s while they go on */
+
+/* Logs failed checkpoints (the store only counts them): the first at once, then at most one line
+ * per CKPT_LOG_EVERY_US with how many failed since; and the first success after them. Writer
+ * thread, after each group and each idle wake-up. */
+static void check_checkpoints(fr_server_t *s)
+{
+    fr_writer_t *wr = &s->writer;
+    uint64_t done;
+    char reason[192];
+    uint64_t failed = fr_store_checkpoint_state(s->store, &done, reason, sizeof reason);
+    int64_t now = fr_mono_us();
+    if (failed > wr->ckpt_failed_logged &&
+        (!wr->ckpt_failing || now - wr->ckpt_log_us >= CKPT_LOG_EVERY_US)) {
+        fr_log(FR_LOG_ERROR,
+               "event=checkpoint_failed reason=\"%s\" failures=%llu new_failures=%llu "
+               "checkpoints=%llu action=\"the write-ahead log grows until a checkpoint succeeds\"",
+               reason, (unsigned long long)failed,
+               (unsigned long long)(failed - wr->ckpt_failed_logged), (unsigned long long)done);
+        wr->ckpt_failed_logged = failed;
+        wr->ckpt_log_us = now;
+        wr->ckpt_failing = true;
+        wr->ckpt_done_at_fail = done;
+    } else if (wr->ckpt_failing && done > wr->ckpt_done_at_fail) {
+        fr_log(FR_LOG_INFO, "event=checkpoint_recovered failures=%llu checkpoints=%llu",
+               (unsigned long long)failed, (unsigned long long)done);
+        wr->ckpt_failing = false;
+    }
+}
+
 static void sweep_tick(fr_server_t *s)
 {
     int cleared = 0;
@@ -217,6 +247,7 @@ static void *writer_main(void *arg)
             run_group(s, group);
             dirty = 1;
         }
+        check_checkpoints(s);
         int64_t now = fr_mono_us();
         if (async && dirty && (now >= next_sync || stop)) {
             if (fr_store_sync(s->store) != FR_OK)

@@ -112,6 +112,12 @@ typedef struct {
     bool wal_closed;
 } fr_store_info_t;
 int fr_store_info(fr_store_t *store, fr_store_info_t *out);
+/* Checkpoint counters without fr_store_info's cost: returns the failed checkpoints since open,
+ * *checkpoints the completed ones, and the last failure's reason in reason (size reason_len; ""
+ * before any), e.g. "cannot pin the snapshot to checkpoint: no free LMDB reader slot ...". Any
+ * thread. */
+uint64_t fr_store_checkpoint_state(fr_store_t *store, uint64_t *checkpoints, char *reason,
+                                   size_t reason_len);
 
 /* ---- writes (single writer thread) ---- */
 

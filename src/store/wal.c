@@ -367,21 +367,51 @@ static int seg_open(fr_store_t *s, uint64_t seq)
 /* The snapshot to checkpoint: a read txn on the newest commit and that commit's two meta pages
  * as LMDB wrote them (read now, before a later commit rewrites one). Writer thread, between
  * write transactions. */
+/* Counts a failed checkpoint and keeps its reason for fr_store_checkpoint_state (the server logs
+ * it: the store never prints). */
+static void ckpt_failed(fr_store_t *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void ckpt_failed(fr_store_t *s, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    pthread_mutex_lock(&s->wal.lock);
+    vsnprintf(s->wal.fail_reason, sizeof s->wal.fail_reason, fmt, ap);
+    atomic_fetch_add(&s->wal.ckpt_failures, 1);
+    pthread_mutex_unlock(&s->wal.lock);
+    va_end(ap);
+}
+
 static int ckpt_capture(fr_store_t *s, fr_wal_ckpt_t *c, MDB_txn **pin)
 {
     int fd;
     MDB_stat st;
     struct stat fs;
-    if (mdb_env_get_fd(s->env, &fd) != MDB_SUCCESS || mdb_env_stat(s->env, &st) != MDB_SUCCESS)
+    int mrc = mdb_env_get_fd(s->env, &fd);
+    if (mrc == MDB_SUCCESS)
+        mrc = mdb_env_stat(s->env, &st);
+    if (mrc != MDB_SUCCESS) {
+        ckpt_failed(s, "cannot stat the LMDB environment: %s", mdb_strerror(mrc));
         return -1;
-    if (mdb_txn_begin(s->env, NULL, MDB_RDONLY, pin) != MDB_SUCCESS)
+    }
+    mrc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, pin);
+    if (mrc != MDB_SUCCESS) {
+        *pin = NULL;
+        unsigned maxr = 0;
+        mdb_env_get_maxreaders(s->env, &maxr);
+        if (mrc == MDB_READERS_FULL)
+            ckpt_failed(s, "cannot pin the snapshot to checkpoint: no free LMDB reader slot "
+                        "(max_readers=%u, all held)", maxr);
+        else
+            ckpt_failed(s, "cannot pin the snapshot to checkpoint: %s", mdb_strerror(mrc));
         return -1;
+    }
     memset(c, 0, sizeof *c);
     c->txnid = (uint64_t)mdb_txn_id(*pin);
     c->psize = st.ms_psize;
     if (pread(fd, c->meta[0], FR_WAL_META_BYTES, 0) != FR_WAL_META_BYTES ||
         pread(fd, c->meta[1], FR_WAL_META_BYTES, (off_t)st.ms_psize) != FR_WAL_META_BYTES ||
         fstat(fd, &fs) != 0) {
+        ckpt_failed(s, "cannot read LMDB's meta pages: %s", strerror(errno));
         mdb_txn_abort(*pin);
         *pin = NULL;
         return -1;
@@ -396,10 +426,14 @@ static int ckpt_capture(fr_store_t *s, fr_wal_ckpt_t *c, MDB_txn **pin)
  * thread (mdb_env_sync and the pin's abort need no write lock). */
 static int ckpt_finish(fr_store_t *s, const fr_wal_ckpt_t *c, MDB_txn *pin)
 {
-    if (fr_fault_hit(FR_FAULT_STORE) || mdb_env_sync(s->env, 1) != MDB_SUCCESS ||
-        ckpt_write(s, c) != 0) {
+    int mrc = fr_fault_hit(FR_FAULT_STORE) ? EIO : mdb_env_sync(s->env, 1);
+    if (mrc != MDB_SUCCESS || ckpt_write(s, c) != 0) {
+        int e = errno;
         mdb_txn_abort(pin);
-        atomic_fetch_add(&s->wal.ckpt_failures, 1);
+        if (mrc != MDB_SUCCESS)
+            ckpt_failed(s, "cannot sync data.mdb: %s", mdb_strerror(mrc));
+        else
+            ckpt_failed(s, "cannot write freshet.ckpt: %s", strerror(e));
         return -1;
     }
     pthread_mutex_lock(&s->wal.lock);
@@ -419,11 +453,14 @@ static int ckpt_begin(fr_store_t *s, fr_wal_ckpt_t *c, MDB_txn **pin)
 {
     /* A log closed by a failed undo holds a record of a commit that failed, with the id the next
      * commit would reuse: it stays closed, and the store refuses writes, until a restart. */
-    if (s->wal.broken)
+    if (s->wal.broken) {
+        ckpt_failed(s, "the log is closed after a failed commit (wal_closed): restart freshetd");
         return -1;
+    }
     if (ckpt_capture(s, c, pin) != 0)
         return -1;
     if (seg_open(s, s->wal.seg_seq + 1) != 0) {
+        ckpt_failed(s, "cannot open a new log segment: %s", strerror(errno));
         mdb_txn_abort(*pin);
         *pin = NULL;
         return -1;
@@ -471,14 +508,24 @@ void fr_wal_after_commit(fr_store_t *s)
     pthread_mutex_unlock(&wl->lock);
     if (busy)
         return; /* the next commit asks again */
-    if (ckpt_begin(s, &wl->job.ckpt, &wl->job.pin) != 0) {
-        atomic_fetch_add(&wl->ckpt_failures, 1);
-        return;
-    }
+    if (ckpt_begin(s, &wl->job.ckpt, &wl->job.pin) != 0)
+        return; /* counted, with its reason */
     pthread_mutex_lock(&wl->lock);
     wl->busy = true;
     pthread_cond_signal(&wl->cond);
     pthread_mutex_unlock(&wl->lock);
+}
+
+uint64_t fr_store_checkpoint_state(fr_store_t *s, uint64_t *checkpoints, char *reason,
+                                   size_t reason_len)
+{
+    pthread_mutex_lock(&s->wal.lock);
+    uint64_t failures = atomic_load(&s->wal.ckpt_failures);
+    *checkpoints = atomic_load(&s->wal.checkpoints);
+    if (reason_len)
+        snprintf(reason, reason_len, "%s", s->wal.fail_reason);
+    pthread_mutex_unlock(&s->wal.lock);
+    return failures;
 }
 
 int fr_wal_checkpoint(fr_store_t *s)
@@ -489,10 +536,8 @@ int fr_wal_checkpoint(fr_store_t *s)
     wait_idle(wl);
     fr_wal_ckpt_t c;
     MDB_txn *pin;
-    if (ckpt_begin(s, &c, &pin) != 0) {
-        atomic_fetch_add(&wl->ckpt_failures, 1);
+    if (ckpt_begin(s, &c, &pin) != 0)
         return FR_E_STORAGE;
-    }
     return ckpt_finish(s, &c, pin) == 0 ? FR_OK : FR_E_STORAGE;
 }
 

@@ -131,6 +131,7 @@ typedef struct {
     } job;
     /* counters (fr_store_info) */
     _Atomic uint64_t checkpoints, appended, replayed, ckpt_failures;
+    char fail_reason[192]; /* of the last failed checkpoint (guarded by lock) */
 } fr_wal_t;
 
 struct fr_store;
