@@ -141,22 +141,22 @@ static void on_disconnected(natsConnection *nc, void *closure)
 
 /* The first connection, when NATS was not reachable at start (natsConnection_Connect returned
  * NATS_NOT_YET_CONNECTED and the library went on trying in the background). */
-static void on_connected(natsConnection *nc, void *closure)
+static void note_connected(natsConnection *nc, fr_ingest_t *g, const char *event)
 {
     char url[256] = "";
     natsConnection_GetConnectedUrl(nc, url, sizeof url);
-    fr_ingest_t *g = closure;
     atomic_store(&g->connected, 1);
-    fr_log(FR_LOG_INFO, "event=ingest_connected url=%s", url);
+    fr_log(FR_LOG_INFO, "event=%s url=%s", event, url);
+}
+
+static void on_connected(natsConnection *nc, void *closure)
+{
+    note_connected(nc, closure, "ingest_connected");
 }
 
 static void on_reconnected(natsConnection *nc, void *closure)
 {
-    char url[256] = "";
-    natsConnection_GetConnectedUrl(nc, url, sizeof url);
-    fr_ingest_t *g = closure;
-    atomic_store(&g->connected, 1);
-    fr_log(FR_LOG_INFO, "event=ingest_reconnected url=%s", url);
+    note_connected(nc, closure, "ingest_reconnected");
 }
 
 static void on_async_error(natsConnection *nc, natsSubscription *sub, natsStatus err, void *closure)
