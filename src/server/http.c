@@ -470,9 +470,15 @@ static void h_get_online(fr_worker_t *w, struct evhttp_request *req)
     k = 0;
     for (size_t c = 0; c < g->ncols; c++, k++) {
         fr_buf_printf(&b, "%s{\"values\": [", k ? ", " : "");
+        json_t *asked = json_object_get(entities, g->cols[c].join_key);
         for (size_t e = 0; e < g->cols[c].count; e++) {
             fr_buf_printf(&b, "%s", e ? ", " : "");
-            json_str(&b, (const char *)g->cols[c].values[e].ptr, g->cols[c].values[e].len);
+            /* ids come back as they were asked: Feast echoes an integer id as an integer */
+            json_t *id = json_array_get(asked, e);
+            if (json_is_integer(id))
+                fr_buf_printf(&b, "%lld", (long long)json_integer_value(id));
+            else
+                json_str(&b, (const char *)g->cols[c].values[e].ptr, g->cols[c].values[e].len);
         }
         fr_buf_printf(&b, "], \"statuses\": [");
         for (size_t e = 0; e < g->cols[c].count; e++)

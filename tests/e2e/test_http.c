@@ -744,6 +744,34 @@ Test(http, repeated_features_and_oversized_replies_are_refused, .timeout = 60)
     fr_e2e_server_free(s);
 }
 
+/* Regression: integer entity ids came back as strings ([1001] -> ["1001"]); Feast echoes the
+ * request's own values. The id still reads the entity stored under its decimal text. */
+Test(http, integer_entity_ids_come_back_as_integers, .timeout = 60)
+{
+    fr_e2e_server_t *s = start_http(NULL);
+    fr_client_t *c = fr_e2e_connect(s);
+    fr_value_t v[1] = {{.type = FR_TYPE_INT64, .u.i64 = 5}};
+    fr_put_row_t row = {.view = "v", .entity = "1001", .event_ts_us = fr_e2e_now_us() - 1000000,
+                        .values = v, .value_count = 1};
+    fr_put_result_t pr;
+    E2E_ASSERT(fr_client_put(c, NULL, 0, &row, 1, &pr) == FR_OK, "put");
+    fr_client_free(c);
+    const char *req = "{\"features\": [\"v:x\"], \"entities\": {\"card_id\": [1001, \"c0\"]}}";
+    http_resp_t r;
+    json_t *j = get_online(s, req, &r);
+    json_t *results = json_object_get(j, "results");
+    json_t *ids = json_object_get(json_array_get(results, 0), "values");
+    E2E_ASSERT(json_is_integer(json_array_get(ids, 0)) && json_integer_value(json_array_get(ids, 0)) == 1001,
+               "the integer id as asked: %s", r.body);
+    E2E_ASSERT(json_is_string(json_array_get(ids, 1)), "the string id as asked: %s", r.body);
+    json_t *x = json_object_get(json_array_get(results, 1), "values");
+    E2E_ASSERT(json_integer_value(json_array_get(x, 0)) == 5, "entity \"1001\" read: %s", r.body);
+    json_decref(j);
+    free(r.body);
+    E2E_ASSERT(fr_e2e_server_stop(s) == 0, "stop");
+    fr_e2e_server_free(s);
+}
+
 Test(http, full_map_refuses_writes_keeps_reads_and_resumes_after_raising_it, .timeout = 120)
 {
     const char *more[] = {"--map-size-mb", "1", NULL};
