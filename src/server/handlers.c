@@ -205,14 +205,14 @@ static void h_hello(fr_worker_t *w, fr_conn_t *c, const fr_frame_t *f, const uin
 
 void fr_handle_frame(fr_worker_t *w, fr_conn_t *c, const fr_frame_t *f, const uint8_t *body)
 {
-    unsigned slot = fr_op_slot(f->op);
+    fr_role_t need = FR_ROLE_ADMIN;
+    const char *op_name = "";
+    handler_fn h = lookup(f->op, &need, &op_name);
+    unsigned slot = h && f->op < FR_OP_COUNT ? f->op : 0; /* fr_op_slot without a second lookup */
     atomic_fetch_add(&w->server->stats.requests[slot], 1);
     int64_t t0 = fr_mono_us();
     w->last_rc = FR_OK;
     w->submitted = 0;
-    fr_role_t need = FR_ROLE_ADMIN;
-    const char *op_name = "";
-    handler_fn h = lookup(f->op, &need, &op_name);
     if (h && c->role != FR_ROLE_NONE && w->server->auth)
         recheck_token(c);
     if (h && w->server->auth && c->role < need) {
