@@ -10,7 +10,8 @@
 #include <stdint.h>
 
 #define FR_ENTITY_MAX 256
-#define FR_KEY_PREFIX_MAX (4 + 2 + FR_ENTITY_MAX)
+#define FR_KEY_PREFIX_LEN(entity_len) (4 + 2 + (entity_len)) /* view id, entity length, entity */
+#define FR_KEY_PREFIX_MAX FR_KEY_PREFIX_LEN(FR_ENTITY_MAX)
 #define FR_KEY_MAX (FR_KEY_PREFIX_MAX + 16)
 
 typedef struct {

@@ -46,7 +46,7 @@ int fr_store_sweep(fr_wtxn_t *w, fr_sweep_state_t *st, size_t max_keys, uint64_t
         if (!view || view->id != dk.view_id)
             view = fr_registry_view_by_id(reg, dk.view_id);
         int64_t cutoff = view && view->retention_us > 0 ? w->now_us - view->retention_us : INT64_MIN;
-        size_t plen = 4 + 2 + (size_t)dk.entity_len; /* <= FR_KEY_PREFIX_MAX */
+        size_t plen = FR_KEY_PREFIX_LEN((size_t)dk.entity_len); /* <= FR_KEY_PREFIX_MAX */
         if (plen != st->ent_prefix_len || memcmp(k.mv_data, st->ent_prefix, plen) != 0) {
             /* the entity's first version: its newest */
             memcpy(st->ent_prefix, k.mv_data, plen);
