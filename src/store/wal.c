@@ -364,9 +364,6 @@ static int seg_open(fr_store_t *s, uint64_t seq)
 
 /* ---- checkpoints ---- */
 
-/* The snapshot to checkpoint: a read txn on the newest commit and that commit's two meta pages
- * as LMDB wrote them (read now, before a later commit rewrites one). Writer thread, between
- * write transactions. */
 /* Counts a failed checkpoint and keeps its reason for fr_store_checkpoint_state (the server logs
  * it: the store never prints). */
 static void ckpt_failed(fr_store_t *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -381,6 +378,9 @@ static void ckpt_failed(fr_store_t *s, const char *fmt, ...)
     va_end(ap);
 }
 
+/* The snapshot to checkpoint: a read txn on the newest commit and that commit's two meta pages
+ * as LMDB wrote them (read now, before a later commit rewrites one). Writer thread, between
+ * write transactions. */
 static int ckpt_capture(fr_store_t *s, fr_wal_ckpt_t *c, MDB_txn **pin)
 {
     int fd;
