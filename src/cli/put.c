@@ -1,7 +1,6 @@
 /* `freshet put`: JSON lines or CSV rows → batched, pipelined Put requests. The whole input is
  * validated first (spooling stdin to a temporary file), so by default one bad line writes nothing. */
 #include <errno.h>
-#include <float.h>
 #include <math.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -11,6 +10,7 @@
 
 #include "cli.h"
 #include "common/clock.h"
+#include "common/numfmt.h"
 #include "common/timefmt.h"
 #include "freshet/client.h"
 #include "freshet/cluster.h"
@@ -93,7 +93,7 @@ static bool decimal_text(const char *s)
 static const char *float_from_json(json_t *j, float *out)
 {
     double d = json_number_value(j);
-    if (!isfinite(d) || fabs(d) > FLT_MAX)
+    if (!fr_float32_fits(d))
         return "out of the float32 range";
     *out = (float)d;
     return NULL;

@@ -6,7 +6,17 @@
 #ifndef FR_COMMON_NUMFMT_H
 #define FR_COMMON_NUMFMT_H
 
+#include <float.h>
+#include <math.h>
+#include <stdbool.h>
 #include <stddef.h>
+
+/* Whether x converts to a finite float32: a larger value would be stored as an infinity, so
+ * every input path (put, HTTP push) refuses it. */
+static inline bool fr_float32_fits(double x)
+{
+    return isfinite(x) && fabs(x) <= FLT_MAX;
+}
 
 /* Write into buf (n >= 40 for the fast paths; smaller buffers get the same text via snprintf,
  * truncated to n). */

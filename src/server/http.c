@@ -3,8 +3,6 @@
  * point-in-time join streamed back as JSON lines). Bodies are bounded by max_frame; malformed
  * requests get 400 with a JSON error naming the field. */
 #include <arpa/inet.h>
-#include <float.h>
-#include <math.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <stdlib.h>
@@ -551,13 +549,6 @@ out:
 /* ---- /push ---- */
 
 /* Packs one JSON value as the msgpack form of a feature of type t. NULL or a reason. */
-/* Whether x converts to a finite float32 (a larger value would be stored as an infinity; the
- * CLI's put refuses it the same way). */
-static bool float32_fits(double x)
-{
-    return isfinite(x) && fabs(x) <= FLT_MAX;
-}
-
 static const char *pack_json(msgpack_packer *pk, fr_type_t t, json_t *v)
 {
     if (!v || json_is_null(v))
@@ -576,7 +567,7 @@ static const char *pack_json(msgpack_packer *pk, fr_type_t t, json_t *v)
     case FR_TYPE_FLOAT:
         if (!json_is_number(v))
             return "expected a number";
-        if (!float32_fits(json_number_value(v)))
+        if (!fr_float32_fits(json_number_value(v)))
             return "out of the float32 range";
         msgpack_pack_float(pk, (float)json_number_value(v));
         return NULL;
@@ -600,7 +591,7 @@ static const char *pack_json(msgpack_packer *pk, fr_type_t t, json_t *v)
             json_t *x = json_array_get(v, i);
             if (!json_is_number(x))
                 return "expected an array of numbers";
-            if (!float32_fits(json_number_value(x)))
+            if (!fr_float32_fits(json_number_value(x)))
                 return "out of the float32 range";
             msgpack_pack_float(pk, (float)json_number_value(x));
         }
