@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "freshet/err.h"
+#include "fuzz_file.h"
 #include "server/auth.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -14,15 +15,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     char path[] = "/tmp/fr_fuzz_auth_XXXXXX";
-    int fd = mkstemp(path);
-    if (fd < 0)
+    if (fuzz_write_file(path, data, size) != 0)
         return 0;
-    if (write(fd, data, size) != (ssize_t)size) {
-        close(fd);
-        unlink(path);
-        return 0;
-    }
-    close(fd);
     fr_auth_t *a = NULL;
     char why[512] = "";
     int rc = fr_auth_load(path, &a, why, sizeof why);

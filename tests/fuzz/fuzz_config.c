@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "freshet/err.h"
+#include "fuzz_file.h"
 #include "server/config.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -13,15 +14,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     char path[] = "/tmp/fr_fuzz_config_XXXXXX";
-    int fd = mkstemp(path);
-    if (fd < 0)
+    if (fuzz_write_file(path, data, size) != 0)
         return 0;
-    if (write(fd, data, size) != (ssize_t)size) {
-        close(fd);
-        unlink(path);
-        return 0;
-    }
-    close(fd);
     fr_config_t c;
     fr_config_defaults(&c);
     char why[256];
