@@ -1519,12 +1519,20 @@ Test(server, a_put_refused_at_shutdown_says_the_server_is_stopping, .timeout = 6
     fr_e2e_pb_t put = {0};
     pb_put_frame(&put, "sd-held", ts, 1);
     cr_assert_eq(fr_e2e_raw_send(a, 1, OP_PUT, put.data, put.len), 0); /* the writer waits on it */
-    /* a Status answered on b: b is registered with its worker before the listener goes away */
-    cr_assert_eq(fr_e2e_raw_send(b, 1, OP_STATUS, "", 0), 0);
+    /* A Status after it on a: a connection's frames are handled in order and a Status is answered
+     * at once, so its reply proves the Put is in the writer's queue, which the writer empties
+     * before it stops. Without this a SIGTERM could overtake the Put: the writer would stop at
+     * once and the worker close b before the probes below (seen as a flake). */
+    cr_assert_eq(fr_e2e_raw_send(a, 2, OP_STATUS, "", 0), 0);
     uint32_t rid;
     uint16_t rop;
     uint8_t *body;
     size_t len;
+    cr_assert_eq(fr_e2e_raw_recv(a, 10000, &rid, &rop, &body, &len), 0, "status on a");
+    free(body);
+    cr_assert_eq(rid, 2, "the Status's reply, not the held Put's");
+    /* a Status answered on b: b is registered with its worker before the listener goes away */
+    cr_assert_eq(fr_e2e_raw_send(b, 1, OP_STATUS, "", 0), 0);
     cr_assert_eq(fr_e2e_raw_recv(b, 10000, &rid, &rop, &body, &len), 0, "status");
     free(body);
     cr_assert_eq(kill(s->pid, SIGTERM), 0);
