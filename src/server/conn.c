@@ -146,6 +146,25 @@ static int track_frame(fr_conn_t *c, int partial, int fresh)
     return 0;
 }
 
+static void on_read(struct bufferevent *bev, void *arg);
+
+void fr_conn_wait_apply(fr_conn_t *c)
+{
+    c->apply_wait = 1;
+    stop_deadline(c); /* not the client's delay: a frame left over restarts when reading resumes */
+    bufferevent_disable(c->link.bev, EV_READ); /* TCP holds what the client sends meanwhile */
+}
+
+/* The Apply's reply is out: read what was sent behind it. */
+static void apply_answered(fr_conn_t *c)
+{
+    c->apply_wait = 0;
+    if (c->paused || c->link.close_after_flush)
+        return; /* on_write resumes a paused connection; a finishing one reads no more */
+    bufferevent_enable(c->link.bev, EV_READ);
+    on_read(c->link.bev, c);
+}
+
 static void on_read(struct bufferevent *bev, void *arg)
 {
     fr_conn_t *c = arg;
@@ -156,7 +175,7 @@ static void on_read(struct bufferevent *bev, void *arg)
     int frames = 0;
     if (c->idle_timer)
         c->last_active_us = fr_mono_us();
-    while (!c->link.close_after_flush) {
+    while (!c->link.close_after_flush && !c->apply_wait) {
         if (evbuffer_get_length(bufferevent_get_output(bev)) > max_out) {
             /* the client does not read its replies: stop reading its requests (TCP pushes back)
              * until half of them are flushed; on_write resumes */
@@ -211,7 +230,7 @@ static void on_read(struct bufferevent *bev, void *arg)
         evbuffer_drain(in, f.body_len);
         frames++;
     }
-    if (c->link.close_after_flush)
+    if (c->link.close_after_flush || c->apply_wait)
         stop_deadline(c);
     else
         track_frame(c, evbuffer_get_length(in) > 0, frames > 0);
@@ -231,6 +250,8 @@ static void on_write(struct bufferevent *bev, void *arg)
     if (c->paused) {
         c->paused = 0;
         bufferevent_setwatermark(bev, EV_WRITE, 0, 0);
+        if (c->apply_wait)
+            return; /* apply_answered resumes */
         bufferevent_enable(bev, EV_READ);
         on_read(bev, c); /* requests may be waiting in the input buffer already */
     }
@@ -339,6 +360,8 @@ static void on_notify(evutil_socket_t fd, short what, void *arg)
             if (c->link.close_after_flush && c->pending == 0 &&
                 evbuffer_get_length(bufferevent_get_output(c->link.bev)) == 0)
                 conn_free(c);
+            else if (done->op == freshet_Op_OP_APPLY && c->apply_wait)
+                apply_answered(c); /* the last use of c here: what it reads may close it */
         } else if (c->pending == 0) {
             conn_free(c);
         }

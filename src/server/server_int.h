@@ -96,6 +96,10 @@ struct fr_conn {
     fr_rtxn_t *export_rtxn; /* snapshot pinned by a running export (reads.c) */
     int busy_latched;       /* a Put got BUSY: refuse Puts until one says resume */
     int paused;             /* reading stopped: too many replies queued (max_output_mb) */
+    /* reading stopped: an Apply of this connection is at the writer. A frame after it is read
+     * once it has been answered, so a Put or Get pipelined behind an Apply sees the registry the
+     * Apply made, as if the client had waited for the reply (conn.c) */
+    int apply_wait;
     int partial;            /* a frame has started arriving (read_timeout_ms applies) */
     int64_t frame_start_us; /* fr_mono_us() when the partial frame's first byte was seen */
     struct event *read_deadline; /* one-shot: fires read_timeout_ms after frame_start_us */
@@ -181,6 +185,8 @@ void fr_worker_stop(fr_worker_t *w);
 void fr_worker_join(fr_worker_t *w);
 /* Sends one encoded frame; the connection may be closed afterwards if close_after. */
 void fr_conn_send(fr_conn_t *c, const fr_buf_t *frame);
+/* An Apply of c was queued: stop reading c's frames until its reply is sent (fr_conn_t.apply_wait). */
+void fr_conn_wait_apply(fr_conn_t *c);
 
 /* handlers.c: decodes and runs one frame on the worker; replies now (reads) or later (writes). */
 void fr_handle_frame(fr_worker_t *w, fr_conn_t *c, const fr_frame_t *f, const uint8_t *body);

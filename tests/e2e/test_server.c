@@ -1503,6 +1503,66 @@ Test(bad_input, a_put_before_an_oversize_frame_is_still_acknowledged, .timeout =
  * text of a full write queue ("write queue is full (max_queue); retry with backoff"), sending
  * clients to retry the stopping node. The test holds LMDB's write lock, so the server's writer
  * is stuck on a Put while SIGTERM makes it stop taking new jobs; a Put sent then is refused. */
+/* Regression: a Put and a Get pipelined behind an Apply that creates their view were read while
+ * the Apply was still at the writer and refused UNKNOWN_VIEW. Frames after an Apply now wait for
+ * its reply, so they see the registry it made, as if the client had waited. */
+Test(server, frames_pipelined_behind_an_apply_see_its_registry, .timeout = 60)
+{
+    fr_e2e_server_t *s = start_with(NULL);
+    int fd = fr_e2e_raw_connect(s->addr);
+    cr_assert_geq(fd, 0);
+    char json[sizeof REGISTRY + 128];
+    size_t base = strlen(REGISTRY) - 2; /* up to the views array's closing "]}" */
+    snprintf(json, sizeof json, "%.*s, {\"name\": \"late\", \"entity\": \"card\", \"features\": "
+             "[{\"name\": \"x\", \"type\": \"int64\"}]}]}", (int)base, REGISTRY);
+    fr_e2e_pb_t apply = {0}, put = {0}, get = {0}, wire = {0};
+    fr_e2e_pb_bytes(&apply, 1, json, strlen(json));
+    int64_t ts = fr_e2e_now_us() - SEC;
+    uint8_t mp[10] = {0x91, 0xd3, 0, 0, 0, 0, 0, 0, 0, 42}; /* [int64 42] */
+    fr_e2e_pb_t row = {0};
+    fr_e2e_pb_bytes(&row, 1, "late", 4);
+    fr_e2e_pb_bytes(&row, 2, "q1", 2);
+    fr_e2e_pb_sint(&row, 3, ts);
+    fr_e2e_pb_bytes(&row, 4, mp, sizeof mp);
+    fr_e2e_pb_bytes(&put, 1, row.data, row.len);
+    fr_e2e_pb_free(&row);
+    const char *ents[1] = {"q1"};
+    pb_get_frame(&get, "late:x", ents, 1);
+    struct {
+        uint32_t id;
+        uint16_t op;
+        fr_e2e_pb_t *body;
+    } reqs[3] = {{1, 2 /* Apply */, &apply}, {2, OP_PUT, &put}, {3, OP_GET, &get}};
+    for (int i = 0; i < 3; i++) {
+        uint8_t hdr[10];
+        fr_e2e_frame_header(hdr, (uint32_t)reqs[i].body->len, reqs[i].id, reqs[i].op);
+        fr_e2e_pb_raw(&wire, hdr, sizeof hdr);
+        fr_e2e_pb_raw(&wire, reqs[i].body->data, reqs[i].body->len);
+    }
+    cr_assert_eq(fr_e2e_raw_write(fd, wire.data, wire.len), 0, "all three frames in one write");
+    int seen[4] = {0};
+    for (int n = 0; n < 3; n++) {
+        uint32_t rid;
+        uint16_t rop;
+        uint8_t *body;
+        size_t len;
+        E2E_ASSERT(fr_e2e_raw_recv(fd, 20000, &rid, &rop, &body, &len) == 0, "reply %d missing", n);
+        cr_assert(rid >= 1 && rid <= 3 && !seen[rid], "reply id %u", rid);
+        seen[rid] = 1;
+        int code;
+        char msg[256];
+        cr_assert_eq(fr_e2e_pb_code(body, len, &code, msg, sizeof msg), 0);
+        E2E_ASSERT(code == FR_OK, "request %u: %s (%s)", rid, fr_err_name(code), msg);
+        free(body);
+    }
+    close(fd);
+    fr_e2e_pb_free(&apply);
+    fr_e2e_pb_free(&put);
+    fr_e2e_pb_free(&get);
+    fr_e2e_pb_free(&wire);
+    fr_e2e_server_free(s);
+}
+
 Test(server, a_put_refused_at_shutdown_says_the_server_is_stopping, .timeout = 60)
 {
     const char *args[] = {"--map-size-mb", "64", NULL};
