@@ -48,7 +48,7 @@ extern "C" {
 typedef struct fr_publisher fr_publisher_t;
 
 typedef struct {
-    const char *url;          /* "nats://HOST:PORT", several separated by commas */
+    const char *url;          /* "nats://HOST:PORT", up to 16 separated by commas (README) */
     const char *stream;       /* NULL: "FRESHET" */
     uint32_t partition_count; /* P; 0: 8. Must match the nodes' partition_count */
     int replicas;             /* > 0: create the stream (subjects freshet.>) if it is missing */

@@ -122,9 +122,13 @@ static void keep_for_retry(fr_publisher_t *p, natsMsg *msg)
 
 static int set_opts(fr_publisher_t *p, const fr_publisher_opts_t *o)
 {
+    char why[256];
+    fr_nats_list_t l;
+    if (!fr_nats_list_parse(o->url, &l, why, sizeof why))
+        return failf(p, FR_E_BAD_ARG, "url: %s", why);
     natsStatus st = natsOptions_Create(&p->opts);
     if (st == NATS_OK)
-        st = fr_nats_set_servers(p->opts, o->url);
+        st = natsOptions_SetServers(p->opts, l.url, l.count);
     if (st == NATS_OK)
         st = natsOptions_SetName(p->opts, "libfreshet-publisher");
     if (st == NATS_OK)

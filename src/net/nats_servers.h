@@ -4,23 +4,17 @@
 #ifndef FR_NET_NATS_SERVERS_H
 #define FR_NET_NATS_SERVERS_H
 
-#include <stdio.h>
-#include <string.h>
+#include "net/nats_list.h"
 
-/* natsOptions_SetURL takes one URL: a comma- or space-separated list (up to 16) goes through
- * SetServers. NATS_INVALID_ARG for an empty list. */
-static inline natsStatus fr_nats_set_servers(natsOptions *o, const char *list)
+/* natsOptions_SetURL takes one URL: the list (nats_list.h) goes through SetServers.
+ * NATS_INVALID_ARG, with why, for a list fr_nats_list_parse refuses. */
+static inline natsStatus fr_nats_set_servers(natsOptions *o, const char *list, char *why,
+                                             size_t why_len)
 {
-    char buf[1024];
-    const char *urls[16];
-    int n = 0;
-    snprintf(buf, sizeof buf, "%s", list);
-    for (char *save = NULL, *t = strtok_r(buf, ", ", &save); t && n < 16;
-         t = strtok_r(NULL, ", ", &save))
-        urls[n++] = t;
-    if (n == 0)
+    fr_nats_list_t l;
+    if (!fr_nats_list_parse(list, &l, why, why_len))
         return NATS_INVALID_ARG;
-    return natsOptions_SetServers(o, urls, n);
+    return natsOptions_SetServers(o, l.url, l.count);
 }
 
 #endif

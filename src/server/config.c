@@ -9,6 +9,7 @@
 #include "common/timefmt.h"
 #include "config.h"
 #include "freshet/err.h"
+#include "net/nats_list.h"
 
 #define S(f) offsetof(fr_config_t, f), sizeof(((fr_config_t *)0)->f)
 #define I(f) offsetof(fr_config_t, f), sizeof(int64_t)
@@ -240,72 +241,17 @@ int fr_config_load_file(fr_config_t *c, const char *path, char *why, size_t why_
 
 /* One element of an ingest list: nats://HOST:PORT, HOST a name, an IPv4 address or [IPv6], PORT
  * a number in [1, 65535]. */
-static bool nats_url_ok(const char *u, size_t n)
-{
-    if (n < 7 || strncmp(u, "nats://", 7) != 0)
-        return false;
-    const char *h = u + 7, *end = u + n, *colon;
-    if (h < end && *h == '[') {
-        const char *rb = memchr(h, ']', (size_t)(end - h));
-        if (!rb || rb == h + 1 || rb + 1 >= end || rb[1] != ':')
-            return false;
-        colon = rb + 1;
-    } else {
-        colon = NULL;
-        for (const char *q = h; q < end; q++)
-            if (*q == ':')
-                colon = q;
-        if (!colon || colon == h)
-            return false;
-        for (const char *q = h; q < colon; q++)
-            if (!((*q >= 'a' && *q <= 'z') || (*q >= 'A' && *q <= 'Z') || (*q >= '0' && *q <= '9') ||
-                  *q == '.' || *q == '-' || *q == '_'))
-                return false;
-    }
-    const char *port = colon + 1;
-    if (port >= end || end - port > 5)
-        return false;
-    long v = 0;
-    for (const char *q = port; q < end; q++) {
-        if (*q < '0' || *q > '9')
-            return false;
-        v = v * 10 + (*q - '0');
-    }
-    return v >= 1 && v <= 65535;
-}
-
-/* `ingest`: empty, or up to 16 nats://HOST:PORT separated by commas (blanks around them are
- * allowed), the list net/nats_servers.h hands to libnats. */
+/* `ingest`: empty, or the list net/nats_list.h parses, the one the consumer hands to libnats. */
 static int check_ingest(const char *list, char *why, size_t why_len)
 {
     if (!list[0])
         return FR_OK;
-    int n = 0;
-    for (const char *p = list;;) {
-        while (*p == ' ')
-            p++;
-        const char *e = p;
-        while (*e && *e != ',' && *e != ' ')
-            e++;
-        const char *next = e;
-        while (*next == ' ')
-            next++;
-        if (e == p || !nats_url_ok(p, (size_t)(e - p)) || (*next && *next != ',')) {
-            size_t shown = e > p ? (size_t)(e - p) : strlen(p);
-            snprintf(why, why_len,
-                     "ingest: \"%.*s\" is not nats://HOST:PORT (the value is a comma-separated "
-                     "list of them, e.g. nats://127.0.0.1:4222,nats://10.0.0.2:4222)",
-                     (int)(shown > 64 ? 64 : shown), p);
-            return FR_E_BAD_ARG;
-        }
-        if (++n > 16) {
-            snprintf(why, why_len, "ingest: more than 16 NATS URLs");
-            return FR_E_BAD_ARG;
-        }
-        if (!*next)
-            return FR_OK;
-        p = next + 1;
-    }
+    fr_nats_list_t l;
+    char reason[200];
+    if (fr_nats_list_parse(list, &l, reason, sizeof reason))
+        return FR_OK;
+    snprintf(why, why_len, "ingest: %s", reason);
+    return FR_E_BAD_ARG;
 }
 
 static int check_partitions(const fr_config_t *c, char *why, size_t why_len)

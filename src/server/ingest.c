@@ -743,7 +743,9 @@ static int make_options(fr_ingest_t *g)
     if (natsOptions_Create(&o) != NATS_OK)
         return FR_E_NOMEM;
     g->opts = o;
-    natsStatus st = fr_nats_set_servers(o, g->s->cfg.ingest);
+    char why[256];
+    /* the config check at start refused every list this refuses */
+    natsStatus st = fr_nats_set_servers(o, g->s->cfg.ingest, why, sizeof why);
     if (st == NATS_OK)
         st = natsOptions_SetName(o, "freshetd");
     if (st == NATS_OK)

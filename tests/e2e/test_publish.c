@@ -135,3 +135,27 @@ Test(publish, a_call_refused_for_a_bad_row_publishes_nothing, .timeout = 60)
     fr_publisher_free(p);
     nats_stop(&n);
 }
+
+/* Regression: the publisher's URL list was split on blanks as well as commas, and everything past
+ * the 16th URL (or the 1023rd byte) was dropped, silently, while freshetd's `ingest` check refused
+ * such lists: the same list must mean the same servers on both sides (net/nats_list.h). A list it
+ * cannot take is refused BAD_ARG, before any connection, naming what is wrong. No NATS needed. */
+Test(publish, a_url_list_freshetd_would_refuse_is_refused, .timeout = 30)
+{
+    char many[1024];
+    size_t n = 0;
+    for (int i = 0; i < 17; i++)
+        n += (size_t)snprintf(many + n, sizeof many - n, "%snats://127.0.0.1:%d", i ? "," : "", i + 1);
+    static const char *const named[] = {"\"nats://127.0.0.1:1\"", "element 2 is empty",
+                                        "more than 16"};
+    const char *lists[] = {"nats://127.0.0.1:1 nats://127.0.0.1:2", "nats://127.0.0.1:1,,x", many};
+    for (int k = 0; k < 3; k++) {
+        fr_publisher_opts_t o = {.url = lists[k]};
+        fr_publisher_t *p = NULL;
+        char err[512] = "";
+        int rc = fr_publisher_new(&o, &p, err, sizeof err);
+        cr_assert_eq(rc, FR_E_BAD_ARG, "case %d: %s (%s)", k, fr_err_name(rc), err);
+        cr_assert_null(p);
+        cr_assert(strstr(err, "url: ") && strstr(err, named[k]), "case %d: %s", k, err);
+    }
+}
