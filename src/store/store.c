@@ -57,6 +57,23 @@ static int check_format(fr_store_t *s, MDB_txn *txn, const char **why)
     return FR_OK;
 }
 
+/* A stored registry was written by fr_registry_to_json, so every view has its id. The parser
+ * leaves a missing one 0 for fr_registry_merge to assign (a user's file), but merge keeps the ids
+ * of stored views: views without one would all write under key prefix 0, each reading the
+ * others' rows as its own. */
+static int check_stored_ids(const fr_registry_t *reg, const char **why)
+{
+    for (uint32_t i = 0; i < reg->view_count; i++)
+        if (reg->views[i].id == 0) {
+            snprintf(why_buf, sizeof why_buf,
+                     "stored registry: views[%u] (\"%s\") has no id (the meta record is corrupt)",
+                     i, reg->views[i].name);
+            *why = why_buf;
+            return FR_E_STORAGE;
+        }
+    return FR_OK;
+}
+
 static int load_meta(fr_store_t *s, const char **why)
 {
     MDB_txn *txn;
@@ -75,6 +92,11 @@ static int load_meta(fr_store_t *s, const char **why)
         rc = fr_registry_parse(v.mv_data, v.mv_size, &reg, why);
         if (rc != FR_OK)
             goto out;
+        rc = check_stored_ids(reg, why);
+        if (rc != FR_OK) {
+            fr_registry_release(reg);
+            goto out;
+        }
     } else {
         reg = fr_registry_new();
         if (!reg) {

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Writes the seed corpora of fuzz_key, fuzz_row, fuzz_mp and fuzz_timefmt (tests/fuzz/corpus/).
+"""Writes the seed corpora of fuzz_key, fuzz_row, fuzz_mp, fuzz_timefmt and fuzz_store_meta
+(tests/fuzz/corpus/).
 Standard library only; msgpack bytes are spelled out by hand. Re-run to regenerate."""
 import os
 import struct
@@ -80,3 +81,55 @@ for name, s in [
     ("garbage", "2026-13-45T99:99:99Q"),
 ]:
     write("timefmt", name, s)
+
+# ---- store_meta: a flags byte, then (selector, u16 BE length, bytes) meta records ----
+RO, WAL, WRITE = 1, 2, 4
+
+
+def rec(sel, value):
+    value = value.encode() if isinstance(value, str) else value
+    return bytes([sel]) + struct.pack(">H", len(value)) + value
+
+
+def fmt(v):
+    return rec(0, struct.pack(">I", v))
+
+
+def seq(v):
+    return rec(1, struct.pack(">Q", v))
+
+
+def reg(json):
+    return rec(2, json)
+
+
+def raw(key, value):
+    return rec(3, bytes([len(key)]) + key + value)
+
+
+def vstat(view_id, versions, newest):
+    return raw(b"vstat" + struct.pack(">I", view_id), struct.pack("<Qq", versions, newest))
+
+
+REG = ('{"entities":[{"name":"card","join_key":"card_id"}],"next_view_id":3,"views":['
+       '{"id":1,"name":"v","entity":"card","ttl":"10m","features":[{"name":"i","type":"int64"},'
+       '{"name":"d","type":"double"},{"name":"s","type":"string"},'
+       '{"name":"e","type":"float_list","dim":2}]},'
+       '{"id":2,"name":"w","entity":"card","features":[{"name":"b","type":"bool"}]}]}')
+write("store_meta", "empty_store", bytes([WRITE]))
+write("store_meta", "valid", bytes([WRITE]) + fmt(3) + seq(41) + reg(REG) + vstat(1, 7, 1795860000000000))
+write("store_meta", "valid_read_only", bytes([RO]) + fmt(3) + seq(41) + reg(REG))
+write("store_meta", "valid_wal", bytes([WAL | WRITE]) + fmt(3) + seq(5) + reg(REG))
+write("store_meta", "format_v1_upgrade", bytes([WRITE]) + fmt(1) + seq(2) + reg(REG))
+write("store_meta", "format_future", bytes([0]) + fmt(4))
+write("store_meta", "format_short", bytes([0]) + rec(0, b"\x00\x03"))
+write("store_meta", "write_seq_short", bytes([WRITE]) + fmt(3) + rec(1, b"\x00\x00\x00\x29") + reg(REG))
+write("store_meta", "write_seq_max", bytes([WRITE]) + fmt(3) + seq((1 << 64) - 2) + reg(REG))
+write("store_meta", "registry_garbage", bytes([0]) + fmt(3) + reg('{"views":[}'))
+write("store_meta", "registry_no_ids", bytes([WRITE]) + fmt(3) + reg(
+    '{"entities":[{"name":"card","join_key":"card_id"}],"views":['
+    '{"name":"v","entity":"card","features":[{"name":"i","type":"int64"}]},'
+    '{"name":"w","entity":"card","features":[{"name":"b","type":"bool"}]}]}'))
+write("store_meta", "vstat_short", bytes([WRITE]) + fmt(3) + reg(REG) + vstat(1, 1, 1)[:-3])
+write("store_meta", "vstat_huge", bytes([WRITE]) + fmt(3) + reg(REG) + vstat(2, (1 << 64) - 1, -(1 << 63)))
+write("store_meta", "unknown_key", bytes([0]) + fmt(3) + raw(b"zzz", b"\x01\x02"))
