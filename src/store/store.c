@@ -74,6 +74,23 @@ static int check_stored_ids(const fr_registry_t *reg, const char **why)
     return FR_OK;
 }
 
+/* "write_seq" is a big-endian u64 (write.c); a record of another size is corrupt, and reading
+ * it as 0 would hand out sequence numbers the rows already hold. */
+static int load_write_seq(fr_store_t *s, MDB_txn *txn, const char **why)
+{
+    MDB_val k = {9, "write_seq"}, v;
+    if (mdb_get(txn, s->meta, &k, &v) != MDB_SUCCESS)
+        return FR_OK;
+    if (v.mv_size != 8) {
+        snprintf(why_buf, sizeof why_buf,
+                 "meta write_seq: %zu bytes, expected 8 (the meta record is corrupt)", v.mv_size);
+        *why = why_buf;
+        return FR_E_STORAGE;
+    }
+    s->write_seq = fr_get_be64(v.mv_data);
+    return FR_OK;
+}
+
 static int load_meta(fr_store_t *s, const char **why)
 {
     MDB_txn *txn;
@@ -82,11 +99,11 @@ static int load_meta(fr_store_t *s, const char **why)
         *why = mdb_strerror(mrc);
         return fr_store_mdb_err(mrc);
     }
-    int rc = FR_OK; /* the format was checked by init_dbs, before anything was written */
-    MDB_val k = {9, "write_seq"}, v;
-    if (mdb_get(txn, s->meta, &k, &v) == MDB_SUCCESS && v.mv_size == 8)
-        s->write_seq = fr_get_be64(v.mv_data);
-    k = (MDB_val){8, "registry"};
+    /* the format was checked by init_dbs, before anything was written */
+    int rc = load_write_seq(s, txn, why);
+    if (rc != FR_OK)
+        goto out;
+    MDB_val k = {8, "registry"}, v;
     fr_registry_t *reg = NULL;
     if (mdb_get(txn, s->meta, &k, &v) == MDB_SUCCESS) {
         rc = fr_registry_parse(v.mv_data, v.mv_size, &reg, why);

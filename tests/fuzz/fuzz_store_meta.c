@@ -50,10 +50,12 @@ static void remove_dir(const char *dir)
     rmdir(dir);
 }
 
-/* Writes the records into a new environment at dir, with the databases fr_store_open expects.
- * 0, or -1 (LMDB refused: a key too long or empty, nothing to fuzz). */
-static int build_env(const char *dir, const uint8_t *p, size_t n)
+/* Writes the records into a new environment at dir, with the databases fr_store_open expects;
+ * *seq_len gets the size of the write_seq value stored (-1: none). 0, or -1 (LMDB refused: a key
+ * too long or empty, nothing to fuzz). */
+static int build_env(const char *dir, const uint8_t *p, size_t n, long *seq_len)
 {
+    *seq_len = -1;
     MDB_env *env;
     MDB_txn *txn = NULL;
     MDB_dbi meta, other;
@@ -89,6 +91,8 @@ static int build_env(const char *dir, const uint8_t *p, size_t n)
             v = (MDB_val){len - 1 - klen, (void *)(p + 1 + klen)};
         }
         mrc = mdb_put(txn, meta, &k, &v, 0);
+        if (k.mv_size == 9 && !memcmp(k.mv_data, "write_seq", 9))
+            *seq_len = (long)v.mv_size;
         p += len, n -= len;
     }
     if (mrc == MDB_SUCCESS)
@@ -146,7 +150,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char dir[] = "/tmp/fr_fuzz_store_meta_XXXXXX";
     if (!mkdtemp(dir))
         return 0;
-    if (build_env(dir, data + 1, size - 1) != 0) {
+    long seq_len;
+    if (build_env(dir, data + 1, size - 1, &seq_len) != 0) {
         remove_dir(dir);
         return 0;
     }
@@ -167,6 +172,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (rc != FR_OK) {
         CHECK(why && why[0]); /* a refusal always says why */
     } else {
+        CHECK(seq_len == -1 || seq_len == 8); /* another size is corrupt, not a 0 */
         fr_store_info_t info;
         CHECK(fr_store_info(s, &info) == FR_OK);
         fr_registry_t *reg = fr_store_registry(s);

@@ -57,3 +57,22 @@ Test(store, regression_a_stored_registry_view_without_an_id_is_refused)
     fr_registry_release(reg);
     st_close(&e);
 }
+
+Test(store, regression_a_write_seq_record_of_the_wrong_size_is_refused)
+{
+    st_env_t e;
+    st_open(&e, ST_NOW_US, 0);
+    fr_store_close(e.store);
+    /* read as 0 before, so the next writes reused sequence numbers already in the rows */
+    static const uint8_t four[] = {0, 0, 0, 41};
+    set_meta(e.dir, "write_seq", four, sizeof four);
+    open_refused(&e, FR_E_STORAGE, "meta write_seq: 4 bytes, expected 8");
+    uint8_t eight[8];
+    fr_put_be64(eight, 41);
+    set_meta(e.dir, "write_seq", eight, sizeof eight);
+    st_open_again(&e);
+    fr_store_info_t info;
+    cr_assert_eq(fr_store_info(e.store, &info), FR_OK);
+    cr_assert_eq(info.write_seq, 41u);
+    st_close(&e);
+}
