@@ -1,7 +1,7 @@
 /* Shared set-up of the fuzz targets that drive a real server without sockets (fuzz_frame.c,
- * fuzz_http.c): a freshetd on a temp-dir LMDB store with a registry of every feature type, one
- * worker loop that is never run, and a stopped writer so submitted writes are refused instead of
- * queueing. Freed at exit. */
+ * fuzz_http.c, fuzz_http_headers.c): a freshetd on a temp-dir LMDB store with a registry of every
+ * feature type, one worker loop that is never run, and a stopped writer so submitted writes are
+ * refused instead of queueing; with auth on, optionally. Freed at exit. */
 #ifndef FR_FUZZ_SERVER_H
 #define FR_FUZZ_SERVER_H
 
@@ -26,7 +26,9 @@ static void fuzz_server_cleanup(void)
         fprintf(stderr, "fuzz: cannot remove %s\n", fuzz_dir);
 }
 
-static void fuzz_server_setup(void)
+/* auth_text NULL: auth off. Else the auth file's text (`NAME ROLE SHA256HEX` lines): every HTTP
+ * route but the health checks needs a token, /metrics too (metrics_auth). */
+static inline void fuzz_server_setup_with(const char *auth_text)
 {
     snprintf(fuzz_dir, sizeof fuzz_dir, "/tmp/fr_fuzz_server_XXXXXX");
     if (!mkdtemp(fuzz_dir))
@@ -36,6 +38,13 @@ static void fuzz_server_setup(void)
     snprintf(cfg.data, sizeof cfg.data, "%s", fuzz_dir);
     snprintf(cfg.listen, sizeof cfg.listen, "127.0.0.1:0");
     cfg.map_size_mb = 64;
+    if (auth_text) { /* read by fr_server_new (and SIGHUP, which never comes): kept in fuzz_dir */
+        snprintf(cfg.auth_file, sizeof cfg.auth_file, "%s/tokens", fuzz_dir);
+        FILE *f = fopen(cfg.auth_file, "w");
+        if (!f || fputs(auth_text, f) < 0 || fclose(f) != 0)
+            abort();
+        cfg.metrics_auth = 1;
+    }
     const char *why;
     if (fr_server_new(&cfg, NULL, &fuzz_srv, &why) != FR_OK)
         abort();
@@ -55,6 +64,11 @@ static void fuzz_server_setup(void)
     pthread_cond_init(&fuzz_srv->writer.cond, NULL);
     fuzz_srv->writer.stop = 1;
     atexit(fuzz_server_cleanup);
+}
+
+static inline void fuzz_server_setup(void)
+{
+    fuzz_server_setup_with(NULL);
 }
 
 #endif
