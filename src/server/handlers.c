@@ -79,11 +79,17 @@ void fr_reply_error(fr_worker_t *w, fr_conn_t *c, const fr_frame_t *f, int code,
         fr_conn_send(c, &w->out);
 }
 
+int fr_reply_encode(fr_worker_t *w, const fr_frame_t *f, const pb_msgdesc_t *fields,
+                    const void *msg)
+{
+    fr_buf_reset(&w->out);
+    return fr_frame_encode_msg(&w->out, f->request_id, resp_op(f), fields, msg);
+}
+
 void fr_reply_msg(fr_worker_t *w, fr_conn_t *c, const fr_frame_t *f, const pb_msgdesc_t *fields,
                   const void *msg)
 {
-    fr_buf_reset(&w->out);
-    int rc = fr_frame_encode_msg(&w->out, f->request_id, resp_op(f), fields, msg);
+    int rc = fr_reply_encode(w, f, fields, msg);
     if (rc != FR_OK) {
         fr_reply_error(w, c, f, rc, "cannot encode the reply");
         return;

@@ -421,15 +421,17 @@ int fr_read_rows(fr_worker_t *w, get_plan_t *p, fr_rtxn_t *rt, int64_t as_of,
     return FR_OK;
 }
 
-/* Reads plan p from the open snapshot rt (see fr_read_rows) and replies. Leaves rt open. */
-static void read_and_reply(fr_worker_t *w, fr_conn_t *c, const fr_frame_t *f, get_plan_t *p,
-                           fr_registry_t *reg, fr_rtxn_t *rt, int64_t as_of,
-                           const int64_t *row_as_of, unsigned flags, const snap_extra_t *extra)
+/* Reads plan p from the open snapshot rt (see fr_read_rows) and encodes the reply into w->out,
+ * which then holds copies, nothing that points into the map: rt may end before it is sent.
+ * FR_OK, or an error with *why. Leaves rt open. */
+static int read_and_encode(fr_worker_t *w, const fr_frame_t *f, get_plan_t *p, fr_registry_t *reg,
+                           fr_rtxn_t *rt, int64_t as_of, const int64_t *row_as_of, unsigned flags,
+                           const snap_extra_t *extra, const char **why)
 {
     int rc = fr_read_rows(w, p, rt, as_of, row_as_of, flags);
     if (rc != FR_OK) {
-        fr_reply_error(w, c, f, rc, "read failed");
-        return;
+        *why = "read failed";
+        return rc;
     }
     freshet_GetResponse r = freshet_GetResponse_init_zero;
     r.has_code = r.has_entity_count = r.has_snapshot_txn = true;
@@ -462,7 +464,10 @@ static void read_and_reply(fr_worker_t *w, fr_conn_t *c, const fr_frame_t *f, ge
             r.next_cursor.arg = &cursor;
         }
     }
-    fr_reply_msg(w, c, f, freshet_GetResponse_fields, &r);
+    rc = fr_reply_encode(w, f, freshet_GetResponse_fields, &r);
+    if (rc != FR_OK)
+        *why = "cannot encode the reply";
+    return rc;
 }
 
 get_scratch_t *fr_read_scratch(fr_worker_t *w)
@@ -524,10 +529,13 @@ void fr_handle_get(fr_worker_t *w, fr_conn_t *c, const fr_frame_t *f, const uint
     int64_t as_of = req.has_as_of_us ? req.as_of_us : fr_store_read_now(w->rtxn);
     if (!req.has_as_of_us)
         flags |= FR_ASOF_SERVED;
-    if (rc != FR_OK)
-        fr_reply_error(w, c, f, rc, "cannot open a read snapshot");
+    const char *why = "cannot open a read snapshot";
+    if (rc == FR_OK)
+        rc = read_and_encode(w, f, p, reg, w->rtxn, as_of, NULL, flags, NULL, &why);
+    if (rc == FR_OK)
+        fr_conn_send(c, &w->out);
     else
-        read_and_reply(w, c, f, p, reg, w->rtxn, as_of, NULL, flags, NULL);
+        fr_reply_error(w, c, f, rc, why);
     fr_rtxn_reset(w->rtxn); /* row values pointed into the map until the reply was encoded */
     fr_registry_release(reg);
 }
@@ -677,6 +685,7 @@ void fr_handle_export(fr_worker_t *w, fr_conn_t *c, const fr_frame_t *f, const u
     unsigned flags = req.has_served && req.served ? FR_ASOF_SERVED : 0;
     p->include_expired = req.has_include_expired && req.include_expired;
     snap_extra_t extra = {0};
+    const char *why = g->why;
     if (req.kind == freshet_ExportKind_EXPORT_PIT) {
         rc = fr_read_plan(g, reg, p);
         if (rc == FR_OK && g->nas_of != p->nentities) {
@@ -685,21 +694,26 @@ void fr_handle_export(fr_worker_t *w, fr_conn_t *c, const fr_frame_t *f, const u
             rc = FR_E_BAD_REQUEST;
         }
         if (rc == FR_OK)
-            read_and_reply(w, c, f, p, reg, rt, 0, g->as_of, flags, NULL);
+            rc = read_and_encode(w, f, p, reg, rt, 0, g->as_of, flags, NULL, &why);
     } else if (req.kind == freshet_ExportKind_EXPORT_SNAPSHOT) {
         int64_t as_of = req.has_snapshot_as_of_us ? req.snapshot_as_of_us
                                                   : fr_clock_now(w->server->clock);
         rc = plan_snapshot(g, p, reg, rt, &req, &extra);
         if (rc == FR_OK)
-            read_and_reply(w, c, f, p, reg, rt, as_of, NULL, flags, &extra);
+            rc = read_and_encode(w, f, p, reg, rt, as_of, NULL, flags, &extra, &why);
     } else {
         snprintf(g->why, sizeof g->why, "kind: expected EXPORT_PIT or EXPORT_SNAPSHOT");
         rc = FR_E_BAD_REQUEST;
     }
-    if (rc != FR_OK)
-        fr_reply_error(w, c, f, rc, g->why);
+    /* An export that ends gives its snapshot's reader slot back before its last reply is sent
+     * (the reply may leave at once: fr_loop_conn_send writes directly), so a client holding that
+     * reply can start the next export, on any connection, without a BUSY. */
     if (rc != FR_OK || (req.has_end && req.end))
         fr_conn_export_end(c);
+    if (rc == FR_OK)
+        fr_conn_send(c, &w->out);
+    else
+        fr_reply_error(w, c, f, rc, why);
     fr_registry_release(reg);
 }
 

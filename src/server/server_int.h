@@ -192,8 +192,13 @@ void fr_conn_wait_apply(fr_conn_t *c);
 void fr_handle_frame(fr_worker_t *w, fr_conn_t *c, const fr_frame_t *f, const uint8_t *body);
 void fr_handle_get(fr_worker_t *w, fr_conn_t *c, const fr_frame_t *f, const uint8_t *body);
 void fr_handle_export(fr_worker_t *w, fr_conn_t *c, const fr_frame_t *f, const uint8_t *body);
-/* Replies helpers: an error-only response, or msg encoded with fields, for frame f. */
+/* Replies helpers: an error-only response, or msg encoded with fields, for frame f.
+ * fr_reply_encode only encodes the reply into w->out (FR_OK, or the encoder's error), for a
+ * handler that must finish something between building the reply and sending it
+ * (fr_conn_send(c, &w->out)). */
 void fr_reply_error(fr_worker_t *w, fr_conn_t *c, const fr_frame_t *f, int code, const char *msg);
+int fr_reply_encode(fr_worker_t *w, const fr_frame_t *f, const pb_msgdesc_t *fields,
+                    const void *msg);
 void fr_reply_msg(fr_worker_t *w, fr_conn_t *c, const fr_frame_t *f, const pb_msgdesc_t *fields,
                   const void *msg);
 /* nanopb decode callback: zero-copy bytes into the fr_pb_bytes_t at *arg. */
