@@ -24,7 +24,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define CHECK(c)                                                                                   \
     do {                                                                                           \
         if (!(c)) {                                                                                \
-            fprintf(stderr, "fuzz_http_headers: %s:%d: check failed: %s\n", __FILE__, __LINE__,   \
+            fprintf(stderr, "fuzz_http_headers: %s:%d: check failed: %s\n", __FILE__, __LINE__,    \
                     #c);                                                                           \
             abort();                                                                               \
         }                                                                                          \
@@ -45,7 +45,7 @@ static const struct {
     {EVHTTP_REQ_POST, "/get-online-features", FR_ROLE_READ},
     {EVHTTP_REQ_POST, "/push", FR_ROLE_WRITE},
     {EVHTTP_REQ_POST, "/v1/export", FR_ROLE_READ},
-    {EVHTTP_REQ_GET, "/push", FR_ROLE_NONE}, /* 405 */
+    {EVHTTP_REQ_GET, "/push", FR_ROLE_NONE},  /* 405 */
     {EVHTTP_REQ_POST, "/nope", FR_ROLE_NONE}, /* 404 */
 };
 

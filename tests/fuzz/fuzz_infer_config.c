@@ -1,6 +1,6 @@
 /* Fuzz target: freshet-infer's command line (fr_infer_config_parse). The input is the argv words,
  * one per line (a NUL also ends a word), at most FUZZ_ARGV_MAX; --help goes to /dev/null. Any
- * words either parse into a configuration within the table's bounds or are refused with a reason. */
+ * words either parse into a configuration within the table's bounds or are refused, with a why. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -25,8 +25,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define CHECK(c)                                                                                   \
     do {                                                                                           \
         if (!(c)) {                                                                                \
-            fprintf(stderr, "fuzz_store_meta: %s:%d: check failed: %s\n", __FILE__, __LINE__,     \
-                    #c);                                                                           \
+            fprintf(stderr, "fuzz_store_meta: %s:%d: check failed: %s\n", __FILE__, __LINE__, #c); \
             abort();                                                                               \
         }                                                                                          \
     } while (0)
@@ -42,8 +41,7 @@ static void remove_dir(const char *dir)
             continue;
         char p[512];
         snprintf(p, sizeof p, "%s/%s", dir, de->d_name);
-        if (unlink(p) != 0)
-            remove_dir(p) /* the write-ahead log's folder, if any */, rmdir(p);
+        unlink(p); /* the store keeps only files there (LMDB's, the lock, the log's) */
     }
     if (d)
         closedir(d);
@@ -123,8 +121,12 @@ static void write_one(fr_store_t *s, const fr_registry_t *reg)
     }
     for (uint32_t i = 0; i < n && len < sizeof values; i++)
         values[len++] = 0xc0;
-    fr_write_row_t row = {.view = view, .entity = (const uint8_t *)"e", .entity_len = 1,
-                          .event_ts_us = 1, .values = values, .values_len = (uint32_t)len};
+    fr_write_row_t row = {.view = view,
+                          .entity = (const uint8_t *)"e",
+                          .entity_len = 1,
+                          .event_ts_us = 1,
+                          .values = values,
+                          .values_len = (uint32_t)len};
     const char *why = NULL;
     if (fr_store_check_row(&row, 2, 0, &why) != FR_OK)
         return;

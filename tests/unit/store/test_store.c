@@ -22,7 +22,9 @@ static void set_meta(const char *dir, const char *key, const void *value, size_t
 /* fr_store_open of e's directory, expected to fail with rc and a reason holding want. */
 static void open_refused(st_env_t *e, int rc, const char *want)
 {
-    fr_store_opts_t o = {.path = e->dir, .map_size = 64u << 20, .clock = &e->clock,
+    fr_store_opts_t o = {.path = e->dir,
+                         .map_size = 64u << 20,
+                         .clock = &e->clock,
                          .durability = FR_DURABILITY_ASYNC};
     const char *why = NULL;
     fr_store_t *s = NULL;
