@@ -37,6 +37,12 @@ int fr_cli_fail(int code, const char *fmt, ...) __attribute__((format(printf, 2,
 /* Parses a timestamp for --as-of: RFC 3339, integer microseconds, "now", or "-90s"/"-1h" relative
  * to now. Returns 0 or -1. */
 int fr_cli_parse_time(const char *s, int64_t now_us, int64_t *out_us);
+/* Parses a flag's number: decimal digits only (no sign, blanks, suffix or overflow), within
+ * [min, max]. Returns 0 or -1. */
+int fr_cli_parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out);
+/* fr_cli_parse_uint of flag's value v, or prints a usage error naming the flag and the range.
+ * Returns 0 or 2 (the exit code). */
+int fr_cli_flag_uint(const char *flag, const char *v, uint64_t min, uint64_t max, uint64_t *out);
 /* Returns argv[i+1] for flag argv[i] or prints a usage error. */
 const char *fr_cli_flag_value(fr_cli_ctx_t *ctx, int *i);
 /* Connects or prints the error. */

@@ -35,6 +35,30 @@ int fr_cli_parse_time(const char *s, int64_t now_us, int64_t *out_us)
     return fr_time_parse(s, strlen(s), out_us) == FR_OK ? 0 : -1;
 }
 
+int fr_cli_parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out)
+{
+    uint64_t v = 0;
+    if (!*s)
+        return -1;
+    for (const char *p = s; *p; p++) {
+        if (*p < '0' || *p > '9' || v > (UINT64_MAX - (uint64_t)(*p - '0')) / 10)
+            return -1;
+        v = v * 10 + (uint64_t)(*p - '0');
+    }
+    if (v < min || v > max)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+int fr_cli_flag_uint(const char *flag, const char *v, uint64_t min, uint64_t max, uint64_t *out)
+{
+    if (fr_cli_parse_uint(v, min, max, out) == 0)
+        return 0;
+    return fr_cli_fail(2, "%s: \"%s\" is not a whole number in [%llu, %llu]", flag, v,
+                       (unsigned long long)min, (unsigned long long)max);
+}
+
 const char *fr_cli_flag_value(fr_cli_ctx_t *ctx, int *i)
 {
     if (*i + 1 >= ctx->argc) {

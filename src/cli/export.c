@@ -1096,6 +1096,7 @@ int fr_cli_export(fr_cli_ctx_t *ctx)
         }
         if (!(v = fr_cli_flag_value(ctx, &i)))
             return 2;
+        uint64_t n;
         if (!strcmp(a, "--labels"))
             o.labels = v;
         else if (!strcmp(a, "--features"))
@@ -1106,12 +1107,14 @@ int fr_cli_export(fr_cli_ctx_t *ctx)
             o.out_path = v;
         else if (!strcmp(a, "--as-of"))
             o.as_of = v;
-        else if (!strcmp(a, "--chunk"))
-            o.chunk = (size_t)strtoul(v, NULL, 10);
-        else if (!strcmp(a, "--connections")) {
-            o.connections = (size_t)strtoul(v, NULL, 10);
-            if (o.connections < 1 || o.connections > MAX_CONNECTIONS)
-                return fr_cli_fail(2, "--connections must be 1..%d", MAX_CONNECTIONS);
+        else if (!strcmp(a, "--chunk")) { /* 0: 1 */
+            if (fr_cli_flag_uint(a, v, 0, 10000000, &n))
+                return 2;
+            o.chunk = (size_t)n;
+        } else if (!strcmp(a, "--connections")) {
+            if (fr_cli_flag_uint(a, v, 1, MAX_CONNECTIONS, &n))
+                return 2;
+            o.connections = (size_t)n;
         }
         else if (!strcmp(a, "--mode")) {
             if (strcmp(v, "event") && strcmp(v, "served"))

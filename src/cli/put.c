@@ -438,27 +438,38 @@ int fr_cli_put(fr_cli_ctx_t *ctx)
         }
         if (!(v = fr_cli_flag_value(ctx, &i)))
             return 2;
+        uint64_t n;
         if (!strcmp(a, "--view"))
             o.view = v;
         else if (!strcmp(a, "--source"))
             o.source = v;
-        else if (!strcmp(a, "--partition"))
-            o.partition = (uint32_t)strtoul(v, NULL, 10);
+        else if (!strcmp(a, "--partition")) {
+            if (fr_cli_flag_uint(a, v, 0, UINT32_MAX, &n))
+                return 2;
+            o.partition = (uint32_t)n;
+        }
         else if (!strcmp(a, "--file"))
             o.file = v;
         else if (!strcmp(a, "--format"))
             o.format = v;
-        else if (!strcmp(a, "--batch"))
-            o.batch = (size_t)strtoul(v, NULL, 10);
+        else if (!strcmp(a, "--batch")) { /* 0: the default */
+            if (fr_cli_flag_uint(a, v, 0, 10000000, &n))
+                return 2;
+            o.batch = (size_t)n;
+        }
         else if (!strcmp(a, "--nats"))
             o.nats = v;
         else if (!strcmp(a, "--stream"))
             o.stream = v;
-        else if (!strcmp(a, "--partition-count"))
-            o.partition_count = (uint32_t)strtoul(v, NULL, 10);
-        else if (!strcmp(a, "--replicas"))
-            o.replicas = atoi(v);
-        else
+        else if (!strcmp(a, "--partition-count")) { /* 0: the publisher's default */
+            if (fr_cli_flag_uint(a, v, 0, 65536, &n))
+                return 2;
+            o.partition_count = (uint32_t)n;
+        } else if (!strcmp(a, "--replicas")) { /* 0: do not create the stream */
+            if (fr_cli_flag_uint(a, v, 0, 5, &n))
+                return 2;
+            o.replicas = (int)n;
+        } else
             return fr_cli_fail(2, "put: unknown flag %s", a);
     }
     if (!o.view)

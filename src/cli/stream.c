@@ -23,9 +23,12 @@ int fr_cli_stream(fr_cli_ctx_t *ctx)
             url = v;
         else if (!strcmp(a, "--stream"))
             stream = v;
-        else if (!strcmp(a, "--replicas"))
-            replicas = atoi(v);
-        else
+        else if (!strcmp(a, "--replicas")) {
+            uint64_t n;
+            if (fr_cli_flag_uint(a, v, 0, 5, &n))
+                return 2;
+            replicas = (int)n;
+        } else
             return fr_cli_fail(2, "stream: unknown flag %s", a);
     }
     if (!what || (strcmp(what, "info") && strcmp(what, "create")) || !url)

@@ -815,3 +815,37 @@ Test(cli, csv_and_table_output_keep_stored_infinities, .timeout = 60)
     json_decref(g);
     finish(s);
 }
+
+/* Regression: numeric flags were read with strtoul/atoi, so "--partition 1x" wrote to partition
+ * 1, "--partition x" to 0 and "--chunk -1" asked for 2^64-1 rows a chunk; each is now a usage
+ * error naming the flag, before anything connects (the server address is one nothing listens on). */
+Test(cli, regression_numeric_flags_refuse_what_is_not_a_number_in_range, .timeout = 60)
+{
+    static const char *const cases[][10] = {
+        {"put", "--view", "v", "--partition", "1x", NULL},
+        {"put", "--view", "v", "--partition", "x", NULL},
+        {"put", "--view", "v", "--batch", "-5", NULL},
+        {"put", "--view", "v", "--nats", "nats://127.0.0.1:1", "--partition-count", "65537", NULL},
+        {"put", "--view", "v", "--nats", "nats://127.0.0.1:1", "--replicas", "three", NULL},
+        {"export", "snapshot", "--view", "v", "--chunk", "-1", NULL},
+        {"export", "snapshot", "--view", "v", "--connections", "2x", NULL},
+        {"export", "snapshot", "--view", "v", "--connections", "17", NULL},
+        {"stream", "create", "--nats", "nats://127.0.0.1:1", "--replicas", " 3", NULL},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const char *flag = NULL, *value = NULL;
+        for (int k = 0; cases[i][k]; k++)
+            if (cases[i][k + 1] && !cases[i][k + 2]) {
+                flag = cases[i][k];
+                value = cases[i][k + 1];
+            }
+        fr_e2e_cli_t r;
+        cr_assert_eq(fr_e2e_cli_run("127.0.0.1:1", NULL, cases[i], &r), 0);
+        cr_assert_eq(r.exit_code, 2, "%s %s %s: exit %d\nstderr: %s", cases[i][0], flag, value,
+                     r.exit_code, r.err);
+        char want[96];
+        snprintf(want, sizeof want, "%s: \"%s\" is not a whole number", flag, value);
+        expect_contains(r.err, want, flag);
+        fr_e2e_cli_fini(&r);
+    }
+}

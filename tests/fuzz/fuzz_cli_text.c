@@ -1,7 +1,8 @@
 /* Fuzz target: the CLI's text readers of user files and flags outside the put decoder: CSV
  * records (fr_cli_csv_record, records spanning lines inside quotes), CSV splitting
- * (fr_cli_csv_split) and --as-of times (fr_cli_parse_time). Every field stays inside its record,
- * and a time either parses or is refused; never a crash or an overread. */
+ * (fr_cli_csv_split), --as-of times (fr_cli_parse_time) and numeric flags (fr_cli_parse_uint).
+ * Every field stays inside its record, a time either parses or is refused, and a number is
+ * digits only; never a crash or an overread. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -51,6 +52,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     int64_t t = 0;
     int rc = fr_cli_parse_time(text, 1795860000000000LL, &t);
     CHECK(rc == 0 || rc == -1);
+    /* a numeric flag's value: digits only, in range, the number they spell */
+    uint64_t u = 0;
+    if (fr_cli_parse_uint(text, 1, 65536, &u) == 0) {
+        CHECK(text[0] && strspn(text, "0123456789") == strlen(text));
+        CHECK(u >= 1 && u <= 65536 && strtoull(text, NULL, 10) == u);
+    }
+    if (fr_cli_parse_uint(text, 0, UINT64_MAX, &u) == 0)
+        CHECK(strspn(text, "0123456789") == strlen(text) && strtoull(text, NULL, 10) == u);
     free(text);
     return 0;
 }

@@ -139,4 +139,4 @@ class ExportParallel(ServerTest):
         for bad in ("0", "17", "x"):
             p = self.cli("export", "pit", "--labels", lab, "--features", "v:x", "--connections", bad)
             self.assertEqual(p.returncode, 2, p.stderr)
-            self.assertIn("--connections must be 1..16", p.stderr)
+            self.assertIn(f'--connections: "{bad}" is not a whole number in [1, 16]', p.stderr)
