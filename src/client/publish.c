@@ -122,13 +122,12 @@ static void keep_for_retry(fr_publisher_t *p, natsMsg *msg)
 
 static int set_opts(fr_publisher_t *p, const fr_publisher_opts_t *o)
 {
-    char why[256];
-    fr_nats_list_t l;
-    if (!fr_nats_list_parse(o->url, &l, why, sizeof why))
-        return failf(p, FR_E_BAD_ARG, "url: %s", why);
+    char why[256] = "";
     natsStatus st = natsOptions_Create(&p->opts);
     if (st == NATS_OK)
-        st = natsOptions_SetServers(p->opts, l.url, l.count);
+        st = fr_nats_set_servers(p->opts, o->url, why, sizeof why);
+    if (why[0]) /* the list itself was refused */
+        return failf(p, FR_E_BAD_ARG, "url: %s", why);
     if (st == NATS_OK)
         st = natsOptions_SetName(p->opts, "libfreshet-publisher");
     if (st == NATS_OK)

@@ -239,8 +239,6 @@ int fr_config_load_file(fr_config_t *c, const char *path, char *why, size_t why_
     return rc;
 }
 
-/* One element of an ingest list: nats://HOST:PORT, HOST a name, an IPv4 address or [IPv6], PORT
- * a number in [1, 65535]. */
 /* `ingest`: empty, or the list net/nats_list.h parses, the one the consumer hands to libnats. */
 static int check_ingest(const char *list, char *why, size_t why_len)
 {

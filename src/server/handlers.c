@@ -338,7 +338,7 @@ static void h_apply(fr_worker_t *w, fr_conn_t *c, const fr_frame_t *f, const uin
     memmove(job->body, json.ptr, json.len);
     job->body_len = json.len;
     job->dry_run = req.has_dry_run && req.dry_run;
-    bool changes = !job->dry_run;
+    bool changes = !job->dry_run; /* read first: a refused submit frees the job */
     submit(w, c, f, job);
     if (changes && w->submitted)
         fr_conn_wait_apply(c);
