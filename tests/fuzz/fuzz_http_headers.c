@@ -17,18 +17,10 @@
 
 #include "common/token.h"
 #include "freshet/err.h"
+#include "fuzz_check.h"
 #include "fuzz_server.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(c)                                                                                   \
-    do {                                                                                           \
-        if (!(c)) {                                                                                \
-            fprintf(stderr, "fuzz_http_headers: %s:%d: check failed: %s\n", __FILE__, __LINE__,    \
-                    #c);                                                                           \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
 
 #define MAX_HEADERS 32
 

@@ -8,15 +8,10 @@
 
 #include "freshet/err.h"
 #include "fuzz_argv.h"
+#include "fuzz_check.h"
 #include "infer/infer.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(c)                                                                                   \
-    do {                                                                                           \
-        if (!(c))                                                                                  \
-            abort();                                                                               \
-    } while (0)
 
 /* A string field ends inside its buffer. */
 #define TERMINATED(f) (memchr((f), 0, sizeof(f)) != NULL)

@@ -8,18 +8,10 @@
 #include <string.h>
 
 #include "freshet/err.h"
+#include "fuzz_check.h"
 #include "registry/registry.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "fuzz_registry: %s:%d: check failed: %s\n", __FILE__, __LINE__,        \
-                    #cond);                                                                        \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
 
 static int text_eq(const char *a, const char *b) { return a == b || (a && b && strcmp(a, b) == 0); }
 

@@ -9,18 +9,11 @@
 #include <string.h>
 
 #include "freshet/err.h"
+#include "fuzz_check.h"
 #include "proto/mp.h"
 #include "store/store.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "fuzz_row: %s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);     \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
 
 static fr_feature_def_t features[] = {
     {"i", FR_TYPE_INT64, 0},      {"d", FR_TYPE_DOUBLE, 0},  {"f", FR_TYPE_FLOAT, 0},

@@ -12,16 +12,11 @@
 
 #include "freshet/err.h"
 #include "fuzz_argv.h"
+#include "fuzz_check.h"
 #include "fuzz_file.h"
 #include "server/config.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(c)                                                                                   \
-    do {                                                                                           \
-        if (!(c))                                                                                  \
-            abort();                                                                               \
-    } while (0)
 
 /* Words naming the config file become its path. Other absolute paths and ones with ".." are
  * defused ('/' → '_'), so --config never opens a device or FIFO that would block the run. */

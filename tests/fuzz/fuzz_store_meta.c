@@ -17,18 +17,11 @@
 #include <unistd.h>
 
 #include "freshet/err.h"
+#include "fuzz_check.h"
 #include "registry/registry.h"
 #include "store/store.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(c)                                                                                   \
-    do {                                                                                           \
-        if (!(c)) {                                                                                \
-            fprintf(stderr, "fuzz_store_meta: %s:%d: check failed: %s\n", __FILE__, __LINE__, #c); \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
 
 #define MAP_SIZE (4u << 20)
 

@@ -8,17 +8,9 @@
 
 #include "common/timefmt.h"
 #include "freshet/err.h"
+#include "fuzz_check.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "fuzz_timefmt: %s:%d: check failed: %s\n", __FILE__, __LINE__,         \
-                    #cond);                                                                        \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
 
 #define MIN_RFC3339_US (-62167219200LL * 1000000) /* 0000-01-01T00:00:00Z */
 #define MAX_RFC3339_US (253402300800LL * 1000000 - 1) /* 9999-12-31T23:59:59.999999Z */
