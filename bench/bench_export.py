@@ -240,6 +240,10 @@ def main():
         c = freshet.Client.from_addr(addr, timeout=600)
         now = c.status()["server_time_us"]
         a.t0 = (now - int(a.span_days * DAY) - DAY) // SEC * SEC
+        if a.workdir:  # what a later run against the kept store needs to make matching labels
+            with open(os.path.join(work, "bench_export.json"), "w") as f:
+                json.dump({"t0": a.t0, "address": addr, **{k: getattr(a, k) for k in
+                           ("entities", "versions", "features", "seed", "span", "ttl")}}, f)
         feats = [{"name": f"f{k}", "type": "double"} for k in range(a.features)]
         c.apply({"entities": [{"name": "user", "join_key": "user_id"}],
                  "views": [{"name": f"v{v}", "entity": "user", "ttl": int(a.ttl_days * 86400),
@@ -303,7 +307,8 @@ def main():
                     emit({"phase": "pandas", "labels": n, "error": p.stderr[-2000:]})
                 else:
                     print(p.stdout.strip().splitlines()[-1], flush=True)
-            os.unlink(lab)
+            if not a.workdir:  # with --workdir the labels stay beside the data for later runs
+                os.unlink(lab)
         if a.python:
             # the Python client's export_pit into a DataFrame, same store, same kind of labels
             n = a.python

@@ -29,6 +29,9 @@ const fr_cfg_item_t fr_cfg_items[] = {
      "idle time (0: off)"},
     {"map_size_mb", FR_CFG_INT, I(map_size_mb), "4096", 1, 1 << 24, NULL,
      "LMDB map size in MiB (the most disk the store may use)"},
+    {"map_hugepages", FR_CFG_ENUM, S(map_hugepages), "on", 0, 0, "on|off",
+     "map the store in 2 MB pages where the kernel can (fewer TLB misses per lookup; a page read "
+     "from disk brings in its 2 MB: off for stores much larger than RAM)"},
     {"max_readers", FR_CFG_INT, I(max_readers), "126", 8, 4096, NULL,
      "LMDB reader slots: at least threads + 1 with http + 1 with ingest + 2 with the wal + 1 "
      "(+1 with http) kept for a backup + 1; what is left is how many exports may run at once"},

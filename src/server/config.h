@@ -17,6 +17,7 @@ typedef struct {
     int64_t threads;
     int64_t busy_poll_us;
     int64_t map_size_mb;
+    char map_hugepages[8];
     int64_t max_readers;
     int64_t max_frame;
     int64_t max_connections;

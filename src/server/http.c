@@ -1065,6 +1065,7 @@ static void h_metrics(fr_worker_t *w, struct evhttp_request *req)
               info.readers_high_water);
         GAUGE("freshet_lmdb_readers_max", "LMDB reader slots.", info.max_readers);
         GAUGE("freshet_write_seq", "Last write sequence number.", info.write_seq);
+        GAUGE("freshet_lmdb_map_hugepages", "1 when the map is advised to use 2 MB pages (map_hugepages on, and the kernel took the advice).", info.map_hugepages > 0);
         GAUGE("freshet_wal_enabled", "1 when commits go through the write-ahead log.", info.wal);
         GAUGE("freshet_wal_bytes", "Write-ahead log bytes since the last checkpoint began.", info.wal_bytes);
         COUNTER("freshet_wal_records_total", "Transactions appended to the write-ahead log.", info.wal_records);

@@ -172,6 +172,7 @@ int fr_server_new(const fr_config_t *cfg, const fr_clock_t *clock, fr_server_t *
         .max_readers = (unsigned)cfg->max_readers,
         .clock = s->clock,
         .wal = strcmp(cfg->wal, "on") == 0,
+        .map_hugepages = strcmp(cfg->map_hugepages, "on") == 0,
         .wal_checkpoint_bytes = cfg->wal_checkpoint_mb ? (uint64_t)cfg->wal_checkpoint_mb << 20 : 1,
     };
     int rc = load_security(s, why);
@@ -185,6 +186,10 @@ int fr_server_new(const fr_config_t *cfg, const fr_clock_t *clock, fr_server_t *
     if (rc != FR_OK)
         goto fail;
     fr_store_info_t si;
+    if (fr_store_info(s->store, &si) == FR_OK && si.map_hugepages < 0)
+        fr_log(FR_LOG_WARN, "event=map_hugepages_refused data=%s reason=\"the kernel refused "
+               "MADV_HUGEPAGE for the map (no transparent huge pages?): lookups use 4 KB pages\"",
+               cfg->data);
     if (fr_store_info(s->store, &si) == FR_OK && (si.wal_restored || si.wal_replayed))
         fr_log(FR_LOG_WARN, "event=wal_recovered replayed=%llu checkpoint_txn=%llu data=%s",
                (unsigned long long)si.wal_replayed, (unsigned long long)si.wal_checkpoint_txn,
@@ -338,9 +343,12 @@ int fr_server_start(fr_server_t *s, const char **why)
         return rc;
     }
     s->running = true;
-    fr_log(FR_LOG_INFO, "event=started listen=%s data=%s threads=%u durability=%s auth=%s tokens=%zu tls=%s",
+    fr_store_info_t si;
+    int huge = fr_store_info(s->store, &si) == FR_OK ? si.map_hugepages : 0;
+    fr_log(FR_LOG_INFO, "event=started listen=%s data=%s threads=%u durability=%s auth=%s tokens=%zu tls=%s hugepages=%s",
            s->listen_addr, s->cfg.data, s->worker_count, s->cfg.durability, s->auth ? "on" : "off",
-           fr_auth_count(s->auth), s->tls ? "on" : "off");
+           fr_auth_count(s->auth), s->tls ? "on" : "off",
+           huge > 0 ? "on" : huge < 0 ? "refused" : "off");
     return FR_OK;
 }
 

@@ -48,6 +48,35 @@ static inline uint16_t u16_at(const uint8_t *p)
     return v;
 }
 
+/* The map's address, from where LMDB returns a key in a read transaction: the page holding it
+ * starts at the page-aligned address below, and its header names its page number. 0: unknown.
+ * LMDB maps the whole file once for the life of the environment (freshetd never resizes it), so
+ * this holds until the store closes. */
+static uintptr_t map_base_learn(const fr_store_t *s, unsigned psize)
+{
+    MDB_envinfo ei;
+    MDB_txn *txn;
+    MDB_cursor *c;
+    uintptr_t base = 0;
+    if (mdb_env_info(s->env, &ei) != MDB_SUCCESS ||
+        mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn) != MDB_SUCCESS)
+        return 0;
+    if (mdb_cursor_open(txn, s->main_dbi, &c) == MDB_SUCCESS) {
+        MDB_val k, v;
+        if (mdb_cursor_get(c, &k, &v, MDB_FIRST) == MDB_SUCCESS) {
+            const uint8_t *p = (const uint8_t *)((uintptr_t)k.mv_data & ~(uintptr_t)(psize - 1));
+            uint64_t pgno;
+            memcpy(&pgno, p, 8);
+            if ((u16_at(p + 10) & PAGE_KINDS) == PAGE_LEAF && pgno <= ei.me_last_pgno &&
+                (uintptr_t)p >= pgno * psize)
+                base = (uintptr_t)p - (uintptr_t)(pgno * psize);
+        }
+        mdb_cursor_close(c);
+    }
+    mdb_txn_abort(txn);
+    return base;
+}
+
 void fr_pagewalk_init(fr_store_t *s)
 {
     int major, minor;
@@ -58,11 +87,11 @@ void fr_pagewalk_init(fr_store_t *s)
     /* mdb.c lays a node's lo/hi size halves out by byte order, and 32-bit builds (MDB_VL32) do
      * not map the file in one piece: both outside what this walker reads */
     bool layout = __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__ && UINTPTR_MAX > 0xffffffffu;
-    s->walk_on = layout && major == 0 && minor == 9 && !(off && *off && strcmp(off, "0") != 0) &&
-                 mdb_env_stat(s->env, &st) == MDB_SUCCESS && os_page > 0 &&
-                 st.ms_psize == (unsigned)os_page;
-    s->walk_psize = s->walk_on ? st.ms_psize : 0;
-    atomic_store(&s->walk_base, (uintptr_t)0);
+    bool known = layout && major == 0 && minor == 9 && mdb_env_stat(s->env, &st) == MDB_SUCCESS &&
+                 os_page > 0 && st.ms_psize == (unsigned)os_page;
+    s->walk_psize = known ? st.ms_psize : 0;
+    s->map_base = known ? map_base_learn(s, st.ms_psize) : 0;
+    s->walk_on = s->map_base && !(off && *off && strcmp(off, "0") != 0);
 }
 
 /* The page number at p, if p is a page of this snapshot. */
@@ -150,25 +179,7 @@ static bool walk_ready(fr_rtxn_t *r, uintptr_t *base)
     }
     if (r->walk_root == UINT64_MAX) /* empty table, or a record this walker does not know */
         return false;
-    *base = atomic_load_explicit(&s->walk_base, memory_order_relaxed);
-    if (*base)
-        return true;
-    /* The map's address, learned once from where LMDB returns a key: the page holding it starts
-     * at the page-aligned address below, and its header names its page number. LMDB maps the
-     * whole file once for the life of the environment (freshetd never resizes it). */
-    MDB_val k, v;
-    if (mdb_cursor_get(r->rows_cur, &k, &v, MDB_FIRST) != MDB_SUCCESS)
-        return false;
-    const uint8_t *p = (const uint8_t *)((uintptr_t)k.mv_data & ~(uintptr_t)(s->walk_psize - 1));
-    uint64_t pgno;
-    memcpy(&pgno, p, 8);
-    if (pgno > r->walk_last_pgno || (uintptr_t)p < pgno * s->walk_psize)
-        return false;
-    uintptr_t b = (uintptr_t)p - (uintptr_t)(pgno * s->walk_psize);
-    if (!page_at(r, b, pgno) || !page_at(r, b, r->walk_root))
-        return false;
-    atomic_store_explicit(&s->walk_base, b, memory_order_relaxed);
-    *base = b;
+    *base = s->map_base;
     return true;
 }
 

@@ -22,7 +22,8 @@ struct fr_store {
     MDB_dbi main_dbi; /* LMDB's unnamed database: the named ones' records (pagewalk.c) */
     bool walk_on;     /* fr_pagewalk_seek may read pages (LMDB 0.9, OS-sized pages) */
     unsigned walk_psize;
-    _Atomic uintptr_t walk_base; /* the map's address, once learned; 0 before */
+    uintptr_t map_base; /* the map's address, learned at open (pagewalk.c); 0: unknown */
+    int map_huge;       /* fr_store_info_t.map_hugepages */
     fr_store_opts_t opts; /* the caller's, except opts.path, which points at path */
     char *path;           /* the directory, owned */
     const fr_clock_t *clock;
@@ -82,7 +83,7 @@ size_t fr_store_pack_payload(uint8_t **buf, size_t *cap, size_t off, const uint8
  * or walked[i] = 0 when the walker could not tell (then ask the cursor). */
 void fr_pagewalk_seek(fr_rtxn_t *r, size_t n, const uint8_t *const *keys, const size_t *klens,
                       MDB_val *kout, MDB_val *vout, int8_t *walked);
-/* Decides once per environment whether pages may be walked (store open). */
+/* Learns the map's address and decides whether pages may be walked: once, at store open. */
 void fr_pagewalk_init(fr_store_t *s);
 
 /* Records a put (val non-NULL) or a delete of key in db for the write-ahead log, when it is on. */

@@ -155,7 +155,10 @@ static fr_e2e_server_t *start_http(const char *const *more)
 
 Test(http, health_readiness_and_routing, .timeout = 60)
 {
-    fr_e2e_server_t *s = start_http(NULL);
+    const char *small_pages[] = {"--map-hugepages", "off", NULL};
+    fr_e2e_server_t *s = start_http(small_pages);
+    E2E_ASSERT(scrape(s, "freshet_lmdb_map_hugepages") == 0, "--map-hugepages off");
+    E2E_ASSERT(fr_e2e_lines_with(s->log_path, "hugepages=off") == 1, "start line");
     http_resp_t r;
     E2E_ASSERT(http(s->http_addr, "GET", "/healthz", NULL, 0, &r) == 0 && r.status == 200, "healthz");
     free(r.body);
@@ -264,6 +267,11 @@ Test(http, metrics_parse_and_count_known_requests, .timeout = 60)
     E2E_ASSERT(scrape(s, "freshet_ingest_visible_seconds_count") == 1, "ingest histogram count");
     E2E_ASSERT(scrape(s, "freshet_durability_sync") == 1, "durability gauge");
     E2E_ASSERT(scrape(s, "freshet_wal_closed") == 0, "the log is open");
+    /* map_hugepages is on by default; a kernel without transparent huge pages refuses it */
+    bool thp = access("/sys/kernel/mm/transparent_hugepage/enabled", F_OK) == 0;
+    E2E_ASSERT(scrape(s, "freshet_lmdb_map_hugepages") == thp, "huge pages gauge");
+    E2E_ASSERT(fr_e2e_lines_with(s->log_path, thp ? "hugepages=on" : "hugepages=refused") == 1,
+               "the start line says whether the map is in huge pages");
     /* c0 and c1 are found in the (only) leaf by the page walker; zz sorts past its end, which
      * the walker leaves to LMDB's cursor */
     E2E_ASSERT(scrape(s, "freshet_lookups_total{path=\"page_walk\"}") == 4, "walked lookups");

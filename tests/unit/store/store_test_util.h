@@ -31,6 +31,7 @@ typedef struct {
     uint64_t wal_ckpt_bytes; /* its checkpoint size (0: the default) */
     uint64_t wal_record_max; /* its record limit (0: the default) */
     bool sync;               /* sync durability (an fsync per commit); async otherwise */
+    bool hugepages;          /* opts.map_hugepages */
 } st_env_t;
 
 static inline void st_open_again(st_env_t *e)
@@ -43,6 +44,7 @@ static inline void st_open_again(st_env_t *e)
     o.wal = e->wal;
     o.wal_checkpoint_bytes = e->wal_ckpt_bytes;
     o.wal_record_max = e->wal_record_max;
+    o.map_hugepages = e->hugepages;
     const char *why = NULL;
     int rc = fr_store_open(&o, &e->store, &why);
     cr_assert_eq(rc, FR_OK, "fr_store_open(%s): %s (%s)", e->dir, fr_err_name(rc), why ? why : "");

@@ -306,3 +306,53 @@ Test(pagewalk, answers_equal_the_cursor_in_every_snapshot_while_commits_split_pa
     fr_registry_release(reg);
     st_close(&e);
 }
+
+/* The VmFlags line of this process's mapping of dir/data.mdb (smaps), into flags. */
+static bool map_vmflags(const char *dir, char *flags, size_t cap)
+{
+    char want[128], line[512];
+    snprintf(want, sizeof want, "%s/data.mdb", dir);
+    FILE *f = fopen("/proc/self/smaps", "r");
+    cr_assert_not_null(f, "/proc/self/smaps");
+    bool in = false, found = false;
+    while (!found && fgets(line, sizeof line, f)) {
+        size_t n = strlen(line);
+        if (n && line[n - 1] == '\n')
+            line[--n] = 0;
+        if (strncmp(line, "VmFlags:", 8) == 0) {
+            if (in) {
+                snprintf(flags, cap, "%s ", line + 8); /* each flag then ends with a blank */
+                found = true;
+            }
+        } else if (strchr(line, '-') && strchr(line, '-') < strchr(line, ' ')) {
+            in = n >= strlen(want) && strcmp(line + n - strlen(want), want) == 0;
+        }
+    }
+    fclose(f);
+    return found;
+}
+
+Test(pagewalk, the_map_is_advised_to_use_huge_pages_only_when_asked)
+{
+    bool thp = access("/sys/kernel/mm/transparent_hugepage/enabled", F_OK) == 0;
+    for (int asked = 0; asked <= 1; asked++) {
+        st_env_t e;
+        memset(&e, 0, sizeof e);
+        snprintf(e.dir, sizeof e.dir, "/tmp/fr_store_test_XXXXXX");
+        cr_assert_not_null(mkdtemp(e.dir));
+        fr_clock_fixed_init(&e.clock, ST_NOW_US);
+        e.map_size = 64u << 20;
+        e.hugepages = asked;
+        st_open_again(&e);
+        fr_store_info_t info;
+        cr_assert_eq(fr_store_info(e.store, &info), FR_OK);
+        cr_assert_eq(info.map_hugepages, asked ? (thp ? 1 : -1) : 0, "asked %d: %d", asked,
+                     info.map_hugepages);
+        char flags[256];
+        cr_assert(map_vmflags(e.dir, flags, sizeof flags), "no mapping of %s/data.mdb", e.dir);
+        /* "hg": MADV_HUGEPAGE on the whole map, so the address learned at open was the map's */
+        cr_assert_eq(strstr(flags, " hg ") != NULL, asked && thp, "asked %d, VmFlags:%s", asked,
+                     flags);
+        st_close(&e);
+    }
+}
