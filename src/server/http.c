@@ -1054,6 +1054,8 @@ static void h_metrics(fr_worker_t *w, struct evhttp_request *req)
     COUNTER("freshet_auth_reloads_total", "Auth file reloads (SIGHUP) that replaced the tokens.", atomic_load(&st->auth_reloads));
     COUNTER("freshet_auth_reload_failures_total", "Auth file reloads refused (the previous tokens stayed in force).", atomic_load(&st->auth_reload_failures));
     COUNTER("freshet_http_requests_total", "HTTP requests.", atomic_load(&st->http_requests));
+    COUNTER("freshet_http_errors_total", "HTTP requests answered with a JSON error.",
+            atomic_load(&st->http_errors));
     COUNTER("freshet_sweeper_deleted_total", "Versions deleted by the retention sweeper.", atomic_load(&st->sweep_deleted));
     COUNTER("freshet_sweeper_passes_total", "Complete sweeps of the store.", atomic_load(&st->sweep_passes));
     fr_store_info_t info;

@@ -168,6 +168,9 @@ Test(http, health_readiness_and_routing, .timeout = 60)
     free(r.body);
     E2E_ASSERT(http(s->http_addr, "GET", "/push", NULL, 0, &r) == 0 && r.status == 405, "405: %d", r.status);
     free(r.body);
+    /* the scrape is the fifth request; the 404 and the 405 are the errors */
+    E2E_ASSERT(scrape(s, "freshet_http_requests_total") == 5, "http requests");
+    E2E_ASSERT(scrape(s, "freshet_http_errors_total") == 2, "http errors");
     E2E_ASSERT(fr_e2e_server_stop(s) == 0, "stop");
     fr_e2e_server_free(s);
 }
