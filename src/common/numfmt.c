@@ -307,3 +307,22 @@ void fr_fmt_float(char *buf, size_t n, float x)
             break;
     }
 }
+
+bool fr_parse_int64(const char *s, bool allow_negative, int64_t *out)
+{
+    bool neg = allow_negative && *s == '-';
+    const char *p = s + neg;
+    uint64_t v = 0, limit = neg ? (uint64_t)INT64_MAX + 1 : (uint64_t)INT64_MAX;
+    if (!*p)
+        return false;
+    for (; *p; p++) {
+        if (*p < '0' || *p > '9')
+            return false;
+        unsigned d = (unsigned)(*p - '0');
+        if (v > (limit - d) / 10)
+            return false;
+        v = v * 10 + d;
+    }
+    *out = !neg ? (int64_t)v : v == limit ? INT64_MIN : -(int64_t)v;
+    return true;
+}

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/numfmt.h"
 #include "freshet/err.h"
 #include "infer.h"
 
@@ -53,10 +54,12 @@ static int set_item(fr_infer_config_t *c, const item_t *it, const char *value, c
         strcpy(base, value);
         return FR_OK;
     }
-    char *end = NULL;
-    long long v = strtoll(value, &end, 10);
-    if (!*value || *end) {
-        snprintf(why, n, "%s: \"%s\" is not an integer", it->name, value);
+    int64_t v;
+    /* strict: strtoll would skip blanks and take a '+' */
+    if (!fr_parse_int64(value, it->min < 0, &v)) {
+        snprintf(why, n, "%s: \"%s\" is not an integer in [%lld, %lld] (%s)", it->name, value,
+                 (long long)it->min, (long long)it->max,
+                 it->min < 0 ? "digits, after a '-' if negative" : "digits only");
         return FR_E_BAD_ARG;
     }
     if (v < it->min || v > it->max) {
@@ -64,8 +67,7 @@ static int set_item(fr_infer_config_t *c, const item_t *it, const char *value, c
                  (long long)it->max);
         return FR_E_BAD_ARG;
     }
-    int64_t v64 = v;
-    memcpy(base, &v64, sizeof v64);
+    memcpy(base, &v, sizeof v);
     return FR_OK;
 }
 

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/numfmt.h"
 #include "common/partset.h"
 #include "common/timefmt.h"
 #include "config.h"
@@ -144,7 +145,6 @@ static int set_item(fr_config_t *c, const fr_cfg_item_t *it, const char *value, 
     case FR_CFG_INT:
     case FR_CFG_DURATION: {
         int64_t v;
-        char *end = NULL;
         if (it->type == FR_CFG_DURATION) {
             if (fr_duration_parse(value, &v) != FR_OK) {
                 snprintf(why, why_len, "%s: \"%s\" is not a duration (e.g. 90s, 5m, 1h)", it->name,
@@ -152,12 +152,13 @@ static int set_item(fr_config_t *c, const fr_cfg_item_t *it, const char *value, 
                 return FR_E_BAD_ARG;
             }
         } else {
-            long long ll = strtoll(value, &end, 10);
-            if (!*value || *end) {
-                snprintf(why, why_len, "%s: \"%s\" is not an integer", it->name, value);
+            /* strict: strtoll would skip blanks and take a '+' */
+            if (!fr_parse_int64(value, it->min < 0, &v)) {
+                snprintf(why, why_len, "%s: \"%s\" is not an integer in [%lld, %lld] (%s)",
+                         it->name, value, (long long)it->min, (long long)it->max,
+                         it->min < 0 ? "digits, after a '-' if negative" : "digits only");
                 return FR_E_BAD_ARG;
             }
-            v = ll;
         }
         if (v < it->min || v > it->max) {
             snprintf(why, why_len, "%s: %s is outside [%lld, %lld]", it->name, value,

@@ -227,3 +227,22 @@ Test(numfmt, doubles_print_exactly_as_the_shortest_g_definition)
         check_double_matches(9.999999999999999 * x);
     }
 }
+
+/* fr_parse_int64, the config tables' strict integer parser: what strtoll skips or takes
+ * (blanks, '+', "0x", trailing text, overflow) is refused. */
+Test(numfmt, parse_int64_takes_digits_and_a_minus_only_where_allowed)
+{
+    int64_t v = 7;
+    cr_assert(fr_parse_int64("9223372036854775807", false, &v) && v == INT64_MAX);
+    cr_assert(fr_parse_int64("-9223372036854775808", true, &v) && v == INT64_MIN);
+    cr_assert(fr_parse_int64("-12", true, &v) && v == -12);
+    cr_assert(fr_parse_int64("0012", false, &v) && v == 12);
+    const char *bad[] = {"", "-", " 1", "+1", "1 ", "0x1", "1e3", "9223372036854775808",
+                         "-9223372036854775809", "--1"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        v = 7;
+        cr_assert(!fr_parse_int64(bad[i], true, &v), "\"%s\" accepted", bad[i]);
+        cr_assert_eq(v, 7, "*out untouched");
+    }
+    cr_assert(!fr_parse_int64("-1", false, &v), "a '-' where negatives are not allowed");
+}
