@@ -40,15 +40,21 @@ void fr_store_vstat_key(uint8_t out[FR_VSTAT_KEY_LEN], uint32_t view_id)
 
 static _Thread_local char why_buf[256];
 
-/* Refuses a format this build cannot read, before anything is written to the directory. */
+/* Refuses a format this build cannot read, before anything is written to the directory.
+ * "format_version" is a big-endian u32; a record of another size is corrupt (not "version 0"). */
 static int check_format(fr_store_t *s, MDB_txn *txn, const char **why)
 {
     MDB_val k = {14, "format_version"}, v;
     if (mdb_get(txn, s->meta, &k, &v) != MDB_SUCCESS)
         return FR_OK;
-    uint32_t fmt = 0;
-    if (v.mv_size == 4)
-        fmt = fr_get_be32(v.mv_data);
+    if (v.mv_size != 4) {
+        snprintf(why_buf, sizeof why_buf,
+                 "meta format_version: %zu bytes, expected 4 (the meta record is corrupt)",
+                 v.mv_size);
+        *why = why_buf;
+        return FR_E_STORAGE;
+    }
+    uint32_t fmt = fr_get_be32(v.mv_data);
     if (fmt < FR_STORE_FORMAT_OLDEST || fmt > FR_STORE_FORMAT_VERSION) {
         snprintf(why_buf, sizeof why_buf, "data format version %u, this build reads %u to %u",
                  fmt, FR_STORE_FORMAT_OLDEST, FR_STORE_FORMAT_VERSION);

@@ -78,3 +78,21 @@ Test(store, regression_a_write_seq_record_of_the_wrong_size_is_refused)
     cr_assert_eq(info.write_seq, 41u);
     st_close(&e);
 }
+
+Test(store, regression_a_format_version_record_of_the_wrong_size_says_so)
+{
+    st_env_t e;
+    st_open(&e, ST_NOW_US, 0);
+    fr_store_close(e.store);
+    /* was refused as "data format version 0", a version no build ever wrote */
+    static const uint8_t eight[] = {0, 0, 0, 0, 0, 0, 0, FR_STORE_FORMAT_VERSION};
+    set_meta(e.dir, "format_version", eight, sizeof eight);
+    open_refused(&e, FR_E_STORAGE, "meta format_version: 8 bytes, expected 4");
+    set_meta(e.dir, "format_version", eight, 0);
+    open_refused(&e, FR_E_STORAGE, "meta format_version: 0 bytes, expected 4");
+    uint8_t four[4];
+    fr_put_be32(four, FR_STORE_FORMAT_VERSION);
+    set_meta(e.dir, "format_version", four, sizeof four);
+    st_open_again(&e);
+    st_close(&e);
+}
