@@ -81,7 +81,7 @@ static void apply_jobs(fr_wtxn_t *txn, void *arg)
             g->rows += j->row_count;
             set_why(j, j->rc == FR_E_STORAGE_FULL
                            ? "LMDB map is full: raise map_size_mb or delete data; reads still work"
-                           : NULL);
+                           : j->result.why);
         } else {
             const char *why = NULL;
             j->rc = fr_store_write_registry(txn, (const char *)j->body, j->body_len, j->dry_run != 0,

@@ -166,6 +166,7 @@ typedef struct {
     uint32_t late;       /* written with event_ts older than the entity's newest version */
     uint64_t last_write_seq;
     int64_t high_water;  /* position of (source, partition) after the batch; -1 if none */
+    const char *why;     /* on failure, a static reason or NULL (then fr_err_str says it) */
 } fr_write_result_t;
 
 /* Validates one row's values against its view: a msgpack array of at most feature_count values
@@ -184,7 +185,8 @@ int fr_store_write_begin(fr_store_t *store, fr_wtxn_t **out);
  * together with its new position when it has a source (see fr_position_mode_t; a batch without
  * rows may still move the position).
  * Rows must have passed fr_store_check_row. FR_E_STORAGE_FULL (map full: the batch is undone, the
- * group goes on), FR_E_STORAGE. In a group run by fr_store_write_group's first, flat pass the
+ * group goes on), FR_E_STORAGE (result->why says so when the write sequence is at UINT64_MAX: a
+ * new version is refused rather than numbered 0). In a group run by fr_store_write_group's first, flat pass the
  * batch is applied directly in the group's transaction instead (see there). */
 int fr_store_write_apply(fr_wtxn_t *w, const fr_write_batch_t *batch, fr_write_result_t *result);
 

@@ -1,6 +1,7 @@
 /* The write path: row validation, group-commit transactions, atomic batches with exactly-once
  * source offsets, idempotent replays, registry updates. Only the writer thread calls the fr_wtxn_*
  * functions; fr_store_check_row runs on any thread. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -279,6 +280,12 @@ static int apply_rows(fr_wtxn_t *w, MDB_txn *txn, const fr_write_batch_t *b, fr_
             res->unchanged++;
             continue;
         }
+        /* Only a corrupt meta record gets here (2^64 versions are never written): wrapping to 0
+         * would reuse the numbers the rows hold, and sort the new version as the oldest. */
+        if (s->write_seq == UINT64_MAX) {
+            mrc = EOVERFLOW;
+            break;
+        }
         uint64_t seq = __atomic_add_fetch(&s->write_seq, 1, __ATOMIC_RELAXED);
         size_t klen = fr_key_encode(key, row->view->id, row->entity, row->entity_len, row->event_ts_us, seq);
         k = (MDB_val){klen, key};
@@ -376,6 +383,9 @@ static int keep_headroom(fr_wtxn_t *w, MDB_txn *txn, const fr_write_batch_t *b)
     return mrc;
 }
 
+static const char SEQ_EXHAUSTED[] = "write_seq is at 2^64-1, a new version would wrap it to 0 "
+                                   "(the meta record is corrupt): nothing was written";
+
 int fr_store_write_apply(fr_wtxn_t *w, const fr_write_batch_t *b, fr_write_result_t *res)
 {
     memset(res, 0, sizeof *res);
@@ -391,6 +401,7 @@ int fr_store_write_apply(fr_wtxn_t *w, const fr_write_batch_t *b, fr_write_resul
         w->abandoned = true;
         w->map_full = mrc == MDB_MAP_FULL;
         memset(res, 0, sizeof *res);
+        res->why = mrc == EOVERFLOW ? SEQ_EXHAUSTED : NULL;
         return fr_store_mdb_err(mrc);
     }
     MDB_txn *child;
@@ -410,6 +421,7 @@ int fr_store_write_apply(fr_wtxn_t *w, const fr_write_batch_t *b, fr_write_resul
         __atomic_store_n(&w->store->write_seq, seq_before, __ATOMIC_RELAXED);
         w->log.len = log_before; /* the batch is undone: so are its logged operations */
         memset(res, 0, sizeof *res);
+        res->why = mrc == EOVERFLOW ? SEQ_EXHAUSTED : NULL;
         return fr_store_mdb_err(mrc);
     }
     return FR_OK;
