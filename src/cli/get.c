@@ -3,8 +3,9 @@
 #include <string.h>
 
 #include "cli.h"
-#include "common/numfmt.h"
 #include "common/clock.h"
+#include "common/fault.h"
+#include "common/numfmt.h"
 #include "common/timefmt.h"
 #include "freshet/client.h"
 #include "freshet/cluster.h"
@@ -87,7 +88,8 @@ int fr_cli_get(fr_cli_ctx_t *ctx)
     char *col_text[MAXCOLS];
     size_t ncols = 0;
     fr_get_req_t req = {0};
-    const char **feats = calloc(MAXN, sizeof *feats);
+    /* fr_calloc/fr_strdup: a test can make each allocation fail (common/fault.h) */
+    const char **feats = fr_calloc(MAXN, sizeof *feats);
     if (!feats)
         return fr_cli_fail(FR_E_NOMEM, "no memory");
     int ex = 0;
@@ -115,8 +117,15 @@ int fr_cli_get(fr_cli_ctx_t *ctx)
                 ex = fr_cli_fail(2, "at most %d entity lists", MAXCOLS);
                 goto out;
             }
-            char *copy = strdup(v), *eq = strchr(copy, '=');
-            const char **vals = calloc(MAXN, sizeof *vals);
+            char *copy = fr_strdup(v);
+            const char **vals = fr_calloc(MAXN, sizeof *vals);
+            if (!copy || !vals) {
+                free(copy);
+                free((void *)vals);
+                ex = fr_cli_fail(FR_E_NOMEM, "no memory for %s", a);
+                goto out;
+            }
+            char *eq = strchr(copy, '=');
             cols[ncols].join_key = NULL;
             if (eq) {
                 *eq = 0;
@@ -130,7 +139,11 @@ int fr_cli_get(fr_cli_ctx_t *ctx)
         } else if (!strcmp(a, "--view")) {
             view = v;
         } else if (!strcmp(a, "--features")) {
-            features_arg = strdup(v);
+            free(features_arg); /* a repeated --features: the last one counts */
+            if (!(features_arg = fr_strdup(v))) {
+                ex = fr_cli_fail(FR_E_NOMEM, "no memory for %s", a);
+                goto out;
+            }
         } else if (!strcmp(a, "--as-of")) {
             as_of_s = v;
         } else if (!strcmp(a, "--format")) {
