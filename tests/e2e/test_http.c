@@ -157,8 +157,6 @@ Test(http, health_readiness_and_routing, .timeout = 60)
 {
     const char *small_pages[] = {"--map-hugepages", "off", NULL};
     fr_e2e_server_t *s = start_http(small_pages);
-    E2E_ASSERT(scrape(s, "freshet_lmdb_map_hugepages") == 0, "--map-hugepages off");
-    E2E_ASSERT(fr_e2e_lines_with(s->log_path, "hugepages=off") == 1, "start line");
     http_resp_t r;
     E2E_ASSERT(http(s->http_addr, "GET", "/healthz", NULL, 0, &r) == 0 && r.status == 200, "healthz");
     free(r.body);
@@ -171,6 +169,8 @@ Test(http, health_readiness_and_routing, .timeout = 60)
     /* the scrape is the fifth request; the 404 and the 405 are the errors */
     E2E_ASSERT(scrape(s, "freshet_http_requests_total") == 5, "http requests");
     E2E_ASSERT(scrape(s, "freshet_http_errors_total") == 2, "http errors");
+    E2E_ASSERT(scrape(s, "freshet_lmdb_map_hugepages") == 0, "--map-hugepages off");
+    E2E_ASSERT(fr_e2e_lines_with(s->log_path, "hugepages=off") == 1, "start line");
     E2E_ASSERT(fr_e2e_server_stop(s) == 0, "stop");
     fr_e2e_server_free(s);
 }
