@@ -45,8 +45,8 @@ typedef struct sub_ctx {
 struct part {
     struct fr_ingest *g;
     uint32_t id;
-    char subject[48]; /* freshet.*.<p> */
-    natsSubscription *sub;
+    char subject[48];      /* freshet.*.<p> */
+    natsSubscription *sub; /* set and cleared under g->lock (on_async_error reads it) */
     unsigned gen; /* bumped at each resubscribe; callbacks of older subscriptions are dropped */
     qent_t *q;    /* ring of QMAX entries */
     size_t qhead, qlen;
@@ -68,6 +68,9 @@ struct part {
     int ahead;                /* the position is above the stream's last sequence (see housekeep) */
     int held;                 /* ... and the partition is stopped until the operator acts */
     uint64_t rows_applied, rows_duplicate, rows_rejected, rows_misrouted, resubscribes;
+    uint64_t redelivered;        /* messages at or below last_queued dropped by on_msg */
+    uint64_t redelivered_logged; /* ... as of the last ingest_redelivered line */
+    uint64_t redelivered_first;  /* stream sequence of the first one since that line */
 };
 
 struct fr_ingest {
@@ -113,6 +116,8 @@ static void on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void
         pthread_cond_wait(&g->space, &g->lock); /* backpressure: flow control slows the server */
     if (g->stop || sc->gen != p->gen || seq <= p->last_queued) {
         /* stopping, a stale subscription, or a redelivery after an ordered-consumer reset */
+        if (!g->stop && sc->gen == p->gen && p->redelivered++ == p->redelivered_logged)
+            p->redelivered_first = seq;
         pthread_mutex_unlock(&g->lock);
         natsMsg_Destroy(msg);
         return;
@@ -162,9 +167,18 @@ static void on_reconnected(natsConnection *nc, void *closure)
 static void on_async_error(natsConnection *nc, natsSubscription *sub, natsStatus err, void *closure)
 {
     (void)nc;
-    (void)sub;
-    (void)closure;
-    fr_log(FR_LOG_WARN, "event=ingest_nats_error reason=\"%s\"", natsStatus_GetText(err));
+    fr_ingest_t *g = closure;
+    long part = -1;
+    pthread_mutex_lock(&g->lock);
+    for (size_t i = 0; sub && i < g->nparts; i++)
+        if (g->parts[i].sub == sub)
+            part = (long)g->parts[i].id;
+    pthread_mutex_unlock(&g->lock);
+    if (part >= 0)
+        fr_log(FR_LOG_WARN, "event=ingest_nats_error partition=%ld reason=\"%s\"", part,
+               natsStatus_GetText(err));
+    else
+        fr_log(FR_LOG_WARN, "event=ingest_nats_error reason=\"%s\"", natsStatus_GetText(err));
 }
 
 /* ---- batches (consumer thread) and their completion (writer thread) ---- */
@@ -417,12 +431,13 @@ static void unsubscribe(fr_ingest_t *g, part_t *p)
     pthread_mutex_lock(&g->lock);
     p->gen++;
     drop_queue(p);
+    natsSubscription *sub = p->sub;
+    p->sub = NULL;
     pthread_cond_broadcast(&g->space);
     pthread_mutex_unlock(&g->lock);
-    if (p->sub) {
-        natsSubscription_Unsubscribe(p->sub);
-        natsSubscription_Destroy(p->sub);
-        p->sub = NULL;
+    if (sub) {
+        natsSubscription_Unsubscribe(sub);
+        natsSubscription_Destroy(sub);
     }
 }
 
@@ -465,9 +480,9 @@ static void resubscribe(fr_ingest_t *g, part_t *p)
     so.Config.OptStartSeq = pos < 0 ? 1 : (uint64_t)pos + 1;
     so.Config.Heartbeat = HEARTBEAT_NS;
     jsErrCode jerr = 0;
-    natsStatus st = js_Subscribe(&p->sub, g->js, p->subject, on_msg, sc, &jo, &so, &jerr);
+    natsSubscription *sub = NULL;
+    natsStatus st = js_Subscribe(&sub, g->js, p->subject, on_msg, sc, &jo, &so, &jerr);
     if (st != NATS_OK) {
-        p->sub = NULL;
         pthread_mutex_lock(&g->lock);
         p->need_resub = 1;
         p->next_resub_us = fr_mono_us() + RESUB_BACKOFF_US;
@@ -480,6 +495,9 @@ static void resubscribe(fr_ingest_t *g, part_t *p)
         p->sub_fail_logged = 1;
         return;
     }
+    pthread_mutex_lock(&g->lock);
+    p->sub = sub;
+    pthread_mutex_unlock(&g->lock);
     p->sub_fail_logged = 0;
     p->resubscribes++;
     fr_log(FR_LOG_INFO, "event=ingest_subscribed partition=%u subject=%s start_seq=%llu", p->id,
@@ -559,7 +577,14 @@ static void housekeep(fr_ingest_t *g)
         part_t *p = &g->parts[i];
         pthread_mutex_lock(&g->lock);
         int busy = p->inflight, resub = p->need_resub || !p->sub, held = p->held;
+        uint64_t redelivered = p->redelivered - p->redelivered_logged, first = p->redelivered_first;
+        p->redelivered_logged = p->redelivered;
         pthread_mutex_unlock(&g->lock);
+        if (redelivered) /* the library recreated the consumer from an earlier sequence */
+            fr_log(FR_LOG_INFO,
+                   "event=ingest_redelivered partition=%u messages=%llu first_seq=%llu "
+                   "action=\"dropped: at or below the position\"",
+                   p->id, (unsigned long long)redelivered, (unsigned long long)first);
         if (busy || held)
             continue;
         if (have_last) {
@@ -697,11 +722,14 @@ static void *ingest_main(void *arg)
     /* close first: unsubscribing an ordered consumer on a dead connection waits for API timeouts;
      * the server drops the ephemeral consumers on its own once interest is gone */
     natsConnection_Close(g->nc);
-    for (size_t i = 0; i < g->nparts; i++)
-        if (g->parts[i].sub) {
-            natsSubscription_Destroy(g->parts[i].sub);
-            g->parts[i].sub = NULL;
-        }
+    for (size_t i = 0; i < g->nparts; i++) {
+        pthread_mutex_lock(&g->lock);
+        natsSubscription *sub = g->parts[i].sub;
+        g->parts[i].sub = NULL;
+        pthread_mutex_unlock(&g->lock);
+        if (sub)
+            natsSubscription_Destroy(sub);
+    }
     free(scratch);
     return NULL;
 }
