@@ -186,14 +186,16 @@ int fr_server_new(const fr_config_t *cfg, const fr_clock_t *clock, fr_server_t *
     if (rc != FR_OK)
         goto fail;
     fr_store_info_t si;
-    if (fr_store_info(s->store, &si) == FR_OK && si.map_hugepages < 0)
-        fr_log(FR_LOG_WARN, "event=map_hugepages_refused data=%s reason=\"the kernel refused "
-               "MADV_HUGEPAGE for the map (no transparent huge pages?): lookups use 4 KB pages\"",
-               cfg->data);
-    if (fr_store_info(s->store, &si) == FR_OK && (si.wal_restored || si.wal_replayed))
-        fr_log(FR_LOG_WARN, "event=wal_recovered replayed=%llu checkpoint_txn=%llu data=%s",
-               (unsigned long long)si.wal_replayed, (unsigned long long)si.wal_checkpoint_txn,
-               cfg->data);
+    if (fr_store_info(s->store, &si) == FR_OK) {
+        if (si.map_hugepages < 0)
+            fr_log(FR_LOG_WARN, "event=map_hugepages_refused data=%s reason=\"the kernel refused "
+                   "MADV_HUGEPAGE for the map (no transparent huge pages?): lookups use 4 KB "
+                   "pages\"", cfg->data);
+        if (si.wal_restored || si.wal_replayed)
+            fr_log(FR_LOG_WARN, "event=wal_recovered replayed=%llu checkpoint_txn=%llu data=%s",
+                   (unsigned long long)si.wal_replayed, (unsigned long long)si.wal_checkpoint_txn,
+                   cfg->data);
+    }
     s->base = event_base_new();
     if (!s->base) {
         rc = FR_E_NOMEM;
