@@ -386,6 +386,14 @@ static int keep_headroom(fr_wtxn_t *w, MDB_txn *txn, const fr_write_batch_t *b)
 static const char SEQ_EXHAUSTED[] = "write_seq is at 2^64-1, a new version would wrap it to 0 "
                                    "(the meta record is corrupt): nothing was written";
 
+/* A batch that wrote nothing: its result counts nothing and says why, from apply_rows' mrc. */
+static int batch_undone(fr_write_result_t *res, int mrc)
+{
+    memset(res, 0, sizeof *res);
+    res->why = mrc == EOVERFLOW ? SEQ_EXHAUSTED : NULL;
+    return fr_store_mdb_err(mrc);
+}
+
 int fr_store_write_apply(fr_wtxn_t *w, const fr_write_batch_t *b, fr_write_result_t *res)
 {
     memset(res, 0, sizeof *res);
@@ -400,9 +408,7 @@ int fr_store_write_apply(fr_wtxn_t *w, const fr_write_batch_t *b, fr_write_resul
             return FR_OK;
         w->abandoned = true;
         w->map_full = mrc == MDB_MAP_FULL;
-        memset(res, 0, sizeof *res);
-        res->why = mrc == EOVERFLOW ? SEQ_EXHAUSTED : NULL;
-        return fr_store_mdb_err(mrc);
+        return batch_undone(res, mrc);
     }
     MDB_txn *child;
     int mrc = FR_MDB(mdb_txn_begin(w->store->env, w->txn, 0, &child));
@@ -420,9 +426,7 @@ int fr_store_write_apply(fr_wtxn_t *w, const fr_write_batch_t *b, fr_write_resul
     if (mrc != MDB_SUCCESS) {
         __atomic_store_n(&w->store->write_seq, seq_before, __ATOMIC_RELAXED);
         w->log.len = log_before; /* the batch is undone: so are its logged operations */
-        memset(res, 0, sizeof *res);
-        res->why = mrc == EOVERFLOW ? SEQ_EXHAUSTED : NULL;
-        return fr_store_mdb_err(mrc);
+        return batch_undone(res, mrc);
     }
     return FR_OK;
 }
